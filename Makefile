@@ -1,0 +1,54 @@
+# The commands of this project; CI calls the same ones (.ci/run).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test test-postgres test-sqlite lint typecheck schema bench lock services clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+## Serve the API, the worker and the send-API simulator on the embedded defaults.
+run: install
+	$(BIN)/mailings migrate
+	$(BIN)/honcho start --no-prefix -f Procfile
+
+## The whole suite: on PostgreSQL + Redis, then on SQLite + SQLite Huey.
+test: install services
+	$(BIN)/python scripts/check_schema.py
+	$(MAKE) test-postgres test-sqlite
+
+test-postgres: install
+	MAILINGS_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+test-sqlite: install
+	MAILINGS_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+services:
+	scripts/services.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Regenerate schema.graphql from the code.
+schema: install
+	$(BIN)/mailings export-schema > schema.graphql
+
+bench: install services
+	$(BIN)/python -m bench
+
+## Re-pin the dependencies after editing pyproject.toml.
+lock:
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,33 @@
+"""Tortoise models and the domain rules that belong to them.
+
+Tortoise discovers the models of the ``models`` app in this module's namespace.
+"""
+
+from models.audience import ClientFilter, add_matching_clients, cancel_unmatched_pending
+from models.client import Client
+from models.errors import Conflict, FieldProblem, InvalidInput, MailingsError, NotFound
+from models.mailing import Mailing, MailingStats
+from models.message import Message
+from models.send_window import SendWindow, next_window_opening
+from models.status import FINAL_MESSAGE_STATUSES, MailingStatus, MessageStatus, can_transition
+
+__all__ = [
+    "FINAL_MESSAGE_STATUSES",
+    "Client",
+    "ClientFilter",
+    "Conflict",
+    "FieldProblem",
+    "InvalidInput",
+    "Mailing",
+    "MailingStats",
+    "MailingStatus",
+    "MailingsError",
+    "Message",
+    "MessageStatus",
+    "NotFound",
+    "SendWindow",
+    "add_matching_clients",
+    "can_transition",
+    "cancel_unmatched_pending",
+    "next_window_opening",
+]

@@ -1,0 +1,25 @@
+"""The client directory."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+__all__ = ["Client"]
+
+
+class Client(Model):
+    """Someone a mailing can reach; ``phone`` is unique across the directory."""
+
+    id = fields.BigIntField(primary_key=True)
+    phone = fields.CharField(max_length=11, unique=True)
+    operator_code = fields.CharField(max_length=3)
+    tag = fields.CharField(max_length=64, default="")
+    timezone = fields.CharField(max_length=64, default="UTC")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "client"
+        # Audience queries filter on operator code and tag, together or alone.
+        indexes = (("operator_code", "tag"), ("tag",))

@@ -1,0 +1,45 @@
+"""Keeping ``MailingStats`` in step with message status changes.
+
+Every message status change is PENDING -> final, made by a statement that
+knows how many rows it changed; the same transaction then calls one of these
+functions, so the counters never drift and ``stats`` is one primary-key read.
+"""
+
+from __future__ import annotations
+
+from tortoise import BaseDBAsyncClient
+
+from models.db import execute
+from models.status import MessageStatus
+
+__all__ = ["count_finalised", "count_new_pending"]
+
+_COLUMN = {status: status.value.lower() for status in MessageStatus}
+
+
+async def count_new_pending(conn: BaseDBAsyncClient, mailing_id: int, n: int) -> None:
+    if n:
+        await execute(
+            conn,
+            "UPDATE mailing_stats SET total = total + $2, pending = pending + $2"
+            " WHERE mailing_id = $1",
+            mailing_id,
+            n,
+        )
+
+
+async def count_finalised(
+    conn: BaseDBAsyncClient, mailing_id: int, status: MessageStatus, n: int
+) -> None:
+    """``n`` pending messages of the mailing became ``status``."""
+    if status is MessageStatus.PENDING:
+        raise ValueError("a finalised message is not pending")
+    if n:
+        column = _COLUMN[status]
+        await execute(
+            conn,
+            f"UPDATE mailing_stats SET pending = pending - $2, {column} = {column} + $2"
+            " WHERE mailing_id = $1",
+            mailing_id,
+            n,
+        )

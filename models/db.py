@@ -1,0 +1,127 @@
+"""Database configuration, connection lifecycle, migrations and raw SQL helpers.
+
+Raw SQL is written once with PostgreSQL's ``$1`` placeholders; on SQLite they
+become ``?1``. Every instant passed to SQL comes from Python as an aware UTC
+``datetime`` (never ``now()`` in SQL): SQLite compares the stored ISO strings,
+so they must all be written the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tortoise import BaseDBAsyncClient, Tortoise, connections
+
+from settings import Settings, get_settings
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "close_db",
+    "connection",
+    "execute",
+    "fetch",
+    "init_db",
+    "insert_counting",
+    "is_postgres",
+    "migrate",
+    "tortoise_config",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _tortoise_url(url: str) -> str:
+    # Tortoise names the asyncpg backend "postgres"; accept the usual spellings.
+    for prefix in ("postgresql://", "asyncpg://"):
+        if url.startswith(prefix):
+            return "postgres://" + url[len(prefix) :]
+    return url
+
+
+def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
+    url = _tortoise_url(settings.database_url)
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": ["models", "aerich.models"],
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(settings: Settings | None = None) -> None:
+    """Open the connections of this process (API, worker thread or CLI command)."""
+    # The global fallback lets request tasks see the context that the
+    # application's lifespan task created.
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+async def migrate(settings: Settings | None = None) -> list[str]:
+    """Apply the aerich migrations that the database has not seen yet."""
+    from aerich import Command
+
+    command = Command(
+        tortoise_config(settings), app="models", location=str(MIGRATIONS_DIR)
+    )
+    async with command:
+        await command.init()
+        applied: list[str] = await command.upgrade(run_in_transaction=True)
+    return applied
+
+
+def connection() -> BaseDBAsyncClient:
+    return connections.get("default")
+
+
+def is_postgres(conn: BaseDBAsyncClient) -> bool:
+    return conn.capabilities.dialect == "postgres"
+
+
+def _sql(conn: BaseDBAsyncClient, sql: str) -> str:
+    return sql if is_postgres(conn) else _PLACEHOLDER.sub(r"?\1", sql)
+
+
+async def fetch(
+    conn: BaseDBAsyncClient, sql: str, *params: Any
+) -> list[dict[str, Any]]:
+    """Rows of any statement, ``UPDATE ... RETURNING`` included."""
+    return await conn.execute_query_dict(_sql(conn, sql), list(params))
+
+
+async def execute(conn: BaseDBAsyncClient, sql: str, *params: Any) -> int:
+    """Run a statement and return how many rows it changed.
+
+    Tortoise's asyncpg client reads the count of an ``INSERT`` wrongly: use
+    :func:`insert_counting` for those.
+    """
+    count, _ = await conn.execute_query(_sql(conn, sql), list(params))
+    return int(count)
+
+
+async def insert_counting(conn: BaseDBAsyncClient, sql: str, *params: Any) -> int:
+    """Run an ``INSERT`` and return how many rows it added."""
+    if is_postgres(conn):
+        rows = await fetch(
+            conn,
+            f"WITH added AS ({sql} RETURNING 1) SELECT COUNT(*) AS n FROM added",
+            *params,
+        )
+        return int(rows[0]["n"])
+    # SQLite allows no INSERT inside WITH, but counts changes correctly.
+    return await execute(conn, sql, *params)

@@ -1,0 +1,190 @@
+"""Shared fixtures: a database of this run's own, built by the real migrations.
+
+The backend comes from ``MAILINGS_TEST_BACKEND``: ``postgres`` (the default,
+with Huey on Redis) or ``sqlite`` (the embedded defaults: SQLite and Huey on
+SQLite). ``make test`` runs the suite once with each. Every test starts from
+empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+BACKEND = os.environ.get("MAILINGS_TEST_BACKEND", "postgres")
+PG_ADMIN_URL = os.environ.get("MAILINGS_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("MAILINGS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+RUN_ID = f"{os.getpid()}_{int(time.time())}"
+DATA_DIR = Path(tempfile.mkdtemp(prefix=f"mailings-test-{RUN_ID}-"))
+
+if BACKEND == "postgres":
+    PG_DB = f"mailings_test_{RUN_ID}"
+    DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DB
+    REDIS_URL: str | None = REDIS_BASE_URL
+elif BACKEND == "sqlite":
+    DATABASE_URL = f"sqlite://{DATA_DIR}/mailings.sqlite3"
+    REDIS_URL = None
+else:  # pragma: no cover
+    raise RuntimeError(f"unknown MAILINGS_TEST_BACKEND {BACKEND!r}")
+
+# The code under test reads its settings from the environment, once: set it
+# before anything imports ``settings``.
+TEST_ENV = {
+    "DATABASE_URL": DATABASE_URL,
+    "REDIS_URL": REDIS_URL or "",
+    "DATA_DIR": str(DATA_DIR),
+    "QUEUE_NAME": f"mailings-test-{RUN_ID}",
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
+    "API_TOKEN": "",
+}
+os.environ.update(TEST_ENV)
+
+from models.db import close_db, connection, init_db, is_postgres, migrate  # noqa: E402
+
+_TABLES = ("message", "mailing_stats", "mailing", "client")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    return BACKEND
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[str]:
+    """This run's database, migrated, and Tortoise connected to it."""
+    if BACKEND == "postgres":
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        await admin.execute(f'CREATE DATABASE "{PG_DB}"')
+        await admin.close()
+    await migrate()
+    await init_db()
+    yield DATABASE_URL
+    await close_db()
+    if BACKEND == "postgres":
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+        await admin.close()
+    if REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(f"huey.*{TEST_ENV['QUEUE_NAME']}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+async def truncate_all() -> None:
+    conn = connection()
+    if is_postgres(conn):
+        await conn.execute_script(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")
+    else:
+        await conn.execute_script("".join(f"DELETE FROM {t};" for t in _TABLES))
+
+
+@pytest.fixture
+async def db(database: str) -> AsyncIterator[str]:
+    """Empty tables for this test."""
+    await truncate_all()
+    yield database
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+
+
+def start_command(args: list[str], env: dict[str, str] | None = None,
+                  port: int | None = None, log_name: str = "proc") -> subprocess.Popen[bytes]:
+    """Run ``mailings ARGS`` as a real process with the test environment."""
+    log = open(DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", *args],
+        env={**os.environ, **TEST_ENV, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    proc.log_path = Path(log.name)  # type: ignore[attr-defined]
+    if port is not None:
+        _wait_for_port(port, proc)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def api_url(database: str) -> Iterator[str]:
+    """A real ``mailings serve`` on loopback, on this run's database."""
+    port = free_port()
+    proc = start_command(["serve", "--port", str(port)], port=port, log_name="api")
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc)
+
+
+class GraphQLClient:
+    """Posts GraphQL over real HTTP; ``execute`` returns ``data`` and fails on ``errors``."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(base_url=url, headers=headers, timeout=60)
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}})
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        response = await self.post(query, variables)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@pytest.fixture
+async def gql(api_url: str, db: str) -> AsyncIterator[GraphQLClient]:
+    client = GraphQLClient(api_url)
+    yield client
+    await client.aclose()
+
+
+__all__ = ["GraphQLClient", "asyncio", "free_port", "start_command", "stop_process", "truncate_all"]
