@@ -38,10 +38,17 @@ class Settings(BaseSettings):
     # runs) apart on one Redis.
     queue_name: str = "mailings"
     # Sending engine knobs; the defaults suit the provider-sim on one machine.
+    # Which HTTP stack carries requests to the send API (see bench/).
+    provider_http: Literal["httpx", "httpx-aiohttp", "aiohttp"] = "httpx-aiohttp"
     send_concurrency: int = Field(default=256, ge=1, le=10_000)
     send_timeout: float = Field(default=10.0, gt=0)
+    send_connect_timeout: float = Field(default=3.0, gt=0)
     send_batch_size: int = Field(default=500, ge=1, le=10_000)
-    sweep_interval: float = Field(default=5.0, gt=0)
+    retry_base_delay: float = Field(default=1.0, gt=0)
+    retry_max_delay: float = Field(default=300.0, gt=0)
+    breaker_failure_threshold: int = Field(default=20, ge=1)
+    breaker_reset_timeout: float = Field(default=5.0, gt=0)
+    sweep_interval: float = Field(default=2.0, gt=0)
     # API protection.
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=200_000, ge=100)
@@ -59,9 +66,7 @@ class Settings(BaseSettings):
 
     @property
     def is_postgres(self) -> bool:
-        return self.database_url.startswith(
-            ("postgres://", "postgresql://", "asyncpg://")
-        )
+        return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
 
     @property
     def huey_sqlite_path(self) -> Path:

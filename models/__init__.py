@@ -5,6 +5,7 @@ Tortoise discovers the models of the ``models`` app in this module's namespace.
 
 from models.audience import ClientFilter, add_matching_clients, cancel_unmatched_pending
 from models.client import Client
+from models.client_messages import cancel_client_pending, follow_client_edit
 from models.errors import Conflict, FieldProblem, InvalidInput, MailingsError, NotFound
 from models.mailing import Mailing, MailingStats
 from models.message import Message
@@ -28,6 +29,8 @@ __all__ = [
     "SendWindow",
     "add_matching_clients",
     "can_transition",
+    "cancel_client_pending",
     "cancel_unmatched_pending",
+    "follow_client_edit",
     "next_window_opening",
 ]

@@ -12,7 +12,7 @@ from tortoise import BaseDBAsyncClient
 from models.db import execute
 from models.status import MessageStatus
 
-__all__ = ["count_finalised", "count_new_pending"]
+__all__ = ["count_finalised", "count_finalised_rows", "count_new_pending"]
 
 _COLUMN = {status: status.value.lower() for status in MessageStatus}
 
@@ -43,3 +43,15 @@ async def count_finalised(
             mailing_id,
             n,
         )
+
+
+async def count_finalised_rows(
+    conn: BaseDBAsyncClient, rows: list[dict[str, object]], status: MessageStatus
+) -> None:
+    """Count rows returned by a finalising ``UPDATE ... RETURNING mailing_id``."""
+    per_mailing: dict[int, int] = {}
+    for row in rows:
+        mailing_id = int(str(row["mailing_id"]))
+        per_mailing[mailing_id] = per_mailing.get(mailing_id, 0) + 1
+    for mailing_id, n in sorted(per_mailing.items()):
+        await count_finalised(conn, mailing_id, status, n)

@@ -76,9 +76,7 @@ async def migrate(settings: Settings | None = None) -> list[str]:
     """Apply the aerich migrations that the database has not seen yet."""
     from aerich import Command
 
-    command = Command(
-        tortoise_config(settings), app="models", location=str(MIGRATIONS_DIR)
-    )
+    command = Command(tortoise_config(settings), app="models", location=str(MIGRATIONS_DIR))
     async with command:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)
@@ -97,9 +95,7 @@ def _sql(conn: BaseDBAsyncClient, sql: str) -> str:
     return sql if is_postgres(conn) else _PLACEHOLDER.sub(r"?\1", sql)
 
 
-async def fetch(
-    conn: BaseDBAsyncClient, sql: str, *params: Any
-) -> list[dict[str, Any]]:
+async def fetch(conn: BaseDBAsyncClient, sql: str, *params: Any) -> list[dict[str, Any]]:
     """Rows of any statement, ``UPDATE ... RETURNING`` included."""
     return await conn.execute_query_dict(_sql(conn, sql), list(params))
 

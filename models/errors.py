@@ -22,9 +22,7 @@ class FieldProblem:
 class InvalidInput(MailingsError):
     """The input breaks the rules of SPEC section 1; nothing was written."""
 
-    def __init__(
-        self, problems: list[FieldProblem], message: str = "Invalid input"
-    ) -> None:
+    def __init__(self, problems: list[FieldProblem], message: str = "Invalid input") -> None:
         super().__init__(message)
         self.message = message
         self.problems = problems

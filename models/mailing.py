@@ -34,9 +34,7 @@ class Mailing(Model):
     # Minutes after local midnight; both set or both null.
     window_start = fields.SmallIntField(null=True)
     window_end = fields.SmallIntField(null=True)
-    status = fields.CharEnumField(
-        MailingStatus, max_length=16, default=MailingStatus.SCHEDULED
-    )
+    status = fields.CharEnumField(MailingStatus, max_length=16, default=MailingStatus.SCHEDULED)
     filter_version = fields.IntField(default=1)
     audience_version = fields.IntField(null=True)
     deleted_at = fields.DatetimeField(null=True)

@@ -33,9 +33,7 @@ class Message(Model):
     )
     phone = fields.CharField(max_length=11)
     timezone = fields.CharField(max_length=64)
-    status = fields.CharEnumField(
-        MessageStatus, max_length=16, default=MessageStatus.PENDING
-    )
+    status = fields.CharEnumField(MessageStatus, max_length=16, default=MessageStatus.PENDING)
     attempts = fields.IntField(default=0)
     last_error = fields.TextField(null=True)
     next_attempt_at = fields.DatetimeField()

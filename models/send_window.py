@@ -68,9 +68,7 @@ def next_window_opening(window: SendWindow, timezone: str, after: datetime) -> d
     raise AssertionError("a daily window opens within three days")  # pragma: no cover
 
 
-def _clock_jump(
-    tz: ZoneInfo, wall: datetime, low: datetime, high: datetime
-) -> datetime:
+def _clock_jump(tz: ZoneInfo, wall: datetime, low: datetime, high: datetime) -> datetime:
     """The instant in ``(low, high]`` at which the local clock jumps past ``wall``."""
     while high - low > timedelta(seconds=1):
         middle = low + (high - low) / 2

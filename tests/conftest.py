@@ -124,8 +124,12 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
-def start_command(args: list[str], env: dict[str, str] | None = None,
-                  port: int | None = None, log_name: str = "proc") -> subprocess.Popen[bytes]:
+def start_command(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    log_name: str = "proc",
+) -> subprocess.Popen[bytes]:
     """Run ``mailings ARGS`` as a real process with the test environment."""
     log = open(DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
