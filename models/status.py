@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "FINAL_MESSAGE_STATUSES",
@@ -12,7 +12,7 @@ __all__ = [
 ]
 
 
-class MailingStatus(str, Enum):
+class MailingStatus(StrEnum):
     SCHEDULED = "SCHEDULED"
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
@@ -24,7 +24,7 @@ class MailingStatus(str, Enum):
         return self in (MailingStatus.FINISHED, MailingStatus.CANCELLED)
 
 
-class MessageStatus(str, Enum):
+class MessageStatus(StrEnum):
     PENDING = "PENDING"
     SENT = "SENT"
     FAILED = "FAILED"

@@ -105,10 +105,10 @@ async def truncate_all() -> None:
 
 
 @pytest.fixture
-async def db(database: str) -> AsyncIterator[str]:
+async def db(database: str) -> str:
     """Empty tables for this test."""
     await truncate_all()
-    yield database
+    return database
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
