@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     send_timeout: float = Field(default=10.0, gt=0)
     send_connect_timeout: float = Field(default=3.0, gt=0)
     send_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # How long a claimed message stays hidden from other workers; past it, a
+    # message whose worker died is due again. Kept above twice send_timeout.
+    send_lease: float = Field(default=60.0, gt=0)
     retry_base_delay: float = Field(default=1.0, gt=0)
     retry_max_delay: float = Field(default=300.0, gt=0)
     breaker_failure_threshold: int = Field(default=20, ge=1)

@@ -70,16 +70,20 @@ async def add_matching_clients(
 
 
 async def cancel_unmatched_pending(
-    conn: BaseDBAsyncClient, mailing_id: int, client_filter: ClientFilter
+    conn: BaseDBAsyncClient, mailing_id: int, client_filter: ClientFilter, now: datetime
 ) -> int:
-    """Cancel the pending messages of clients that no longer match (or are gone)."""
-    where, params = client_filter.where(2)
+    """Cancel the pending messages of clients that no longer match (or are gone).
+
+    Messages a worker holds right now (leased past ``now``) are left to it.
+    """
+    where, params = client_filter.where(3)
     changed = await execute(
         conn,
         "UPDATE message SET status = 'CANCELLED', last_error = 'client no longer matches'"
-        " WHERE mailing_id = $1 AND status = 'PENDING' AND NOT EXISTS ("
+        " WHERE mailing_id = $1 AND status = 'PENDING' AND next_attempt_at <= $2 AND NOT EXISTS ("
         f" SELECT 1 FROM client c WHERE c.id = message.client_id AND {where})",
         mailing_id,
+        now,
         *params,
     )
     await count_finalised(conn, mailing_id, MessageStatus.CANCELLED, changed)

@@ -1,0 +1,149 @@
+"""Tending mailings: every step that moves a mailing along, derived from its rows.
+
+``tend_mailing`` is idempotent and safe to run from several workers at once:
+status changes are compare-and-set, the audience insert ignores clients that
+already have a message, and finalising statements only touch pending
+messages that no worker holds. The sweep runs it for every mailing that may
+need it, so a lost queue message or a dead worker delays work, never loses it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from tortoise import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from models import ClientFilter, Mailing, MailingStatus, MessageStatus
+from models.audience import add_matching_clients, cancel_unmatched_pending
+from models.counters import count_finalised
+from models.db import connection, execute, fetch
+
+__all__ = ["due_mailing_ids", "tend_mailing"]
+
+log = structlog.get_logger(__name__)
+
+_OPEN = (MailingStatus.SCHEDULED, MailingStatus.RUNNING, MailingStatus.PAUSED)
+
+
+async def due_mailing_ids(now: datetime) -> list[int]:
+    """Mailings the sweep must look at: started or due, or final with pending messages."""
+    rows = await fetch(
+        connection(),
+        "SELECT m.id FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
+        " WHERE (m.status IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND m.start_at <= $1)"
+        " OR s.pending > 0 ORDER BY m.id",
+        now,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+async def _set_status(
+    conn: BaseDBAsyncClient,
+    mailing: Mailing,
+    expected: MailingStatus,
+    new: MailingStatus,
+    now: datetime,
+) -> bool:
+    changed = await execute(
+        conn,
+        "UPDATE mailing SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+        mailing.id,
+        expected.value,
+        new.value,
+        now,
+    )
+    if changed:
+        log.info("mailing status changed", mailing_id=mailing.id, old=expected, new=new)
+        mailing.status = new
+    return bool(changed)
+
+
+def _filter(mailing: Mailing) -> ClientFilter:
+    return ClientFilter(tuple(mailing.filter_operator_codes), tuple(mailing.filter_tags))
+
+
+async def _build_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: datetime) -> None:
+    """Messages for the clients matching the filter now (or, re-targeting, newly matching)."""
+    added = await add_matching_clients(conn, mailing.id, _filter(mailing), mailing.start_at)
+    dropped = 0
+    if mailing.audience_version is not None:
+        dropped = await cancel_unmatched_pending(conn, mailing.id, _filter(mailing), now)
+    await execute(
+        conn,
+        "UPDATE mailing SET audience_version = $2"
+        " WHERE id = $1 AND (audience_version IS NULL OR audience_version < $2)",
+        mailing.id,
+        mailing.filter_version,
+    )
+    log.info(
+        "mailing audience built",
+        mailing_id=mailing.id,
+        filter_version=mailing.filter_version,
+        added=added,
+        cancelled=dropped,
+    )
+    mailing.audience_version = mailing.filter_version
+
+
+async def _finalise_unheld(
+    conn: BaseDBAsyncClient, mailing_id: int, status: MessageStatus, reason: str, now: datetime
+) -> int:
+    """Move the mailing's pending messages that no worker holds to ``status``."""
+    changed = await execute(
+        conn,
+        f"UPDATE message SET status = '{status.value}', last_error = COALESCE(last_error, $3)"
+        " WHERE mailing_id = $1 AND status = 'PENDING' AND next_attempt_at <= $2",
+        mailing_id,
+        now,
+        reason,
+    )
+    await count_finalised(conn, mailing_id, status, changed)
+    if changed:
+        log.info(
+            "messages finalised", mailing_id=mailing_id, status=status, count=changed, reason=reason
+        )
+    return changed
+
+
+async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
+    """Bring one mailing up to date with the clock; returns its status afterwards."""
+    async with in_transaction() as conn:
+        mailing = await Mailing.get_or_none(id=mailing_id).using_db(conn)
+        if mailing is None:
+            return None
+        status = mailing.status
+        started = mailing.start_at <= now
+        if status is MailingStatus.SCHEDULED and started:
+            if mailing.audience_version is None:
+                await _build_audience(conn, mailing, now)
+            target = MailingStatus.RUNNING if now < mailing.end_at else MailingStatus.FINISHED
+            await _set_status(conn, mailing, status, target, now)
+        elif (
+            status in (MailingStatus.RUNNING, MailingStatus.PAUSED)
+            and mailing.audience_version is not None
+            and mailing.audience_version < mailing.filter_version
+        ):
+            await _build_audience(conn, mailing, now)
+
+    async with in_transaction() as conn:
+        status = mailing.status
+        if status is MailingStatus.CANCELLED:
+            await _finalise_unheld(
+                conn, mailing.id, MessageStatus.CANCELLED, "mailing cancelled", now
+            )
+        elif now >= mailing.end_at and (started or status is not MailingStatus.SCHEDULED):
+            await _finalise_unheld(
+                conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent", now
+            )
+            if status in _OPEN:
+                await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+        elif status is MailingStatus.RUNNING and await _nothing_pending(conn, mailing.id):
+            await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+    return mailing.status
+
+
+async def _nothing_pending(conn: BaseDBAsyncClient, mailing_id: int) -> bool:
+    rows = await fetch(conn, "SELECT pending FROM mailing_stats WHERE mailing_id = $1", mailing_id)
+    return not rows or int(rows[0]["pending"]) == 0
