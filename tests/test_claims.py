@@ -126,10 +126,14 @@ async def test_outcomes_are_recorded_once_and_counted(db: str) -> None:
     async with in_transaction() as conn:
         assert await finalise_messages(conn, outcomes) == 0
     rows = {m.id: m for m in await Message.filter(mailing_id=mailing.id)}
-    assert rows[a].status is MessageStatus.SENT and rows[a].sent_at is not None
-    assert rows[b].status is MessageStatus.FAILED and rows[b].last_error == "HTTP 400: bad phone"
-    assert rows[c].status is MessageStatus.PENDING and rows[c].attempts == 1
-    assert rows[c].last_error == "HTTP 503" and rows[c].next_attempt_at == later
+    assert rows[a].status is MessageStatus.SENT
+    assert rows[a].sent_at is not None
+    assert rows[b].status is MessageStatus.FAILED
+    assert rows[b].last_error == "HTTP 400: bad phone"
+    assert rows[c].status is MessageStatus.PENDING
+    assert rows[c].attempts == 1
+    assert rows[c].last_error == "HTTP 503"
+    assert rows[c].next_attempt_at == later
     assert rows[d].attempts == 0
     assert await _stats(mailing.id) == {
         "total": 4,
