@@ -49,5 +49,7 @@ def configure_logging(settings: Settings | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    # Tortoise logs every SQL statement with its parameters at DEBUG.
+    # Tortoise logs every SQL statement with its parameters at DEBUG; httpx
+    # logs every request at INFO, which the engine already logs with its ids.
     logging.getLogger("tortoise").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,107 @@
+"""One engine per worker process, on its own event loop in its own thread.
+
+Huey runs plain functions in its worker threads and no ``async def`` tasks,
+so the bridge is deliberate: the process starts one thread that owns one
+event loop, one Tortoise context and one HTTP client, and the engine runs
+there. Huey tasks only hand ids over (``submit_tend``) and wait for the
+coroutine to finish. One loop per process, not per Huey thread, lets every
+request share one connection pool and one database pool, and makes
+``send_concurrency`` the process's real number of requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import structlog
+
+from models.db import close_db, init_db
+from settings import Settings, get_settings
+from tasks.breaker import CircuitBreaker
+from tasks.engine import Engine
+from tasks.provider import make_provider_client
+
+__all__ = ["EngineRuntime", "engine", "start_engine"]
+
+log = structlog.get_logger(__name__)
+
+_runtime: EngineRuntime | None = None
+
+
+class EngineRuntime:
+    """The engine thread of this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: Engine | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise RuntimeError("the engine could not start") from self._failure
+
+    def _main(self) -> None:
+        try:
+            import uvloop
+
+            loop_factory: Any = uvloop.new_event_loop
+        except ImportError:  # pragma: no cover - uvloop is a dependency, but optional
+            loop_factory = None
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await init_db(self._settings)
+            provider = make_provider_client(self._settings)
+            breaker = CircuitBreaker.from_settings(self._settings)
+            self._engine = Engine(self._settings, provider, breaker)
+            self._loop = asyncio.get_running_loop()
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            raise
+        self._ready.set()
+        try:
+            await self._engine.run()
+        finally:
+            await provider.aclose()
+            await close_db()
+
+    def submit_tend(self, mailing_id: int, timeout: float = 120.0) -> None:
+        """Tend a mailing on the engine's loop; called from Huey's worker threads."""
+        if self._loop is None or self._engine is None:
+            raise RuntimeError("the engine is not running")
+        future = asyncio.run_coroutine_threadsafe(self._engine.tend(mailing_id), self._loop)
+        future.result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, let in-flight requests finish and be recorded, then return."""
+        if self._loop is not None and self._engine is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._engine.stop)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("engine did not stop in time", timeout_s=timeout)
+
+
+def start_engine(settings: Settings | None = None) -> EngineRuntime:
+    """Start this process's engine (once)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = EngineRuntime(settings or get_settings())
+        _runtime.start()
+    return _runtime
+
+
+def engine() -> EngineRuntime:
+    """This process's running engine."""
+    if _runtime is None:
+        raise RuntimeError("no engine runs in this process: start it with `mailings worker`")
+    return _runtime
