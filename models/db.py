@@ -21,6 +21,7 @@ __all__ = [
     "close_db",
     "connection",
     "execute",
+    "execute_many",
     "fetch",
     "init_db",
     "insert_counting",
@@ -84,7 +85,8 @@ async def migrate(settings: Settings | None = None) -> list[str]:
 
 
 def connection() -> BaseDBAsyncClient:
-    return connections.get("default")
+    conn: BaseDBAsyncClient = connections.get("default")
+    return conn
 
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
@@ -108,6 +110,11 @@ async def execute(conn: BaseDBAsyncClient, sql: str, *params: Any) -> int:
     """
     count, _ = await conn.execute_query(_sql(conn, sql), list(params))
     return int(count)
+
+
+async def execute_many(conn: BaseDBAsyncClient, sql: str, rows: list[list[Any]]) -> None:
+    """Run one statement once per parameter row (bulk inserts on SQLite)."""
+    await conn.execute_many(_sql(conn, sql), rows)
 
 
 async def insert_counting(conn: BaseDBAsyncClient, sql: str, *params: Any) -> int:

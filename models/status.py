@@ -37,7 +37,8 @@ FINAL_MESSAGE_STATUSES = frozenset(MessageStatus) - {MessageStatus.PENDING}
 _S = MailingStatus
 _MAILING_TRANSITIONS: dict[MailingStatus, frozenset[MailingStatus]] = {
     _S.SCHEDULED: frozenset({_S.RUNNING, _S.PAUSED, _S.FINISHED, _S.CANCELLED}),
-    _S.RUNNING: frozenset({_S.PAUSED, _S.FINISHED, _S.CANCELLED}),
+    # Back to SCHEDULED when an update moves its start into the future.
+    _S.RUNNING: frozenset({_S.SCHEDULED, _S.PAUSED, _S.FINISHED, _S.CANCELLED}),
     # A paused mailing resumes into SCHEDULED or RUNNING depending on the clock.
     _S.PAUSED: frozenset({_S.SCHEDULED, _S.RUNNING, _S.FINISHED, _S.CANCELLED}),
     _S.FINISHED: frozenset(),
