@@ -131,14 +131,16 @@ def start_command(
     log_name: str = "proc",
 ) -> subprocess.Popen[bytes]:
     """Run ``mailings ARGS`` as a real process with the test environment."""
-    log = open(DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", *args],
-        env={**os.environ, **TEST_ENV, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    proc.log_path = Path(log.name)  # type: ignore[attr-defined]
+    log_path = DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log"
+    # The child keeps its own copy of the file descriptor; ours is closed at once.
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", *args],
+            env={**os.environ, **TEST_ENV, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    proc.log_path = log_path  # type: ignore[attr-defined]
     if port is not None:
         _wait_for_port(port, proc)
     return proc
