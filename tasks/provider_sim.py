@@ -232,6 +232,11 @@ class SimulatorServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def open_connections(self) -> int:
+        """Connections to the send port now open (hung requests included)."""
+        return len(self._connections)
+
+    @property
     def is_down(self) -> bool:
         return self.faults.down or self._periodic_down or time.time() < self._timed_down_until
 
@@ -487,8 +492,13 @@ class _Connection(asyncio.Protocol):
             self.timer = None
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        """Drop the connection as a crashed peer does: a TCP RST, not a FIN."""
+        if self.transport is None:
+            return
+        with contextlib.suppress(OSError):
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -570,11 +580,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is None:
             return
         if action is _RESET:
-            with contextlib.suppress(OSError):
-                # Linger 0: close with a TCP RST, as a crashed peer does.
-                sock = self.transport.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.transport.abort()
+            self.abort()
         elif action is _HANG:
             self.timer = asyncio.get_running_loop().call_later(HANG_LIMIT, self.abort)
         else:

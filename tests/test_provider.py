@@ -218,7 +218,7 @@ _FAILURES: list[tuple[Exception, str]] = [
     (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), "timeout"),
     (aiohttp.ConnectionTimeoutError("Connection timeout"), "timeout"),
     (_chained(aiohttp.ClientOSError(104, "reset"), _RESET_BY_PEER), "connection reset"),
-    (aiohttp.ClientPayloadError("payload is not completed"), "protocol error: payload is not completed"),
+    (aiohttp.ClientPayloadError("not completed"), "protocol error: not completed"),
 ]  # fmt: skip
 
 

@@ -1,0 +1,183 @@
+"""Every ProviderClient stack against the real simulator on loopback, fault by fault."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from settings import Settings
+from tasks.provider import ProviderClient, make_provider_client
+from tasks.provider_sim import running_simulator
+
+PHONE = "79001234567"
+MakeClient = Callable[..., ProviderClient]
+
+
+@pytest.fixture(params=["httpx", "httpx-aiohttp", "aiohttp"])
+async def make_client(request: pytest.FixtureRequest) -> AsyncIterator[MakeClient]:
+    """``make_client(url, **settings)``: a client of the parametrised stack, closed afterwards."""
+    clients: list[ProviderClient] = []
+
+    def make(url: str, **overrides: Any) -> ProviderClient:
+        values: dict[str, Any] = {"send_timeout": 5.0, "send_concurrency": 16}
+        settings = Settings(
+            provider_url=url, provider_http=request.param, **{**values, **overrides}
+        )
+        client = make_provider_client(settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def _eventually(check: Callable[[], bool]) -> None:
+    for _ in range(300):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within 3 s")
+
+
+async def test_sent_and_recorded(make_client: MakeClient) -> None:
+    async with running_simulator() as sim:
+        client = make_client(sim.url)
+        results = [await client.send(i, PHONE, f"text {i}") for i in (1, 2, 3)]
+        again = await client.send(2, PHONE, "text 2")
+        assert [r.kind for r in [*results, again]] == ["sent"] * 4
+        assert all(r.error is None and r.status_code == 200 for r in results)
+        stats = sim.stats()
+        assert stats["accepted"] == 4
+        assert stats["unique_accepted"] == 3
+        assert stats["duplicates"] == 1
+        assert [row[:2] + row[3:] for row in sim.records.accepted_list()] == [
+            [1, 1, 79001234567],
+            [2, 2, 79001234567],
+            [3, 1, 79001234567],
+        ]
+
+
+async def test_concurrent_sends_share_the_pool(make_client: MakeClient) -> None:
+    async with running_simulator(latency=20) as sim:
+        client = make_client(sim.url, send_concurrency=50)
+        results = await asyncio.gather(*(client.send(i, PHONE, "x") for i in range(1, 201)))
+        assert {r.kind for r in results} == {"sent"}
+        assert sim.stats()["unique_accepted"] == 200
+
+
+async def test_latency(make_client: MakeClient) -> None:
+    async with running_simulator(latency=150, latency_jitter=20) as sim:
+        result = await make_client(sim.url).send(1, PHONE, "x")
+        assert result.kind == "sent"
+        assert 0.12 <= result.latency < 1.0
+
+
+async def test_server_error(make_client: MakeClient) -> None:
+    async with running_simulator(fail_rate=1.0) as sim:
+        result = await make_client(sim.url).send(1, PHONE, "x")
+        assert result.kind == "transient"
+        assert result.status_code == 500
+        assert result.error == 'HTTP 500: {"code":500,"message":"simulated internal error"}'
+        assert sim.stats()["accepted"] == 0
+
+
+async def test_connection_reset(make_client: MakeClient) -> None:
+    async with running_simulator(reset_rate=1.0) as sim:
+        client = make_client(sim.url)
+        for message_id in (1, 2):
+            result = await client.send(message_id, PHONE, "x")
+            assert result.kind == "transient"
+            assert result.error == "connection reset"
+            assert result.status_code is None
+        await sim.set_faults(reset_rate=0.0)
+        assert (await client.send(3, PHONE, "x")).kind == "sent"
+
+
+async def test_hang_times_out_and_frees_the_server(make_client: MakeClient) -> None:
+    async with running_simulator(hang_rate=1.0) as sim:
+        result = await make_client(sim.url, send_timeout=0.3).send(1, PHONE, "x")
+        assert result.kind == "transient"
+        assert result.error == "timeout"
+        assert 0.3 <= result.latency < 2.0
+        # The client hung up, so the simulator holds nothing for that request.
+        await _eventually(lambda: sim.open_connections == 0)
+
+
+async def test_rate_limited_with_retry_after(make_client: MakeClient) -> None:
+    async with running_simulator(rate_limit_rate=1.0) as sim:
+        result = await make_client(sim.url).send(1, PHONE, "x")
+        assert result.kind == "transient"
+        assert result.status_code == 429
+        assert result.retry_after == 1.0
+
+
+async def test_permanent_rejection_is_the_same_on_retry(make_client: MakeClient) -> None:
+    async with running_simulator(reject_rate=1.0) as sim:
+        client = make_client(sim.url)
+        first = await client.send(7, PHONE, "x")
+        retry = await client.send(7, PHONE, "x")
+        assert first.kind == retry.kind == "rejected"
+        assert first.status_code == 400
+        assert first.error is not None
+        assert "permanent rejection" in first.error
+        assert sim.stats()["by_outcome"] == {"rejected": 2}
+
+
+async def test_garbage(make_client: MakeClient) -> None:
+    async with running_simulator(garbage_rate=1.0, seed=1) as sim:
+        client = make_client(sim.url)
+        results = [await client.send(i, PHONE, "x") for i in range(1, 31)]
+        assert {r.kind for r in results} == {"transient"}
+        assert {r.status_code for r in results} == {200}
+        errors = {r.error.split(":")[0] for r in results if r.error}
+        assert errors == {"bad body", "provider code 1"}
+        assert sim.stats()["accepted"] == 0
+
+
+async def test_down_is_refused_then_recovers(make_client: MakeClient) -> None:
+    async with running_simulator() as sim:
+        client = make_client(sim.url)
+        assert (await client.send(1, PHONE, "x")).kind == "sent"
+        await sim.set_faults(down=True)
+        result = await client.send(2, PHONE, "x")
+        assert result.kind == "transient"
+        assert result.error in ("connection refused", "connection reset")
+        await sim.set_faults(down=False)
+        assert (await client.send(3, PHONE, "x")).kind == "sent"
+        assert [row[0] for row in sim.records.accepted_list()] == [1, 3]
+
+
+async def test_outage_for_a_while(make_client: MakeClient) -> None:
+    async with running_simulator() as sim:
+        client = make_client(sim.url)
+        await sim.set_faults(down_for=0.3)
+        down = await client.send(1, PHONE, "x")
+        assert down.kind == "transient"
+        assert down.error == "connection refused"
+        await asyncio.sleep(0.4)
+        assert (await client.send(1, PHONE, "x")).kind == "sent"
+
+
+async def test_token(make_client: MakeClient) -> None:
+    async with running_simulator(token="sim-token") as sim:
+        good = await make_client(sim.url, provider_token="sim-token").send(1, PHONE, "x")
+        assert good.kind == "sent"
+        missing = await make_client(sim.url).send(2, PHONE, "x")
+        wrong = await make_client(sim.url, provider_token="wrong-token").send(3, PHONE, "x")
+        for result in (missing, wrong):
+            assert result.kind == "rejected"
+            assert result.status_code == 401
+        assert "wrong-token" not in str(wrong)
+        assert sim.stats()["by_outcome"] == {"accepted": 1, "unauthorized": 2}
+
+
+async def test_nothing_listening(make_client: MakeClient) -> None:
+    async with running_simulator() as sim:
+        url = sim.url
+    result = await make_client(url).send(1, PHONE, "x")
+    assert result.kind == "transient"
+    assert result.error == "connection refused"

@@ -1,0 +1,353 @@
+"""The send-API simulator itself: validation, faults, introspection, the command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+import tasks.provider_sim as provider_sim
+from tasks.provider_sim import Faults, running_simulator
+from tests.conftest import free_port
+
+PHONE = 79001234567
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        yield client
+
+
+def _message(message_id: int, **overrides: Any) -> dict[str, Any]:
+    return {"id": message_id, "phone": PHONE, "text": "hello", **overrides}
+
+
+async def _post(http: httpx.AsyncClient, url: str, message_id: int, **body: Any) -> httpx.Response:
+    return await http.post(f"{url}/send/{message_id}", json=_message(message_id, **body))
+
+
+async def test_accepts_and_answers_ok(http: httpx.AsyncClient) -> None:
+    async with running_simulator() as sim:
+        response = await _post(http, sim.url, 5)
+        assert response.status_code == 200
+        assert response.json() == {"code": 0, "message": "OK"}
+        assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "reason"),
+    [
+        ("/send/5", b"not json", "body is not JSON"),
+        ("/send/5", b"[5]", "body is not a JSON object"),
+        ("/send/5", orjson.dumps(_message(6)), "id must be an integer equal to the msgId"),
+        ("/send/5", orjson.dumps(_message(5, id="5")), "id must be an integer equal to the msgId"),
+        ("/send/5", orjson.dumps(_message(5, phone="79001234567")), "phone must be an integer"),
+        ("/send/5", orjson.dumps({"id": 5, "phone": PHONE}), "text must be a string"),
+        ("/send/5", orjson.dumps(_message(5, text=None)), "text must be a string"),
+    ],
+)
+async def test_invalid_bodies_are_400(
+    http: httpx.AsyncClient, path: str, content: bytes, reason: str
+) -> None:
+    async with running_simulator() as sim:
+        response = await http.post(sim.url + path, content=content)
+        assert response.status_code == 400
+        assert response.json()["message"].startswith(reason)
+        assert sim.stats()["by_outcome"] == {"invalid": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/send/abc"), ("POST", "/nope"), ("GET", "/send/1")]
+)
+async def test_unknown_routes_are_404(http: httpx.AsyncClient, method: str, path: str) -> None:
+    async with running_simulator() as sim:
+        response = await http.request(method, sim.url + path, json=_message(1))
+        assert response.status_code == 404
+        assert sim.stats()["accepted"] == 0
+
+
+async def test_introspection_over_http(http: httpx.AsyncClient) -> None:
+    async with running_simulator(fail_rate=0.0) as sim:
+        before = datetime.now().astimezone()
+        for message_id in (1, 2, 1):
+            await _post(http, sim.url, message_id)
+        await http.post(f"{sim.url}/send/3", content=b"{}")
+        stats = (await http.get(f"{sim.url}/_sim/stats")).json()
+        assert stats["requests"] == 4
+        assert stats["accepted"] == 3
+        assert stats["unique_accepted"] == 2
+        assert stats["duplicates"] == 1
+        assert stats["by_outcome"] == {"accepted": 3, "invalid": 1}
+        assert stats["down"] is False
+        assert datetime.fromisoformat(stats["first_request_at"]) >= before
+        accepted = (await http.get(f"{sim.url}/_sim/accepted")).json()
+        assert [[row[0], row[1], row[3]] for row in accepted] == [[1, 2, PHONE], [2, 1, PHONE]]
+        assert datetime.fromisoformat(accepted[0][2]) >= before
+        requests = (await http.get(f"{sim.url}/_sim/requests")).json()
+        assert [[row[0], row[2]] for row in requests] == [
+            [1, "accepted"],
+            [2, "accepted"],
+            [1, "accepted"],
+            [3, "invalid"],
+        ]
+        arrivals = [datetime.fromisoformat(row[1]) for row in requests]
+        assert arrivals == sorted(arrivals)
+        assert arrivals[-1] == datetime.fromisoformat(stats["last_request_at"])
+        reset = await http.post(f"{sim.url}/_sim/reset")
+        assert reset.status_code == 200
+        stats = (await http.get(f"{sim.url}/_sim/stats")).json()
+        assert stats["requests"] == 0
+        assert (await http.get(f"{sim.url}/_sim/accepted")).json() == []
+
+
+async def test_faults_change_at_run_time(http: httpx.AsyncClient) -> None:
+    async with running_simulator() as sim:
+        assert (await _post(http, sim.url, 1)).status_code == 200
+        changed = await http.post(
+            f"{sim.url}/_sim/faults", json={"fail-rate": 1, "latency_jitter": 5}
+        )
+        assert changed.status_code == 200
+        assert changed.json()["fail_rate"] == 1.0
+        assert changed.json()["latency_jitter"] == 5.0
+        assert (await _post(http, sim.url, 2)).status_code == 500
+        assert (await http.get(f"{sim.url}/_sim/faults")).json()["fail_rate"] == 1.0
+        assert sim.faults.fail_rate == 1.0
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"fail_rate": 1.5},
+        {"fail_rate": -0.1},
+        {"fail_rate": "half"},
+        {"latency": True},
+        {"down": 1},
+        {"token": 5},
+        {"seed": "x"},
+        {"no_such_fault": 1},
+        {"outage_every": 1, "outage_for": 2},
+        {"down_for": 0},
+        [1, 2],
+    ],
+)
+async def test_bad_fault_changes_are_400(http: httpx.AsyncClient, changes: Any) -> None:
+    async with running_simulator() as sim:
+        response = await http.post(f"{sim.url}/_sim/faults", json=changes)
+        assert response.status_code == 400
+        assert sim.faults == Faults()
+
+
+def test_faults_validate() -> None:
+    with pytest.raises(ValueError, match="probability"):
+        Faults().replace({"reject_rate": 2})
+    assert Faults().replace({"reject-rate": 0.5}).reject_rate == 0.5
+
+
+async def test_rejections_are_deterministic_per_id_and_seed(http: httpx.AsyncClient) -> None:
+    async def rejected_ids(seed: int) -> set[int]:
+        async with running_simulator(reject_rate=0.3, seed=seed) as sim:
+            statuses = [(i, (await _post(http, sim.url, i)).status_code) for i in range(1, 201)]
+            return {i for i, status in statuses if status == 400}
+
+    first = await rejected_ids(1)
+    assert 30 <= len(first) <= 90
+    assert await rejected_ids(1) == first
+    assert await rejected_ids(2) != first
+
+
+async def test_transient_faults_are_random_per_request(http: httpx.AsyncClient) -> None:
+    async with running_simulator(fail_rate=0.25, rate_limit_rate=0.25, seed=3) as sim:
+        statuses = [(await _post(http, sim.url, 1)).status_code for _ in range(400)]
+        assert 60 <= statuses.count(500) <= 140
+        assert 60 <= statuses.count(429) <= 140
+        assert 120 <= statuses.count(200) <= 280
+        outcomes = sim.stats()["by_outcome"]
+        assert outcomes["failed"] == statuses.count(500)
+        assert outcomes["rate_limited"] == statuses.count(429)
+
+
+async def test_rate_limit_answer(http: httpx.AsyncClient) -> None:
+    async with running_simulator(rate_limit_rate=1) as sim:
+        response = await _post(http, sim.url, 1)
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "1"
+
+
+async def test_token_required(http: httpx.AsyncClient) -> None:
+    async with running_simulator(token="t0k") as sim:
+        assert (await _post(http, sim.url, 1)).status_code == 401
+        response = await http.post(
+            f"{sim.url}/send/1", json=_message(1), headers={"Authorization": "Bearer t0k"}
+        )
+        assert response.status_code == 200
+
+
+async def test_hangs_are_dropped_after_the_cap(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(provider_sim, "HANG_LIMIT", 0.2)
+    async with running_simulator(hang_rate=1) as sim:
+        with pytest.raises(httpx.TransportError):
+            await _post(http, sim.url, 1)
+        assert sim.open_connections == 0
+
+
+async def test_reset_sends_rst() -> None:
+    async with running_simulator(reset_rate=1) as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        body = orjson.dumps(_message(1))
+        writer.write(
+            b"POST /send/1 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        writer.close()
+        with pytest.raises(ConnectionResetError):
+            await writer.wait_closed()
+
+
+async def test_keep_alive_pipelined_and_split_requests() -> None:
+    async with running_simulator(latency=5, latency_jitter=5) as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        raw = b""
+        for message_id in range(1, 6):
+            body = orjson.dumps(_message(message_id))
+            raw += b"POST /send/%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (
+                message_id,
+                len(body),
+                body,
+            )
+        # Pipelined and cut at odd places: answers still come in order.
+        for start in range(0, len(raw), 7):
+            writer.write(raw[start : start + 7])
+            await writer.drain()
+        answers = [await reader.readuntil(b'"OK"}') for _ in range(5)]
+        assert all(answer.startswith(b"HTTP/1.1 200 OK") for answer in answers)
+        assert [row[0] for row in sim.records.requests_list()] == [1, 2, 3, 4, 5]
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_connection_close_and_chunked() -> None:
+    async with running_simulator() as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        writer.write(b"POST /send/1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        answer = await reader.read()
+        assert answer.startswith(b"HTTP/1.1 501")
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_down_refuses_and_control_port_stays_up(http: httpx.AsyncClient) -> None:
+    async with running_simulator(control_port=0) as sim:
+        control = f"http://127.0.0.1:{sim.control_port}"
+        response = await http.post(f"{control}/_sim/faults", json={"down": True})
+        assert response.json()["down"] is True
+        with pytest.raises(httpx.ConnectError):
+            await _post(http, sim.url, 1)
+        assert (await http.get(f"{control}/_sim/stats")).json()["down"] is True
+        # Sends are for the send port only.
+        assert (await _post(http, control, 1)).status_code == 404
+        await http.post(f"{control}/_sim/faults", json={"down": False})
+        assert (await _post(http, sim.url, 1)).status_code == 200
+
+
+async def test_down_over_the_send_port_answers_first(http: httpx.AsyncClient) -> None:
+    async with running_simulator() as sim:
+        response = await http.post(f"{sim.url}/_sim/faults", json={"down_for": 0.3})
+        assert response.status_code == 200
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.ConnectError):
+            await _post(http, sim.url, 1)
+        await asyncio.sleep(0.4)
+        assert (await _post(http, sim.url, 1)).status_code == 200
+
+
+async def test_down_drops_open_connections() -> None:
+    async with running_simulator(hang_rate=1) as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        body = orjson.dumps(_message(1))
+        writer.write(b"POST /send/1 HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        await sim.set_faults(down=True)
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        writer.close()
+        with pytest.raises(ConnectionResetError):
+            await writer.wait_closed()
+        assert sim.open_connections == 0
+
+
+async def test_periodic_outages(http: httpx.AsyncClient) -> None:
+    async with running_simulator(outage_every=0.3, outage_for=0.15) as sim:
+        seen = set()
+        async with asyncio.timeout(3):
+            while seen != {"up", "down"}:
+                try:
+                    await _post(http, sim.url, 1)
+                    seen.add("up")
+                except httpx.ConnectError:
+                    seen.add("down")
+                await asyncio.sleep(0.02)
+        await sim.set_faults(outage_every=0)
+        await asyncio.sleep(0.2)
+        assert not sim.is_down
+        assert (await _post(http, sim.url, 2)).status_code == 200
+
+
+async def _wait_for_port(port: int, proc: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(20):
+        while True:
+            assert proc.returncode is None, "provider-sim exited"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+async def test_command(http: httpx.AsyncClient, tmp_path: Path) -> None:
+    port, control_port = free_port(), free_port()
+    args = [
+        "--port", str(port),
+        "--control-port", str(control_port),
+        "--token", "cli-token",
+        "--reject-rate", "1",
+        "--latency", "1",
+        "--seed", "4",
+    ]  # fmt: skip
+    with (tmp_path / "provider-sim.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "provider-sim", *args,
+            stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            await _wait_for_port(port, proc)
+            url = f"http://127.0.0.1:{port}"
+            assert (await _post(http, url, 1)).status_code == 401
+            authorised = {"Authorization": "Bearer cli-token"}
+            response = await http.post(f"{url}/send/1", json=_message(1), headers=authorised)
+            assert response.status_code == 400
+            faults = (await http.get(f"http://127.0.0.1:{control_port}/_sim/faults")).json()
+            assert faults["reject_rate"] == 1.0
+            assert faults["seed"] == 4
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            async with asyncio.timeout(10):
+                await proc.wait()
+    assert proc.returncode == 0, (tmp_path / "provider-sim.log").read_text()
+    assert "provider simulator listening" in (tmp_path / "provider-sim.log").read_text()
