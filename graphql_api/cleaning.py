@@ -1,0 +1,255 @@
+"""From input types to domain values, every problem named by its field path.
+
+The rules themselves live in :mod:`models.validation`; this module applies
+them to the API's inputs, collects all problems of one call (not just the
+first), and raises them together as :class:`models.InvalidInput`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from strawberry.types.unset import UnsetType
+
+import models
+from graphql_api.inputs import (
+    ClientFilterInput,
+    ClientInput,
+    ClientPatch,
+    MailingInput,
+    MailingPatch,
+    SendWindowInput,
+)
+from models import validation
+
+__all__ = [
+    "MAX_FILTER_VALUES",
+    "ClientFields",
+    "MailingChanges",
+    "MailingFields",
+    "Problems",
+    "check_period",
+    "clean_client",
+    "clean_client_patch",
+    "clean_mailing",
+    "clean_mailing_patch",
+]
+
+MAX_FILTER_VALUES = 1000
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+
+class Problems:
+    """Problems found so far in one call's input."""
+
+    def __init__(self) -> None:
+        self.found: list[models.FieldProblem] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.found.append(models.FieldProblem(field, message))
+
+    def clean(self, field: str, rule: Callable[[InT], OutT], value: InT) -> OutT | None:
+        """``rule(value)``, or ``None`` after noting why the value breaks it."""
+        try:
+            return rule(value)
+        except ValueError as error:
+            self.add(field, str(error))
+            return None
+
+    def patched(self, field: str, rule: Callable[[InT], OutT], value: InT | None) -> OutT | None:
+        """A patch field that, when given, must not be null."""
+        if isinstance(value, UnsetType):
+            return None
+        if value is None:
+            self.add(field, "must not be null")
+            return None
+        return self.clean(field, rule, value)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise models.InvalidInput(self.found)
+
+
+def _given(value: Any) -> bool:
+    return not isinstance(value, UnsetType)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-31T09:00:00+03:00"
+        ) from None
+    return validation.clean_instant(parsed).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFields:
+    phone: str
+    operator_code: str
+    tag: str
+    timezone: str
+
+
+def clean_client(value: ClientInput, path: str, problems: Problems) -> ClientFields | None:
+    """A new client's fields, or ``None`` after noting each problem under ``path``."""
+    phone = problems.clean(f"{path}.phone", validation.clean_phone, value.phone)
+    code: str | None = None
+    if value.operator_code is None or isinstance(value.operator_code, UnsetType):
+        code = None if phone is None else validation.default_operator_code(phone)
+    else:
+        code = problems.clean(
+            f"{path}.operatorCode", validation.clean_operator_code, value.operator_code
+        )
+    tag = problems.clean(f"{path}.tag", validation.clean_tag, _or_default(value.tag, ""))
+    timezone = problems.clean(
+        f"{path}.timezone", validation.clean_timezone, _or_default(value.timezone, "UTC")
+    )
+    if phone is None or code is None or tag is None or timezone is None:
+        return None
+    return ClientFields(phone, code, tag, timezone)
+
+
+def _or_default(value: str | None, default: str) -> str:
+    return default if value is None or isinstance(value, UnsetType) else value
+
+
+def clean_client_patch(patch: ClientPatch) -> dict[str, str | None]:
+    """The fields a patch sets; ``operator_code: None`` means "derive it from the phone"."""
+    problems = Problems()
+    changes: dict[str, str | None] = {}
+    if _given(patch.phone):
+        changes["phone"] = problems.patched("input.phone", validation.clean_phone, patch.phone)
+    if _given(patch.operator_code):
+        changes["operator_code"] = (
+            None
+            if patch.operator_code is None
+            else problems.clean(
+                "input.operatorCode", validation.clean_operator_code, patch.operator_code
+            )
+        )
+    if _given(patch.tag):
+        changes["tag"] = problems.clean(
+            "input.tag", validation.clean_tag, _or_default(patch.tag, "")
+        )
+    if _given(patch.timezone):
+        changes["timezone"] = problems.clean(
+            "input.timezone", validation.clean_timezone, _or_default(patch.timezone, "UTC")
+        )
+    problems.raise_any()
+    return changes
+
+
+def _clean_filter(
+    value: ClientFilterInput | None, path: str, problems: Problems
+) -> models.ClientFilter:
+    if value is None or isinstance(value, UnsetType):
+        return models.ClientFilter()
+    cleaned: dict[str, tuple[str, ...]] = {}
+    for name, values, rule in (
+        ("operatorCodes", value.operator_codes, validation.clean_operator_code),
+        ("tags", value.tags, validation.clean_tag),
+    ):
+        if len(values) > MAX_FILTER_VALUES:
+            problems.add(f"{path}.{name}", f"must hold at most {MAX_FILTER_VALUES} values")
+            values = []
+        for index, item in enumerate(values):
+            problems.clean(f"{path}.{name}.{index}", rule, item)
+        # Repeats change nothing a filter matches; keep the first of each.
+        cleaned[name] = tuple(dict.fromkeys(values))
+    return models.ClientFilter(operator_codes=cleaned["operatorCodes"], tags=cleaned["tags"])
+
+
+def _clean_window(
+    value: SendWindowInput | None, path: str, problems: Problems
+) -> models.SendWindow | None:
+    if value is None or isinstance(value, UnsetType):
+        return None
+    start = problems.clean(f"{path}.start", validation.clean_clock_time, value.start)
+    end = problems.clean(f"{path}.end", validation.clean_clock_time, value.end)
+    if start is None or end is None:
+        return None
+    if start == end:
+        problems.add(
+            path,
+            "start and end must differ: an empty or a whole-day window is ambiguous "
+            "(leave sendWindow out to send at any time of day)",
+        )
+        return None
+    return models.SendWindow(start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class MailingFields:
+    text: str
+    start_at: datetime
+    end_at: datetime
+    filter: models.ClientFilter
+    window: models.SendWindow | None
+
+
+def clean_mailing(value: MailingInput) -> MailingFields:
+    problems = Problems()
+    text = problems.clean("input.text", validation.clean_text, value.text)
+    start_at = problems.clean("input.startAt", _instant, value.start_at)
+    end_at = problems.clean("input.endAt", _instant, value.end_at)
+    client_filter = _clean_filter(value.filter, "input.filter", problems)
+    window = _clean_window(value.send_window, "input.sendWindow", problems)
+    if start_at is not None and end_at is not None and not start_at < end_at:
+        problems.add("input.endAt", "must be later than startAt")
+    problems.raise_any()
+    if text is None or start_at is None or end_at is None:  # pragma: no cover - noted above
+        raise AssertionError("a missing field is a noted problem")
+    return MailingFields(text, start_at, end_at, client_filter, window)
+
+
+@dataclass(frozen=True, slots=True)
+class MailingChanges:
+    """What a patch sets; ``None`` (or ``window_given=False``) keeps the current value."""
+
+    text: str | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    filter: models.ClientFilter | None = None
+    window_given: bool = False
+    window: models.SendWindow | None = None
+
+
+def clean_mailing_patch(patch: MailingPatch) -> MailingChanges:
+    problems = Problems()
+    text = problems.patched("input.text", validation.clean_text, patch.text)
+    start_at = problems.patched("input.startAt", _instant, patch.start_at)
+    end_at = problems.patched("input.endAt", _instant, patch.end_at)
+    if start_at is not None and end_at is not None and not start_at < end_at:
+        problems.add("input.endAt", "must be later than startAt")
+    client_filter = (
+        _clean_filter(patch.filter, "input.filter", problems) if _given(patch.filter) else None
+    )
+    window = _clean_window(patch.send_window, "input.sendWindow", problems)
+    problems.raise_any()
+    return MailingChanges(
+        text=text,
+        start_at=start_at,
+        end_at=end_at,
+        filter=client_filter,
+        window_given=_given(patch.send_window),
+        window=window,
+    )
+
+
+def check_period(start_at: datetime, end_at: datetime, changes: MailingChanges) -> None:
+    """The patched period must not be empty; blame the end if the patch moved it."""
+    if start_at < end_at:
+        return
+    problem = (
+        models.FieldProblem("input.endAt", "must be later than startAt")
+        if changes.end_at is not None
+        else models.FieldProblem("input.startAt", "must be earlier than endAt")
+    )
+    raise models.InvalidInput([problem])
