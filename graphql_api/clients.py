@@ -1,0 +1,167 @@
+"""The client directory: ``client``, ``clients`` and the one-client mutations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import strawberry
+import structlog
+from graphql import GraphQLError
+from tortoise import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+import models
+from graphql_api.cleaning import MAX_FILTER_VALUES, Problems, clean_client, clean_client_patch
+from graphql_api.decorators import described_field, described_mutation
+from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
+from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
+from graphql_api.scalars import find_id, parse_id
+from graphql_api.types import Client
+from models.validation import default_operator_code
+
+__all__ = [
+    "ClientMutation",
+    "ClientQuery",
+    "create_client",
+    "delete_client",
+    "phone_taken",
+    "update_client",
+]
+
+log = structlog.get_logger(__name__)
+
+
+def phone_taken(field: str) -> models.FieldProblem:
+    return models.FieldProblem(field, "already in use by another client")
+
+
+async def _check_phone_free(conn: BaseDBAsyncClient, phone: str) -> None:
+    if await models.Client.filter(phone=phone).using_db(conn).exists():
+        raise models.InvalidInput([phone_taken("input.phone")])
+
+
+async def create_client(value: ClientInput) -> models.Client:
+    problems = Problems()
+    fields = clean_client(value, "input", problems)
+    problems.raise_any()
+    assert fields is not None
+    async with in_transaction() as conn:
+        await _check_phone_free(conn, fields.phone)
+        try:
+            row = await models.Client.create(
+                using_db=conn,
+                phone=fields.phone,
+                operator_code=fields.operator_code,
+                tag=fields.tag,
+                timezone=fields.timezone,
+            )
+        except IntegrityError:  # another request took the phone since the check
+            raise models.InvalidInput([phone_taken("input.phone")]) from None
+    log.info("client created", client_id=row.id)
+    return row
+
+
+async def update_client(id_: str, patch: ClientPatch) -> models.Client:
+    client_id = parse_id(id_)
+    changes = clean_client_patch(patch)
+    async with in_transaction() as conn:
+        row = await models.Client.filter(id=client_id).using_db(conn).select_for_update().first()
+        if row is None:
+            raise models.NotFound("client", id_)
+        if not changes:
+            return row
+        old_phone = row.phone
+        phone = changes.get("phone") or old_phone
+        if phone != old_phone:
+            await _check_phone_free(conn, phone)
+        if "operator_code" in changes:
+            row.operator_code = changes["operator_code"] or default_operator_code(phone)
+        elif row.operator_code == default_operator_code(old_phone):
+            # A code that was derived from the phone follows the phone.
+            row.operator_code = default_operator_code(phone)
+        row.phone = phone
+        row.tag = changes.get("tag", row.tag) or ""
+        row.timezone = changes.get("timezone", row.timezone) or "UTC"
+        try:
+            await row.save(using_db=conn)
+        except IntegrityError:
+            raise models.InvalidInput([phone_taken("input.phone")]) from None
+        await models.follow_client_edit(conn, row.id, row.phone, row.timezone)
+    log.info("client updated", client_id=row.id, fields=sorted(changes))
+    return row
+
+
+async def delete_client(id_: str) -> int:
+    """Delete a client; its pending messages are cancelled, its sent history kept."""
+    client_id = find_id(id_)
+    if client_id is None:
+        raise models.NotFound("client", id_)
+    async with in_transaction() as conn:
+        row = await models.Client.filter(id=client_id).using_db(conn).select_for_update().first()
+        if row is None:
+            raise models.NotFound("client", id_)
+        cancelled = await models.cancel_client_pending(conn, client_id, datetime.now(UTC))
+        await models.Client.filter(id=client_id).using_db(conn).delete()
+    log.info("client deleted", client_id=client_id, cancelled_messages=cancelled)
+    return client_id
+
+
+@strawberry.type
+class ClientQuery:
+    @described_field("A client by id; null if there is none.")
+    async def client(self, id: strawberry.ID) -> Client | None:
+        key = find_id(id)
+        row = None if key is None else await models.Client.get_or_none(id=key)
+        return None if row is None else Client.from_row(row)
+
+    @described_field("Clients in id order, optionally filtered like a mailing.")
+    async def clients(
+        self,
+        filter: ClientFilterInput | None = strawberry.UNSET,
+        first: int | None = strawberry.UNSET,
+        after: str | None = strawberry.UNSET,
+    ) -> Connection[Client]:
+        query = models.Client.all()
+        client_filter = or_none(filter)
+        if client_filter is not None:
+            codes, tags = client_filter.operator_codes, client_filter.tags
+            if max(len(codes), len(tags)) > MAX_FILTER_VALUES:
+                raise GraphQLError(f"a filter holds at most {MAX_FILTER_VALUES} values a list")
+            if codes:
+                query = query.filter(operator_code__in=codes)
+            if tags:
+                query = query.filter(tag__in=tags)
+        rows, has_next = await keyset_page(query, first, after)
+
+        async def count() -> int:
+            return await query.count()
+
+        return build_connection(rows, has_next, Client.from_row, count, after)
+
+
+@strawberry.type
+class ClientMutation:
+    @strawberry.mutation
+    async def create_client(self, input: ClientInput) -> ClientResult:
+        try:
+            return Client.from_row(await create_client(input))
+        except models.InvalidInput as error:
+            return ValidationError.from_error(error)
+
+    @described_mutation("Change some fields of a client.")
+    async def update_client(self, id: strawberry.ID, input: ClientPatch) -> ClientResult:
+        try:
+            return Client.from_row(await update_client(id, input))
+        except models.InvalidInput as error:
+            return ValidationError.from_error(error)
+        except models.NotFound as error:
+            return NotFoundError.from_error(error)
+
+    @described_mutation("Delete a client: its pending messages are cancelled.")
+    async def delete_client(self, id: strawberry.ID) -> DeleteResult:
+        try:
+            return Deleted(id=strawberry.ID(str(await delete_client(id))))
+        except models.NotFound as error:
+            return NotFoundError.from_error(error)
