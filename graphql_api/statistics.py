@@ -1,0 +1,69 @@
+"""``statistics``: message counts, in total and per mailing, read from counters.
+
+Every number comes from ``mailing_stats`` (one row per mailing, kept in step
+by whoever changes message statuses), so no request ever counts messages.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from graphql_api.decorators import described_field
+from graphql_api.mailings import live_mailings
+from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
+from models.db import connection, fetch
+
+__all__ = ["Statistics", "StatisticsQuery", "totals"]
+
+_TOTALS = (
+    "SELECT COALESCE(SUM(s.total), 0) AS total, COALESCE(SUM(s.pending), 0) AS pending,"
+    " COALESCE(SUM(s.sent), 0) AS sent, COALESCE(SUM(s.failed), 0) AS failed,"
+    " COALESCE(SUM(s.expired), 0) AS expired, COALESCE(SUM(s.cancelled), 0) AS cancelled"
+    " FROM mailing_stats s JOIN mailing m ON m.id = s.mailing_id WHERE m.deleted_at IS NULL"
+)
+
+
+async def totals() -> MessageStats:
+    """The counts over every mailing that has not been deleted."""
+    (row,) = await fetch(connection(), _TOTALS)
+    # PostgreSQL sums BIGINTs into NUMERIC: Decimals, hence int().
+    return MessageStats(
+        total=int(row["total"]),
+        pending=int(row["pending"]),
+        sent=int(row["sent"]),
+        failed=int(row["failed"]),
+        expired=int(row["expired"]),
+        cancelled=int(row["cancelled"]),
+    )
+
+
+@strawberry.type(description="Message counts by status: in total, and per mailing.")
+class Statistics:
+    @described_field("Counts over every mailing (deleted ones excepted).")
+    async def totals(self) -> MessageStats:
+        return await totals()
+
+    @described_field("Each mailing with its counts, in id order.")
+    async def mailings(
+        self,
+        status: MailingStatus | None = strawberry.UNSET,
+        first: int | None = strawberry.UNSET,
+        after: str | None = strawberry.UNSET,
+    ) -> Connection[MailingSummary]:
+        query = live_mailings(or_none(status))
+        rows, has_next = await keyset_page(query, first, after)
+
+        async def count() -> int:
+            return await query.count()
+
+        return build_connection(
+            rows, has_next, lambda row: MailingSummary(mailing=Mailing.from_row(row)), count, after
+        )
+
+
+@strawberry.type
+class StatisticsQuery:
+    @described_field("Message counts by status: totals, and per mailing.")
+    def statistics(self) -> Statistics:
+        return Statistics()
