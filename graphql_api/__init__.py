@@ -1,0 +1,6 @@
+"""The GraphQL API: the schema of SPEC section 2 and the Starlette app that serves it."""
+
+from graphql_api.app import create_app
+from graphql_api.schema import schema
+
+__all__ = ["create_app", "schema"]

@@ -1,0 +1,65 @@
+"""What stands between a client and the resolvers: limits, masking and error logs.
+
+Expected errors are union members and never reach this module. Errors about
+the request itself (syntax, validation, limits, bad arguments) are shown as
+they are; anything else is a bug or an outage: logged with its traceback and
+masked for the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types import ExecutionContext
+
+from settings import Settings
+
+__all__ = ["MASKED_MESSAGE", "extensions", "is_unexpected", "log_errors"]
+
+MASKED_MESSAGE = "Unexpected error; it has been logged."
+
+log = structlog.get_logger(__name__)
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Whether an error came from a failure rather than from the request.
+
+    graphql-core builds errors about the request without an ``original_error``
+    (or wraps a ``GraphQLError`` raised on purpose, as for a negative
+    ``first``); an exception of any other kind escaped a resolver.
+    """
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def log_errors(errors: list[GraphQLError], context: ExecutionContext | None) -> None:
+    operation = None if context is None else context.operation_name
+    for error in errors:
+        if is_unexpected(error):
+            log.error(
+                "unexpected error in a GraphQL operation",
+                operation=operation,
+                path=error.path,
+                exc_info=error.original_error,
+            )
+        else:
+            log.info("GraphQL request refused", operation=operation, error=error.message)
+
+
+def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+    """Fresh extension instances per operation, configured from ``settings``."""
+    return [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
+    ]

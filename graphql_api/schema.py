@@ -1,0 +1,44 @@
+"""The GraphQL schema of SPEC section 2, assembled from one module per concern."""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+from strawberry import Schema
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from graphql_api.client_import import ClientImportMutation
+from graphql_api.clients import ClientMutation, ClientQuery
+from graphql_api.mailing_lifecycle import MailingLifecycleMutation
+from graphql_api.mailings import MailingMutation, MailingQuery
+from graphql_api.progress import ProgressSubscription
+from graphql_api.protection import extensions, log_errors
+from graphql_api.scalars import SCALAR_MAP
+from graphql_api.statistics import StatisticsQuery
+from settings import get_settings
+
+__all__ = ["schema"]
+
+Query = merge_types("Query", (ClientQuery, MailingQuery, StatisticsQuery))
+Mutation = merge_types(
+    "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingLifecycleMutation)
+)
+Subscription = merge_types("Subscription", (ProgressSubscription,))
+
+
+class _Schema(Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Called with the errors as they were, before MaskErrors hides them.
+        log_errors(errors, execution_context)
+
+
+schema = _Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=extensions(get_settings()),
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
+)
