@@ -1,0 +1,89 @@
+"""Helpers for the API tests: result selections, messages made with SQL, the wake-up queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models import ClientFilter, Mailing, MessageStatus, add_matching_clients
+from models.counters import count_finalised
+from models.db import connection, execute, fetch
+
+CLIENT = "id phone operatorCode tag timezone createdAt updatedAt"
+ERRORS = """
+    ... on ValidationError { message errors { field message } }
+    ... on NotFoundError { message id }
+"""
+CLIENT_RESULT = f"__typename ... on Client {{ {CLIENT} }} {ERRORS}"
+STATS = "total pending sent failed expired cancelled"
+MAILING = f"""
+    id text startAt endAt status filter {{ operatorCodes tags }} sendWindow {{ start end }}
+    stats {{ {STATS} }} createdAt updatedAt
+"""
+MAILING_RESULT = f"""
+    __typename ... on Mailing {{ {MAILING} }} {ERRORS}
+    ... on ConflictError {{ message }}
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
+
+
+def problems(result: dict[str, Any]) -> dict[str, str]:
+    """The field errors of a ValidationError result, by field."""
+    assert result["__typename"] == "ValidationError", result
+    return {error["field"]: error["message"] for error in result["errors"]}
+
+
+async def add_audience(mailing: Mailing, due_at: datetime | None = None) -> int:
+    """Pending messages for every matching client, counters included (as the engine does)."""
+    client_filter = ClientFilter(tuple(mailing.filter_operator_codes), tuple(mailing.filter_tags))
+    return await add_matching_clients(connection(), mailing.id, client_filter, due_at or utcnow())
+
+
+async def finalise(mailing_id: int, status: MessageStatus, count: int) -> list[int]:
+    """Move ``count`` pending messages of the mailing to ``status``, counters included."""
+    conn = connection()
+    rows = await fetch(
+        conn,
+        "SELECT id FROM message WHERE mailing_id = $1 AND status = 'PENDING' ORDER BY id LIMIT $2",
+        mailing_id,
+        count,
+    )
+    ids = [int(row["id"]) for row in rows]
+    changed = 0
+    for message_id in ids:
+        changed += await execute(
+            conn,
+            "UPDATE message SET status = $2, sent_at = $3, attempts = 1"
+            " WHERE id = $1 AND status = 'PENDING'",
+            message_id,
+            status.value,
+            utcnow() if status is MessageStatus.SENT else None,
+        )
+    await count_finalised(conn, mailing_id, status, changed)
+    return ids
+
+
+def queued_wakeups() -> list[tuple[str, tuple[Any, ...]]]:
+    """The engine wake-ups waiting in the queue (no worker runs in the API tests)."""
+    from tasks import jobs  # registers the task classes, so the queue can read them
+
+    huey = jobs.huey
+    tasks = [*huey.pending(), *huey.scheduled()]
+    return sorted((task.name, tuple(task.args)) for task in tasks)
+
+
+def flush_wakeups() -> None:
+    from tasks.queue import huey
+
+    huey.flush()
