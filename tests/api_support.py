@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,9 +78,9 @@ async def finalise(mailing_id: int, status: MessageStatus, count: int) -> list[i
 
 def queued_wakeups() -> list[tuple[str, tuple[Any, ...]]]:
     """The engine wake-ups waiting in the queue (no worker runs in the API tests)."""
-    from tasks import jobs  # registers the task classes, so the queue can read them
+    import tasks.jobs  # registers the task classes, so the queue can read them
+    from tasks.queue import huey
 
-    huey = jobs.huey
     tasks = [*huey.pending(), *huey.scheduled()]
     return sorted((task.name, tuple(task.args)) for task in tasks)
 
@@ -87,3 +89,33 @@ def flush_wakeups() -> None:
     from tasks.queue import huey
 
     huey.flush()
+
+
+class Subscription:
+    """A graphql-transport-ws client over a real WebSocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(cls, http_url: str, params: dict[str, Any] | None = None) -> Subscription:
+        from websockets.asyncio.client import connect
+
+        ws = await connect(
+            http_url.replace("http://", "ws://") + "/graphql",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        )
+        await ws.send(json.dumps({"type": "connection_init", "payload": params or {}}))
+        return cls(ws)
+
+    async def receive(self) -> dict[str, Any]:
+        async with asyncio.timeout(10):
+            message: dict[str, Any] = json.loads(await self.ws.recv())
+        return message
+
+    async def subscribe(self, query: str, variables: dict[str, Any], id_: str = "1") -> None:
+        payload = {"query": query, "variables": variables}
+        await self.ws.send(json.dumps({"id": id_, "type": "subscribe", "payload": payload}))
+
+    async def close(self) -> None:
+        await self.ws.close()
