@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -48,24 +48,52 @@ class SendWindow:
 def next_window_opening(window: SendWindow, timezone: str, after: datetime) -> datetime:
     """The first instant at or after ``after`` at which the window is open, in UTC.
 
-    Local openings are tried day by day. An opening that falls into a DST gap
-    (02:30 on a spring-forward night) does not exist on the clock: the window
-    then opens when the clock jumps past the gap, if the jump lands inside it.
+    The window opens when the local clock reaches its start, or when the clock
+    jumps into it at a change of UTC offset. Local openings are tried day by
+    day: one that falls into a DST gap (02:30 on a spring-forward night) does
+    not exist on the clock, and one in a fall-back overlap happens twice; and
+    on a day whose offset changes, the change itself is a candidate.
     """
     if window.is_open(timezone, after):
         return after.astimezone(UTC)
     tz = zone(timezone)
     local_day = after.astimezone(tz).date()
+    candidates: list[datetime] = []
     for offset in range(-1, 3):
-        wall = datetime.combine(local_day + timedelta(days=offset), window.start)
+        day = local_day + timedelta(days=offset)
+        wall = datetime.combine(day, window.start)
         first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
         second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
         if second < first:  # a gap: the wall time never happens that day
-            first = _clock_jump(tz, wall, second, first)
-        # In a fall-back overlap ``first`` (fold=0) is the earlier of the two.
-        if first >= after and window.is_open(timezone, first):
-            return first
-    raise AssertionError("a daily window opens within three days")  # pragma: no cover
+            candidates.append(_clock_jump(tz, wall, second, first))
+        else:  # in a fall-back overlap, both (fold=0 is the earlier)
+            candidates += [first, second]
+        candidates += _offset_changes(tz, day)
+    opening = min(
+        (c for c in candidates if c >= after and window.is_open(timezone, c)), default=None
+    )
+    if opening is None:  # pragma: no cover
+        raise AssertionError("a daily window opens within three days")
+    return opening
+
+
+def _offset_changes(tz: ZoneInfo, day: date) -> list[datetime]:
+    """The instant the zone's UTC offset changes on the local ``day``, if it does."""
+    low = int(datetime.combine(day, time(), tz).timestamp())
+    high = int(datetime.combine(day + timedelta(days=1), time(), tz).timestamp())
+
+    def offset(timestamp: int) -> timedelta | None:
+        return datetime.fromtimestamp(timestamp, tz).utcoffset()
+
+    if offset(low) == offset(high):
+        return []
+    while high - low > 1:  # offsets change on whole seconds
+        middle = (low + high) // 2
+        if offset(middle) == offset(low):
+            low = middle
+        else:
+            high = middle
+    return [datetime.fromtimestamp(high, UTC)]
 
 
 def _clock_jump(tz: ZoneInfo, wall: datetime, low: datetime, high: datetime) -> datetime:
