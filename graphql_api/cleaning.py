@@ -36,6 +36,7 @@ __all__ = [
     "clean_client_patch",
     "clean_mailing",
     "clean_mailing_patch",
+    "parse_instant",
 ]
 
 MAX_FILTER_VALUES = 1000
@@ -79,7 +80,8 @@ def _given(value: Any) -> bool:
     return not isinstance(value, UnsetType)
 
 
-def _instant(text: str) -> datetime:
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 instant with its offset, as UTC; a naive one is refused."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -197,8 +199,8 @@ class MailingFields:
 def clean_mailing(value: MailingInput) -> MailingFields:
     problems = Problems()
     text = problems.clean("input.text", validation.clean_text, value.text)
-    start_at = problems.clean("input.startAt", _instant, value.start_at)
-    end_at = problems.clean("input.endAt", _instant, value.end_at)
+    start_at = problems.clean("input.startAt", parse_instant, value.start_at)
+    end_at = problems.clean("input.endAt", parse_instant, value.end_at)
     client_filter = _clean_filter(value.filter, "input.filter", problems)
     window = _clean_window(value.send_window, "input.sendWindow", problems)
     if start_at is not None and end_at is not None and not start_at < end_at:
@@ -224,8 +226,8 @@ class MailingChanges:
 def clean_mailing_patch(patch: MailingPatch) -> MailingChanges:
     problems = Problems()
     text = problems.patched("input.text", validation.clean_text, patch.text)
-    start_at = problems.patched("input.startAt", _instant, patch.start_at)
-    end_at = problems.patched("input.endAt", _instant, patch.end_at)
+    start_at = problems.patched("input.startAt", parse_instant, patch.start_at)
+    end_at = problems.patched("input.endAt", parse_instant, patch.end_at)
     if start_at is not None and end_at is not None and not start_at < end_at:
         problems.add("input.endAt", "must be later than startAt")
     client_filter = (

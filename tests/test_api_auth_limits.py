@@ -1,0 +1,225 @@
+"""Protection of the API: API_TOKEN, query limits, masked errors and malformed requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.api_support import Subscription
+from tests.conftest import DATA_DIR, free_port, start_command, stop_process
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def token_api(database: str) -> Iterator[str]:
+    """A second server, with API_TOKEN set and tight query limits."""
+    port = free_port()
+    env = {
+        "API_TOKEN": TOKEN,
+        "MAX_QUERY_DEPTH": "3",
+        "MAX_QUERY_ALIASES": "2",
+        "MAX_QUERY_TOKENS": "100",
+    }
+    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-token")
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def broken_api(database: str) -> Iterator[tuple[str, Path]]:
+    """A server whose database has no tables: every query fails unexpectedly."""
+    port = free_port()
+    env = {"DATABASE_URL": f"sqlite://{DATA_DIR}/never-migrated.sqlite3"}
+    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="broken")
+    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    stop_process(proc)
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+async def post(url: str, query: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        return await client.post("/graphql", json={"query": query}, headers=headers or {})
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"],
+)
+async def test_requests_without_the_token_are_refused(
+    token_api: str, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await post(token_api, "{ __typename }", headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "API token" in response.json()["errors"][0]["message"]
+
+
+async def test_requests_with_the_token_are_served(token_api: str) -> None:
+    for scheme in ("Bearer", "bearer"):
+        response = await post(token_api, "{ __typename }", {"Authorization": f"{scheme} {TOKEN}"})
+        assert response.status_code == 200
+        assert response.json() == {"data": {"__typename": "Query"}}
+    async with httpx.AsyncClient(base_url=token_api) as client:
+        get = await client.get(
+            "/graphql",
+            params={"query": "{ __typename }"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert get.json() == {"data": {"__typename": "Query"}}
+        ide = await client.get("/graphql", headers={"Accept": "text/html"})
+        assert ide.status_code == 401
+
+
+@pytest.mark.parametrize("authorization", [f"Bearer {TOKEN}", TOKEN])
+async def test_websocket_with_the_token(token_api: str, authorization: str) -> None:
+    subscription = await Subscription.connect(token_api, {"authorization": authorization})
+    try:
+        assert await subscription.receive() == {"type": "connection_ack"}
+    finally:
+        await subscription.close()
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"authorization": "Bearer nope"}, {"authorization": 42}, {"token": TOKEN}]
+)
+async def test_websocket_without_the_token_is_refused(
+    token_api: str, params: dict[str, object]
+) -> None:
+    subscription = await Subscription.connect(token_api, params)
+    with pytest.raises(ConnectionClosed) as closed:
+        await subscription.receive()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_limits_come_from_settings(token_api: str) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    deep = "{ statistics { mailings { edges { node { id } } } } }"
+    errors = (await post(token_api, deep, headers)).json()["errors"]
+    assert "exceeds maximum operation depth of 3" in errors[0]["message"]
+    aliases = "{ a: __typename b: __typename c: __typename }"
+    errors = (await post(token_api, aliases, headers)).json()["errors"]
+    assert errors[0]["message"] == "3 aliases found. Allowed: 2"
+    tokens = "{ " + "__typename " * 120 + "}"
+    errors = (await post(token_api, tokens, headers)).json()["errors"]
+    assert "more than 100 tokens" in errors[0]["message"]
+
+
+async def test_default_limits(gql: object, api_url: str) -> None:
+    deepest = (
+        "{ statistics { mailings { edges { node { mailing"
+        " { messages { edges { node { client { id } } } } } } } } } }"
+    )
+    assert (await post(api_url, deepest)).json() == {
+        "data": {"statistics": {"mailings": {"edges": []}}}
+    }
+    aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(31)) + " }"
+    errors = (await post(api_url, aliases)).json()["errors"]
+    assert errors[0]["message"] == "31 aliases found. Allowed: 30"
+    tokens = "{ " + "__typename " * 200_001 + "}"
+    errors = (await post(api_url, tokens)).json()["errors"]
+    assert "more than 200000 tokens" in errors[0]["message"]
+
+
+async def test_unexpected_errors_are_masked_and_logged(broken_api: tuple[str, Path]) -> None:
+    url, log_path = broken_api
+    for query in (
+        "{ clients { totalCount } }",
+        'mutation { createClient(input: {phone: "79001234567"}) { __typename } }',
+    ):
+        response = await post(url, query)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["errors"][0]["message"] == "Unexpected error; it has been logged."
+        assert "no such table" not in response.text
+        assert "Traceback" not in response.text
+    logged = [
+        json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    unexpected = [r for r in logged if r.get("event") == "unexpected error in a GraphQL operation"]
+    assert len(unexpected) == 2
+    assert all(r["level"] == "error" for r in unexpected)
+    assert all(
+        "Traceback" in r["exception"] and "no such table" in r["exception"] for r in unexpected
+    )
+
+
+async def test_malformed_requests_are_4xx(http: httpx.AsyncClient) -> None:
+    bad_json = await http.post(
+        "/graphql", content=b'{"query": ', headers={"Content-Type": "application/json"}
+    )
+    assert bad_json.status_code == 400
+    wrong_type = await http.post(
+        "/graphql", content=b"{ __typename }", headers={"Content-Type": "text/plain"}
+    )
+    assert wrong_type.status_code == 400
+    not_an_object = await http.post("/graphql", json=["x"])
+    assert 400 <= not_an_object.status_code < 500
+    no_query = await http.post("/graphql", json={"variables": {}})
+    assert no_query.status_code == 400
+    put = await http.put("/graphql", json={"query": "{ __typename }"})
+    assert put.status_code == 405
+    mutation_via_get = await http.get(
+        "/graphql", params={"query": 'mutation { deleteClient(id: "1") { __typename } }'}
+    )
+    assert mutation_via_get.status_code == 400
+    for response in (bad_json, wrong_type, not_an_object, no_query, put, mutation_via_get):
+        assert "Traceback" not in response.text
+
+
+async def test_request_errors_are_shown(http: httpx.AsyncClient) -> None:
+    syntax = (await http.post("/graphql", json={"query": "{ clients { "})).json()
+    assert syntax["errors"][0]["message"].startswith("Syntax Error")
+    unknown = (await http.post("/graphql", json={"query": "{ nope }"})).json()
+    assert "Cannot query field 'nope'" in unknown["errors"][0]["message"]
+    query = "query($first: Int) { clients(first: $first) { totalCount } }"
+    bad_variable = (
+        await http.post("/graphql", json={"query": query, "variables": {"first": "ten"}})
+    ).json()
+    assert "Int cannot represent" in bad_variable["errors"][0]["message"]
+    not_a_string = (
+        await http.post(
+            "/graphql",
+            json={
+                "query": "mutation($at: DateTime!) { updateMailing(id: 1, input: {startAt: $at})"
+                " { __typename } }",
+                "variables": {"at": 5},
+            },
+        )
+    ).json()
+    assert "DateTime must be a string" in not_a_string["errors"][0]["message"]
+
+
+async def test_get_graphiql_and_health(http: httpx.AsyncClient) -> None:
+    get = await http.get("/graphql", params={"query": "{ __typename }"})
+    assert get.json() == {"data": {"__typename": "Query"}}
+    ide = await http.get("/graphql", headers={"Accept": "text/html"})
+    assert ide.status_code == 200
+    assert "graphiql" in ide.text.lower()
+    health = await http.get("/healthz")
+    assert health.json() == {"status": "ok"}
+
+
+async def test_only_graphql_transport_ws(api_url: str) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(
+        api_url.replace("http", "ws") + "/graphql",
+        subprotocols=["graphql-ws"],  # type: ignore[list-item]
+    ) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4406
