@@ -12,12 +12,16 @@ from collections.abc import Callable
 
 import structlog
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.types import ExecutionContext
 
@@ -26,6 +30,8 @@ from settings import Settings
 __all__ = ["MASKED_MESSAGE", "extensions", "is_unexpected", "log_errors"]
 
 MASKED_MESSAGE = "Unexpected error; it has been logged."
+# Distinct documents whose parse and validation are kept; clients send few.
+_CACHED_DOCUMENTS = 256
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +62,21 @@ def log_errors(errors: list[GraphQLError], context: ExecutionContext | None) -> 
 
 
 def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Fresh extension instances per operation, configured from ``settings``."""
+    """Fresh extension instances per operation, configured from ``settings``.
+
+    The depth and alias rules are what ``QueryDepthLimiter`` and
+    ``MaxAliasesLimiter`` install, made once here rather than per request:
+    the validation cache recognises a document's rules by identity, and
+    parsing and validating cost most of a small query.
+    """
+    limits: list[type[ASTValidationRule]] = [
+        query_depth_limiter.create_validator(settings.max_query_depth, should_ignore=None),
+        max_aliases.create_validator(settings.max_query_aliases),
+    ]
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_query_aliases),
+        lambda: ParserCache(maxsize=_CACHED_DOCUMENTS),
+        lambda: AddValidationRules(limits),
+        lambda: ValidationCache(maxsize=_CACHED_DOCUMENTS),
         lambda: MaskErrors(should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
     ]
