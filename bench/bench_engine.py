@@ -253,7 +253,9 @@ async def main() -> None:
     _table("no simulated latency", rows, rows[0][1], "raw")
     rows = await _throughput(args, latency_ms=50)
     ideal = args.concurrency / 0.050
-    _table(f"50 ms simulated latency (concurrency/latency = {ideal:.0f}/s)", rows, ideal, "C/latency")
+    _table(
+        f"50 ms simulated latency (concurrency/latency = {ideal:.0f}/s)", rows, ideal, "C/latency"
+    )
     if not args.skip_memory:
         peak, sent = await _memory(args)
         print(

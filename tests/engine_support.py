@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,10 +43,14 @@ class Simulator:
     def __init__(self, *options: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Introspection goes to a control port that stays up through outages.
+        control = free_port()
         self.proc = start_command(
-            ["provider-sim", "--port", str(self.port), *options], port=self.port, log_name="sim"
+            ["provider-sim", "--port", str(self.port), "--control-port", str(control), *options],
+            port=control,
+            log_name="sim",
         )
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=10)
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{control}", timeout=10)
 
     async def stats(self) -> dict[str, Any]:
         response = await self.http.get("/_sim/stats")
@@ -77,6 +82,11 @@ class Worker:
             env={**FAST_ENGINE_ENV, "PROVIDER_URL": sim.url, **env},
             log_name="worker",
         )
+        deadline = time.monotonic() + 30
+        while "engine started" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start:\n{self.log()}")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -86,17 +96,15 @@ class Worker:
         stop_process(self.proc, timeout=20)
 
     def log(self) -> str:
-        path = self.proc.log_path  # type: ignore[attr-defined]
-        return str(open(path, encoding="utf-8", errors="replace").read())  # noqa: SIM115
+        path: Path = self.proc.log_path  # type: ignore[attr-defined]
+        return path.read_text(encoding="utf-8", errors="replace")
 
 
 async def add_clients(n: int, *, tag: str = "", timezone: str = "UTC", first: int = 0) -> None:
     """``n`` clients with phones from ``79000000000 + first``, inserted in bulk."""
     conn = connection()
     now = utcnow()
-    rows = [
-        (str(79_000_000_000 + first + i), "900", tag, timezone, now, now) for i in range(n)
-    ]
+    rows = [(str(79_000_000_000 + first + i), "900", tag, timezone, now, now) for i in range(n)]
     sql = (
         "INSERT INTO client (phone, operator_code, tag, timezone, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)"

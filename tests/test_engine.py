@@ -61,7 +61,12 @@ async def test_due_mailing_goes_out_once_to_each_client(sim: Simulator, worker: 
     mailing = await start_mailing(text="Sale!")
     await wait_for_status(mailing.id, MailingStatus.FINISHED)
     assert await stats_of(mailing.id) == {
-        "total": 300, "pending": 0, "sent": 300, "failed": 0, "expired": 0, "cancelled": 0
+        "total": 300,
+        "pending": 0,
+        "sent": 300,
+        "failed": 0,
+        "expired": 0,
+        "cancelled": 0,
     }
     assert (await sim.stats())["accepted"] == 300
     await _assert_each_accepted_once(sim, mailing.id)
@@ -227,8 +232,12 @@ async def test_changed_filter_retargets_while_running(sim: Simulator) -> None:
 async def test_every_fault_class_resolves_once(sim: Simulator) -> None:
     await add_clients(500)
     await sim.faults(
-        fail_rate=0.15, reset_rate=0.05, hang_rate=0.02, rate_limit_rate=0.05,
-        reject_rate=0.05, garbage_rate=0.05,
+        fail_rate=0.15,
+        reset_rate=0.05,
+        hang_rate=0.02,
+        rate_limit_rate=0.05,
+        reject_rate=0.05,
+        garbage_rate=0.05,
     )
     w = Worker(sim, SEND_CONCURRENCY="50")
     try:
