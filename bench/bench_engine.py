@@ -109,8 +109,12 @@ async def _reset_database() -> None:
     await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
     await admin.close()
-    migrate = subprocess.run(
-        [sys.executable, "-m", "cli", "migrate"], env=_env(), capture_output=True, check=False
+    migrate = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli", "migrate"],
+        env=_env(),
+        capture_output=True,
+        check=False,
     )
     if migrate.returncode:
         raise RuntimeError(migrate.stderr.decode())
@@ -129,7 +133,9 @@ async def _add_clients(conn: asyncpg.Connection, n: int) -> None:
 
 _CREATE = """
 mutation($input: MailingInput!) {
-  createMailing(input: $input) { __typename ... on Mailing { id } ... on ValidationError { message } }
+  createMailing(input: $input) {
+    __typename ... on Mailing { id } ... on ValidationError { message }
+  }
 }"""
 
 

@@ -140,7 +140,7 @@ async def _nothing_pending(mailing_id: int) -> bool:
 
 async def test_send_window_in_each_clients_local_time(sim: Simulator, worker: Worker) -> None:
     now = utcnow()
-    # A window open now in UTC+0 and closed (it opened an hour ago, for one hour... later) elsewhere.
+    # A two-hour window around now in UTC: open for UTC clients, closed in Tokyo (UTC+9).
     opens = (now - timedelta(hours=1)).time()
     closes = (now + timedelta(hours=1)).time()
     await add_clients(5, timezone="UTC")
