@@ -20,6 +20,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
 from graphql_api.auth import RequireToken, connection_authorized
+from graphql_api.body_limit import LimitBody
 from graphql_api.context import Context
 from graphql_api.loaders import make_loaders
 from graphql_api.schema import schema
@@ -84,7 +85,7 @@ def create_app() -> Starlette:
     view = GraphQLView(schema, token)
     return Starlette(
         routes=[
-            Route("/graphql", RequireToken(view, token)),
+            Route("/graphql", RequireToken(LimitBody(view), token)),
             WebSocketRoute("/graphql", view),
             Route("/healthz", _healthz),
         ],

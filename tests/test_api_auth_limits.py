@@ -223,3 +223,21 @@ async def test_only_graphql_transport_ws(api_url: str) -> None:
             await ws.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4406
+
+
+async def test_huge_bodies_are_refused(http: httpx.AsyncClient) -> None:
+    huge = b'{"query": "{ __typename }", "variables": {"x": "' + b"x" * (17 * 1024 * 1024) + b'"}}'
+    response = await http.post(
+        "/graphql", content=huge, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "exceeds 16 MiB" in response.json()["errors"][0]["message"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(17):
+            yield b" " * (1024 * 1024)
+
+    chunked = await http.post(
+        "/graphql", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 413
