@@ -21,8 +21,7 @@ from strawberry.types.unset import UnsetType
 
 from graphql_api.auth import RequireToken, connection_authorized
 from graphql_api.body_limit import LimitBody
-from graphql_api.context import Context
-from graphql_api.loaders import make_loaders
+from graphql_api.context import Context, make_loaders
 from graphql_api.schema import schema
 from models.db import close_db, connection, fetch, init_db
 from settings import get_settings

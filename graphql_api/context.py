@@ -1,17 +1,47 @@
-"""What every resolver gets in ``info.context``."""
+"""What every resolver gets in ``info.context``: the request and its batch loaders."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
 
-from graphql_api.loaders import Loaders
+import models
 
-__all__ = ["Context", "Info"]
+__all__ = ["Context", "Info", "Loaders", "make_loaders"]
+
+
+async def _load_stats(mailing_ids: list[int]) -> Sequence[models.MailingStats | None]:
+    rows = await models.MailingStats.filter(mailing_id__in=mailing_ids)
+    by_id = {row.mailing_id: row for row in rows}  # type: ignore[attr-defined]
+    return [by_id.get(mailing_id) for mailing_id in mailing_ids]
+
+
+async def _load_clients(client_ids: list[int]) -> Sequence[models.Client | None]:
+    rows = await models.Client.filter(id__in=client_ids)
+    by_id = {row.id: row for row in rows}
+    return [by_id.get(client_id) for client_id in client_ids]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaders:
+    """One query for all the rows a response needs: mailings' counters, messages' clients."""
+
+    stats: DataLoader[int, models.MailingStats | None]
+    clients: DataLoader[int, models.Client | None]
+
+
+def make_loaders(*, cache: bool = True) -> Loaders:
+    """Fresh loaders; a WebSocket connection lives long, so it gets uncached ones."""
+    return Loaders(
+        stats=DataLoader(_load_stats, cache=cache),
+        clients=DataLoader(_load_clients, cache=cache),
+    )
 
 
 @dataclass

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-import graphql_api.loaders
-from graphql_api.context import Context
-from graphql_api.loaders import make_loaders
+import graphql_api.context
+from graphql_api.context import Context, make_loaders
 from graphql_api.schema import schema
 from models import MailingStats, MailingStatus, MessageStatus
 from tests.api_support import STATS, Subscription, add_audience, finalise
@@ -170,13 +169,13 @@ async def test_stats_of_many_mailings_are_one_batch(
     for _ in range(12):
         await make_mailing()
     batches: list[list[int]] = []
-    load = graphql_api.loaders._load_stats
+    load = graphql_api.context._load_stats
 
     async def counting(keys: list[int]) -> Any:
         batches.append(list(keys))
         return await load(keys)
 
-    monkeypatch.setattr(graphql_api.loaders, "_load_stats", counting)
+    monkeypatch.setattr(graphql_api.context, "_load_stats", counting)
     context = Context(request=None, response=None, loaders=make_loaders())  # type: ignore[arg-type]
     query = "{ mailings { edges { node { stats { total } } } } statistics { mailings {"
     query += " edges { node { stats { total } mailing { stats { sent } } } } } } }"
