@@ -241,3 +241,10 @@ async def test_huge_bodies_are_refused(http: httpx.AsyncClient) -> None:
         "/graphql", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert chunked.status_code == 413
+
+
+async def test_subscriptions_only_over_websocket(http: httpx.AsyncClient) -> None:
+    query = 'subscription { mailingProgress(id: "1") { status } }'
+    response = await http.post("/graphql", json={"query": query})
+    assert response.status_code == 400
+    assert response.text == "subscriptions are not allowed when using POST"
