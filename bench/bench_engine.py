@@ -51,7 +51,7 @@ def _env(**extra: str) -> dict[str, str]:
         "DATABASE_URL": DB_URL,
         "REDIS_URL": REDIS_URL,
         "QUEUE_NAME": f"bench-{os.getpid()}",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LOG_FORMAT": "json",
         **extra,
     }
