@@ -30,8 +30,16 @@ def run_consumer(workers: int = 1) -> None:
     import tasks.jobs  # noqa: F401  (registers the tasks with the consumer)
 
     runtime = start_engine()
+    # SIGTERM (what Kubernetes and honcho send) stops Huey gracefully too:
+    # a running task finishes before the engine below shuts down.
     consumer = huey.create_consumer(
-        workers=2, worker_type="thread", periodic=False, initial_delay=0.05, max_delay=1.0
+        workers=2,
+        worker_type="thread",
+        periodic=False,
+        initial_delay=0.05,
+        max_delay=1.0,
+        graceful_signal="TERM",
+        shutdown_timeout=30,
     )
     log.info("worker started", processes=workers)
     try:

@@ -110,7 +110,7 @@ async def _finalise_unheld(
 async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
     """Bring one mailing up to date with the clock; returns its status afterwards."""
     async with in_transaction() as conn:
-        mailing = await Mailing.get_or_none(id=mailing_id).using_db(conn)
+        mailing = await Mailing.filter(id=mailing_id).using_db(conn).first()
         if mailing is None:
             return None
         status = mailing.status
@@ -141,7 +141,8 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
                 await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
         elif status is MailingStatus.RUNNING and await _nothing_pending(conn, mailing.id):
             await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
-    return mailing.status
+    final: MailingStatus = mailing.status
+    return final
 
 
 async def _nothing_pending(conn: BaseDBAsyncClient, mailing_id: int) -> bool:
