@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
 _DATA_DIR = Path("data")
+# Asymmetric algorithms only: a JWT signed with a shared secret (HS*) or with
+# none at all is never accepted from the identity provider.
+_OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+
+# A list read from the environment as "a, b c" (commas or spaces).
+_WordList = Annotated[tuple[str, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -56,16 +62,81 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=200_000, ge=100)
     max_query_aliases: int = Field(default=30, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Browser origins allowed to call the API (CORS) and open its WebSocket;
+    # "*" allows any. The API's own origin is always allowed on the WebSocket.
+    allowed_origins: _WordList = ()
+    # Off in production: the schema is public in schema.graphql anyway, but
+    # an open IDE and introspection invite exploring a live system.
+    graphiql: bool = True
+    introspection: bool = True
+
+    # OAuth2 / OpenID Connect: bearer JWTs from this issuer are accepted
+    # besides API_TOKEN. Unset issuer: OIDC is off.
+    oidc_issuer: str | None = None
+    # The API's identifier at the provider; the token's "aud" must hold it.
+    oidc_audience: str | None = None
+    # Where the signing keys are; unset: the issuer's discovery document says.
+    oidc_jwks_url: str | None = None
+    # The public client a browser signs in with (authorization code + PKCE).
+    oidc_client_id: str | None = None
+    oidc_scopes: _WordList = ("openid", "profile", "email")
+    # Claim holding the roles; a dotted path reaches nested ones
+    # ("realm_access.roles"); a list or a space-separated string.
+    oidc_roles_claim: str = "roles"
+    oidc_viewer_role: str = "viewer"
+    oidc_operator_role: str = "operator"
+    oidc_algorithms: _WordList = ("RS256", "ES256")
+    # Seconds the signing keys are kept; an unknown key id refetches them, at
+    # most once per oidc_jwks_min_refresh seconds.
+    oidc_jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    oidc_jwks_min_refresh: float = Field(default=10.0, ge=0)
+    # Seconds of clock skew tolerated on exp, nbf and iat.
+    oidc_leeway: float = Field(default=30.0, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("redis_url", "provider_token", "api_token", mode="before")
+    @field_validator(
+        "redis_url",
+        "provider_token",
+        "api_token",
+        "oidc_issuer",
+        "oidc_audience",
+        "oidc_jwks_url",
+        "oidc_client_id",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("allowed_origins", "oidc_scopes", "oidc_algorithms", mode="before")
+    @classmethod
+    def _words(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(value.replace(",", " ").split())
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [name for name in value if name not in _OIDC_ALGORITHMS]
+        if refused or not value:
+            raise ValueError(f"choose among {', '.join(_OIDC_ALGORITHMS)}; not {refused}")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer is not None and self.oidc_audience is None:
+            raise ValueError("OIDC_AUDIENCE is required with OIDC_ISSUER")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
 
     @property
     def is_postgres(self) -> bool:
