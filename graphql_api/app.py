@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 import orjson
 import structlog
-from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -19,11 +19,15 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
-from graphql_api.auth import RequireToken, connection_authorized
+from graphql_api.auth import Authenticator, Refused, RequireToken, principal_of
 from graphql_api.body_limit import LimitBody
 from graphql_api.context import Context, make_loaders
+from graphql_api.health import healthz, readyz
+from graphql_api.metrics import metrics_endpoint
+from graphql_api.origins import CheckWebSocketOrigin, cors
+from graphql_api.request_id import RequestId
 from graphql_api.schema import schema
-from models.db import close_db, connection, fetch, init_db
+from models.db import close_db, init_db
 from settings import get_settings
 
 __all__ = ["GraphQLView", "create_app"]
@@ -34,23 +38,37 @@ log = structlog.get_logger(__name__)
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, token check and JSON codec."""
 
-    def __init__(self, schema: BaseSchema, token: SecretStr | None) -> None:
+    def __init__(
+        self, schema: BaseSchema, authenticator: Authenticator, *, graphiql: bool = True
+    ) -> None:
         # Only graphql-transport-ws: the legacy graphql-ws protocol has no
         # connection hook in which to check the token.
-        super().__init__(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,))
-        self.token = token
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
+        self.authenticator = authenticator
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         # A WebSocket lives long: cached loaders would answer with stale rows.
         cache = not isinstance(request, WebSocket)
-        return Context(request=request, response=response, loaders=make_loaders(cache=cache))
+        context = Context(request=request, response=response, loaders=make_loaders(cache=cache))
+        if not isinstance(request, WebSocket):  # a WebSocket's caller is known at connection_init
+            context.principal = principal_of(request.scope)
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        if not connection_authorized(context.connection_params, self.token):
-            log.info("WebSocket refused: no valid API token")
-            raise ConnectionRejectionError
+        presented = context.connection_params.get("authorization")
+        if presented is None:  # non-browser clients may have sent it with the handshake
+            presented = context.request.headers.get("authorization")
+        try:
+            context.principal = await self.authenticator.authenticate(presented, bare_allowed=True)
+        except Refused as refused:
+            log.info("WebSocket refused: credentials not accepted", reason=refused.message)
+            raise ConnectionRejectionError from None
         return UnsetType()  # accept, with no payload in connection_ack
 
     def decode_json(self, data: str | bytes) -> object:
@@ -62,31 +80,33 @@ class GraphQLView(GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
 
-async def _healthz(_: Request) -> Response:
-    """Up, and the database answers."""
-    await fetch(connection(), "SELECT 1 AS ok")
-    return JSONResponse({"status": "ok"})
-
-
 @asynccontextmanager
-async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     await init_db()
     log.info("API ready")
     try:
         yield
     finally:
+        await app.state.authenticator.aclose()
         await close_db()
 
 
 def create_app() -> Starlette:
     """The API application; ``mailings serve`` runs it under uvicorn."""
-    token = get_settings().api_token
-    view = GraphQLView(schema, token)
-    return Starlette(
+    settings = get_settings()
+    authenticator = Authenticator.from_settings(settings)
+    view = GraphQLView(schema, authenticator, graphiql=settings.graphiql)
+    http_view = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
+    app = Starlette(
         routes=[
-            Route("/graphql", RequireToken(LimitBody(view), token)),
-            WebSocketRoute("/graphql", view),
-            Route("/healthz", _healthz),
+            Route("/graphql", http_view),
+            WebSocketRoute("/graphql", CheckWebSocketOrigin(view, settings.allowed_origins)),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
+        middleware=[Middleware(RequestId), *cors(settings)],
         lifespan=_lifespan,
     )
+    app.state.authenticator = authenticator
+    return app

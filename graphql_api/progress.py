@@ -1,14 +1,17 @@
 """``mailingProgress``: a mailing's counts and status, pushed as they change.
 
-For now the events come from polling the database once a second; a later
-change will push them from Redis instead. :func:`progress_event` is the one
-place that builds an event, whatever carries it.
+With ``REDIS_URL`` set, workers and API processes announce changes over
+Redis pub/sub (:mod:`tasks.events`) and a subscriber re-reads the counts when
+told, at most every ``COALESCE`` seconds, with a slow poll as a safety net;
+on the embedded defaults it polls the database. :func:`progress_event` is the
+one place that builds an event, whatever carries it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import astuple
 
 import strawberry
@@ -17,12 +20,18 @@ from graphql import GraphQLError
 
 import models
 from graphql_api.decorators import described_subscription
+from graphql_api.progress_hub import ProgressHub
 from graphql_api.scalars import find_id
 from graphql_api.types import Mailing, MailingProgress, MessageStats
+from settings import get_settings
 
 __all__ = ["POLL_INTERVAL", "ProgressSubscription", "progress_event", "watch_progress"]
 
-POLL_INTERVAL = 1.0
+POLL_INTERVAL = 0.5  # without Redis
+SAFETY_POLL = 5.0  # with Redis, in case an event was lost
+COALESCE = 0.2  # a busy mailing yields at most about five events a second
+
+_hub: ProgressHub | None = None
 
 log = structlog.get_logger(__name__)
 
@@ -40,22 +49,51 @@ def _fingerprint(event: MailingProgress) -> tuple[object, ...]:
     return (event.status, *astuple(event.stats))
 
 
+def _progress_hub() -> ProgressHub | None:
+    global _hub
+    url = get_settings().redis_url
+    if url and _hub is None:
+        _hub = ProgressHub(url)
+    return _hub
+
+
+@contextlib.asynccontextmanager
+async def _changes(mailing_id: int) -> AsyncIterator[asyncio.Event | None]:
+    hub = _progress_hub()
+    if hub is None:
+        yield None
+        return
+    async with hub.listen(mailing_id) as changed:
+        yield changed
+
+
+async def _next_change(changed: asyncio.Event | None) -> None:
+    if changed is None:
+        await asyncio.sleep(POLL_INTERVAL)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(changed.wait(), SAFETY_POLL)
+    changed.clear()
+    await asyncio.sleep(COALESCE)
+
+
 async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, None]:
     """The current state at once, then each change; ends once the mailing is over."""
     last: tuple[object, ...] | None = None
-    while True:
-        event = await progress_event(mailing_id)
-        if event is None:
-            if last is None:
-                raise GraphQLError(f"mailing {mailing_id} not found")
-            return  # deleted while watched: it is over for its watchers too
-        fingerprint = _fingerprint(event)
-        if fingerprint != last:
-            last = fingerprint
-            yield event
-        if event.status.is_terminal:
-            return
-        await asyncio.sleep(POLL_INTERVAL)
+    async with _changes(mailing_id) as changed:
+        while True:
+            event = await progress_event(mailing_id)
+            if event is None:
+                if last is None:
+                    raise GraphQLError(f"mailing {mailing_id} not found")
+                return  # deleted while watched: it is over for its watchers too
+            fingerprint = _fingerprint(event)
+            if fingerprint != last:
+                last = fingerprint
+                yield event
+            if event.status.is_terminal:
+                return
+            await _next_change(changed)
 
 
 @strawberry.type

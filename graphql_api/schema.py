@@ -16,6 +16,7 @@ from graphql_api.client_import import ClientImportMutation
 from graphql_api.clients import ClientMutation, ClientQuery
 from graphql_api.mailing_lifecycle import MailingLifecycleMutation
 from graphql_api.mailings import MailingMutation, MailingQuery
+from graphql_api.metrics import OperationMetrics
 from graphql_api.progress import ProgressSubscription
 from graphql_api.protection import extensions, log_errors
 from graphql_api.scalars import SCALAR_MAP
@@ -66,6 +67,6 @@ schema = _Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=extensions(get_settings()),
+    extensions=[*extensions(get_settings()), OperationMetrics],
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
 )

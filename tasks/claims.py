@@ -117,8 +117,13 @@ def _values_table(
     return f"(SELECT {aliases} FROM (VALUES {tuples})) AS v", params
 
 
-async def finalise_messages(conn: BaseDBAsyncClient, items: Sequence[Finalise]) -> int:
-    """Record final outcomes; returns how many messages changed (were still pending)."""
+async def finalise_messages(
+    conn: BaseDBAsyncClient, items: Sequence[Finalise], touched: set[int] | None = None
+) -> int:
+    """Record final outcomes; returns how many messages changed (were still pending).
+
+    The ids of the mailings whose counts changed are added to ``touched``.
+    """
     changed = 0
     for status in MessageStatus:
         group = [i for i in items if i.status is status]
@@ -142,6 +147,8 @@ async def finalise_messages(conn: BaseDBAsyncClient, items: Sequence[Finalise]) 
         )
         await count_finalised_rows(conn, rows, status)
         changed += len(rows)
+        if touched is not None:
+            touched.update(int(row["mailing_id"]) for row in rows)
     return changed
 
 

@@ -39,9 +39,11 @@ from tasks.claims import (
     finalise_messages,
     reschedule_messages,
 )
+from tasks.events import ProgressNotifier
 from tasks.provider import ProviderClient, SendResult
 from tasks.retry import retry_delay
 from tasks.sweep import due_mailing_ids, tend_mailing
+from tasks.worker_metrics import WorkerMetrics
 
 __all__ = ["Engine"]
 
@@ -50,6 +52,7 @@ log = structlog.get_logger(__name__)
 _ACTIVE_REFRESH = 0.3  # seconds; pause and cancel take effect within this
 _IDLE_POLL = 0.25  # seconds between claims when nothing was due
 _FLUSH_INTERVAL = 0.05  # seconds an outcome may wait before it is written
+_HEARTBEAT_INTERVAL = 5.0  # seconds between two writes of this worker's counters
 
 
 def utcnow() -> datetime:
@@ -74,9 +77,11 @@ class Engine:
         settings: Settings,
         provider: ProviderClient,
         breaker: CircuitBreaker,
+        notifier: ProgressNotifier | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._settings = settings
+        self._notifier = notifier or ProgressNotifier(None)
         self._provider = provider
         self._breaker = breaker
         self._clock = clock
@@ -96,6 +101,7 @@ class Engine:
         self._flush_now = asyncio.Event()
         self._stopping = asyncio.Event()
         self._sweep_soon = asyncio.Event()
+        self.metrics = WorkerMetrics(clock())
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -104,18 +110,21 @@ class Engine:
         log.info("engine started", concurrency=self._concurrency, batch=self._batch)
         recorder = asyncio.create_task(self._record_forever(), name="recorder")
         sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
+        heart = asyncio.create_task(self._beat_forever(), name="heartbeat")
         try:
             await self._dispatch_forever()
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, heart):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._drain()
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
             await self._flush()
-            log.info("engine stopped")
+            await self._beat(stopping=True)
+            log.info("engine stopped", worker_id=self.metrics.worker_id)
 
     def stop(self) -> None:
         """Stop claiming; in-flight requests finish (or are handed back) and are recorded."""
@@ -130,7 +139,21 @@ class Engine:
     async def tend(self, mailing_id: int) -> None:
         """Tend one mailing now (a Huey task asked for it), then look again."""
         await tend_mailing(mailing_id, self._clock())
+        self._notifier.mailing_changed(mailing_id)
         self.wake()
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await self._beat()
+            await asyncio.sleep(_HEARTBEAT_INTERVAL)
+
+    async def _beat(self, *, stopping: bool = False) -> None:
+        self.metrics.breaker_state = self._breaker.state
+        self.metrics.in_flight = len(self._inflight)
+        try:
+            await self.metrics.beat(self._clock(), stopping=stopping)
+        except Exception:
+            log.warning("heartbeat not written", exc_info=True)
 
     async def _drain(self) -> None:
         if not self._inflight:
@@ -278,6 +301,7 @@ class Engine:
             self._reschedule(message, self._clock(), "worker stopped mid-request", refund=False)
             raise
         self._breaker.record(result)
+        self.metrics.observe_send(result.kind, result.latency)
         self._record_result(mailing, message, result, ids)
 
     def _record_result(
@@ -286,7 +310,13 @@ class Engine:
         latency_ms = round(result.latency * 1000, 1)
         if result.kind == "sent":
             self._finalise(message, MessageStatus.SENT, None)
-            log.info("message sent", **ids, attempt=message.attempts, latency_ms=latency_ms)
+            log.info(
+                "message sent",
+                **ids,
+                attempt=message.attempts,
+                status_code=result.status_code,
+                latency_ms=latency_ms,
+            )
         elif result.kind == "rejected":
             self._finalise(message, MessageStatus.FAILED, result.error)
             log.warning(
@@ -348,14 +378,17 @@ class Engine:
         reschedules, self._reschedules = self._reschedules, []
         if not finals and not reschedules:
             return
+        touched: set[int] = set()
         try:
             async with in_transaction() as conn:
-                await finalise_messages(conn, finals)
+                await finalise_messages(conn, finals, touched)
                 await reschedule_messages(conn, reschedules)
         except BaseException:
             self._finals[:0] = finals
             self._reschedules[:0] = reschedules
             raise
+        for mailing_id in touched:
+            self._notifier.mailing_changed(mailing_id)
         if finals:
             # A mailing may have just had its last message: tend it soon.
             self._sweep_soon.set()
@@ -368,6 +401,7 @@ class Engine:
                 now = self._clock()
                 for mailing_id in await due_mailing_ids(now):
                     status = await tend_mailing(mailing_id, now)
+                    self._notifier.mailing_changed(mailing_id)
                     if status is not None and status.value == "RUNNING":
                         self._wake.set()
                 self._running_loaded_at = -1.0

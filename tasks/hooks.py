@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from tasks import jobs
+from tasks import events, jobs
 
 __all__ = ["mailing_retargeted", "mailing_scheduled", "mailing_stopped"]
 
@@ -28,15 +28,18 @@ async def mailing_scheduled(mailing_id: int, start_at: datetime) -> None:
     else:
         await asyncio.to_thread(jobs.start_mailing.schedule, (mailing_id,), eta=start_at)
     log.info("mailing start enqueued", mailing_id=mailing_id, start_at=start_at.isoformat())
+    await events.publish_now(mailing_id)
 
 
 async def mailing_stopped(mailing_id: int) -> None:
     """A mailing was paused, cancelled or deleted: settle what is pending."""
     await asyncio.to_thread(jobs.settle_mailing, mailing_id)
     log.info("mailing settle enqueued", mailing_id=mailing_id)
+    await events.publish_now(mailing_id)
 
 
 async def mailing_retargeted(mailing_id: int) -> None:
     """A started mailing's filter changed: add new matches, cancel lost ones."""
     await asyncio.to_thread(jobs.settle_mailing, mailing_id)
     log.info("mailing retarget enqueued", mailing_id=mailing_id)
+    await events.publish_now(mailing_id)

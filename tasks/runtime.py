@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import structlog
 
@@ -21,11 +22,14 @@ from models.db import close_db, init_db
 from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
 from tasks.engine import Engine
+from tasks.events import ProgressNotifier
 from tasks.provider import make_provider_client
 
 __all__ = ["EngineRuntime", "engine", "start_engine"]
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 _runtime: EngineRuntime | None = None
 
@@ -62,7 +66,8 @@ class EngineRuntime:
             await init_db(self._settings)
             provider = make_provider_client(self._settings)
             breaker = CircuitBreaker.from_settings(self._settings)
-            self._engine = Engine(self._settings, provider, breaker)
+            notifier = ProgressNotifier(self._settings.redis_url)
+            self._engine = Engine(self._settings, provider, breaker, notifier)
             self._loop = asyncio.get_running_loop()
         except BaseException as exc:
             self._failure = exc
@@ -72,6 +77,7 @@ class EngineRuntime:
         try:
             await self._engine.run()
         finally:
+            await notifier.aclose()
             await provider.aclose()
             await close_db()
 
@@ -81,6 +87,13 @@ class EngineRuntime:
             raise RuntimeError("the engine is not running")
         future = asyncio.run_coroutine_threadsafe(self._engine.tend(mailing_id), self._loop)
         future.result(timeout)
+
+    def run(self, work: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run a coroutine on the engine's loop, in its Tortoise context; from Huey's threads."""
+        if self._loop is None:
+            work.close()
+            raise RuntimeError("the engine is not running")
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming, let in-flight requests finish and be recorded, then return."""

@@ -11,6 +11,7 @@ import graphql_api.context
 from graphql_api.context import Context, make_loaders
 from graphql_api.schema import schema
 from models import MailingStats, MailingStatus, MessageStatus
+from tasks import events
 from tests.api_support import STATS, Subscription, add_audience, finalise
 from tests.conftest import GraphQLClient
 from tests.factories import make_client, make_mailing
@@ -205,6 +206,7 @@ async def test_progress_subscription(gql: GraphQLClient, api_url: str) -> None:
         }
 
         await finalise(mailing.id, MessageStatus.SENT, 2)
+        await events.publish_now(mailing.id)  # as the engine announces what it recorded
         progress = (await subscription.receive())["payload"]["data"]["mailingProgress"]
         assert progress["stats"] == stats(total=3, pending=1, sent=2)
         assert progress["mailing"]["stats"] == {"sent": 2}

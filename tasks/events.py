@@ -1,0 +1,88 @@
+"""Progress events: "mailing N changed", from whoever changed it to every API process.
+
+With ``REDIS_URL`` set, an event is a Redis pub/sub message on
+``mailings:progress:<id>`` with no payload: the database holds the counts,
+and a subscriber re-reads them, so a lost or merged event costs nothing but
+a moment. Without Redis (the embedded defaults) nothing is published and the
+API polls the database instead.
+
+The engine publishes through a :class:`ProgressNotifier`, which coalesces:
+a mailing sending thousands of messages a second announces itself a few
+times a second, not once per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from redis.asyncio import Redis
+
+from settings import get_settings
+
+__all__ = ["CHANNEL_PATTERN", "ProgressNotifier", "channel", "mailing_id_of", "publish_now"]
+
+log = structlog.get_logger(__name__)
+
+_PREFIX = "mailings:progress:"
+CHANNEL_PATTERN = _PREFIX + "*"
+
+
+def channel(mailing_id: int) -> str:
+    return f"{_PREFIX}{mailing_id}"
+
+
+def mailing_id_of(channel_name: str | bytes) -> int | None:
+    name = channel_name.decode() if isinstance(channel_name, bytes) else channel_name
+    suffix = name.removeprefix(_PREFIX)
+    return int(suffix) if suffix.isdigit() else None
+
+
+class ProgressNotifier:
+    """Publishes "mailing changed" at most every ``interval`` seconds per mailing."""
+
+    def __init__(self, redis_url: str | None, interval: float = 0.25) -> None:
+        self._redis = Redis.from_url(redis_url) if redis_url else None
+        self._interval = interval
+        self._due: set[int] = set()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def mailing_changed(self, mailing_id: int) -> None:
+        if self._redis is None:
+            return
+        self._due.add(mailing_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._interval)
+        due, self._due = self._due, set()
+        assert self._redis is not None
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for mailing_id in sorted(due):
+                    pipe.publish(channel(mailing_id), b"")
+                await pipe.execute()
+        except Exception:
+            # Progress events are hints; the counts are safe in the database.
+            log.warning("progress events not published", mailing_ids=sorted(due), exc_info=True)
+
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+async def publish_now(mailing_id: int) -> None:
+    """Announce one change right away (the API after a lifecycle mutation)."""
+    url = get_settings().redis_url
+    if not url:
+        return
+    redis = Redis.from_url(url)
+    try:
+        await redis.publish(channel(mailing_id), b"")
+    finally:
+        await redis.aclose()
