@@ -7,9 +7,11 @@ secret (``SecretStr``) never prints.
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -94,6 +96,20 @@ class Settings(BaseSettings):
     # Seconds of clock skew tolerated on exp, nbf and iat.
     oidc_leeway: float = Field(default=30.0, ge=0)
 
+    # The daily report email: sent only when SMTP_HOST and REPORT_RECIPIENTS are set.
+    smtp_host: str | None = None
+    # Unset: 25 without TLS, 587 with starttls, 465 with tls.
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    report_sender: str = "mailings@localhost"
+    report_recipients: _WordList = ()
+    # Yesterday's report goes out once this local time (HH:MM) has passed.
+    report_time: time = time(8, 0)
+    report_timezone: str = "UTC"
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -120,6 +136,35 @@ class Settings(BaseSettings):
             return tuple(value.replace(",", " ").split())
         return value
 
+    @field_validator("smtp_host", "smtp_port", "smtp_user", "smtp_password", mode="before")
+    @classmethod
+    def _empty_smtp_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("report_recipients", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(value.replace(",", " ").split())
+        return value
+
+    @field_validator("report_recipients")
+    @classmethod
+    def _email_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        wrong = [address for address in value if "@" not in address.strip("@")]
+        if wrong:
+            raise ValueError(f"not email addresses: {wrong}")
+        return value
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
     @field_validator("oidc_algorithms")
     @classmethod
     def _asymmetric_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -137,6 +182,17 @@ class Settings(BaseSettings):
     @property
     def oidc_enabled(self) -> bool:
         return self.oidc_issuer is not None
+
+    @property
+    def report_enabled(self) -> bool:
+        """Whether the daily report can be sent: an SMTP server and someone to send it to."""
+        return self.smtp_host is not None and bool(self.report_recipients)
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
 
     @property
     def is_postgres(self) -> bool:
