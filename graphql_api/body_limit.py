@@ -56,6 +56,8 @@ class LimitBody:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         log.info("request refused: body too large", path=scope.get("path"))
-        message = f"The request body exceeds {self.max_bytes // (1024 * 1024)} MiB"
+        mib, remainder = divmod(self.max_bytes, 1024 * 1024)
+        limit = f"{mib} MiB" if mib and not remainder else f"{self.max_bytes} bytes"
+        message = f"The request body exceeds {limit}"
         response = JSONResponse({"errors": [{"message": message}]}, status_code=413)
         await response(scope, receive, send)

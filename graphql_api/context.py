@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 import models
+from graphql_api.principal import OPEN, Principal
 
 __all__ = ["Context", "Info", "Loaders", "make_loaders"]
 
@@ -46,7 +47,7 @@ def make_loaders(*, cache: bool = True) -> Loaders:
 
 @dataclass
 class Context:
-    """The request (or WebSocket), and the batch loaders of this request or connection.
+    """The request (or WebSocket), its caller, and the batch loaders of this request or connection.
 
     Strawberry stores the payload of a WebSocket ``connection_init`` in
     ``connection_params`` before it asks the view whether to accept it.
@@ -56,6 +57,8 @@ class Context:
     response: Response | WebSocket
     loaders: Loaders
     connection_params: dict[str, object] = field(default_factory=dict)
+    # Who is calling: set from the request's credentials, or at connection_init.
+    principal: Principal = OPEN
 
 
 Info = strawberry.Info[Context, None]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import structlog
 from graphql import GraphQLError
-from graphql.validation import ASTValidationRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -25,6 +25,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from graphql_api.permissions import RequireRole
 from settings import Settings
 
 __all__ = ["MASKED_MESSAGE", "extensions", "is_unexpected", "log_errors"]
@@ -73,8 +74,11 @@ def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
         query_depth_limiter.create_validator(settings.max_query_depth, should_ignore=None),
         max_aliases.create_validator(settings.max_query_aliases),
     ]
+    if not settings.introspection:
+        limits.append(NoSchemaIntrospectionCustomRule)
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        RequireRole,
         lambda: ParserCache(maxsize=_CACHED_DOCUMENTS),
         lambda: AddValidationRules(limits),
         lambda: ValidationCache(maxsize=_CACHED_DOCUMENTS),

@@ -1,0 +1,44 @@
+"""Who is calling, and what they may do.
+
+A ``viewer`` may query and subscribe; an ``operator`` may also mutate.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["OPEN", "Principal", "Role"]
+
+
+class Role(enum.Enum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request or WebSocket connection.
+
+    ``via`` says how: ``open`` (no credentials configured, for local use),
+    ``api_token`` (``API_TOKEN``, an operator) or ``oidc`` (a provider's JWT).
+    """
+
+    role: Role
+    via: Literal["open", "api_token", "oidc"]
+    subject: str | None = None
+    # Epoch seconds; a WebSocket outlives its token, so operations check it.
+    expires_at: float | None = None
+
+    @property
+    def may_mutate(self) -> bool:
+        return self.role is Role.OPERATOR
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
+
+
+OPEN = Principal(role=Role.OPERATOR, via="open")
+"""The caller when neither ``API_TOKEN`` nor OIDC is configured."""
