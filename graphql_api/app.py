@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import orjson
@@ -24,7 +24,7 @@ from graphql_api.body_limit import LimitBody
 from graphql_api.context import Context, make_loaders
 from graphql_api.health import healthz, readyz
 from graphql_api.metrics import metrics_endpoint
-from graphql_api.origins import CheckWebSocketOrigin, cors
+from graphql_api.origins import cors
 from graphql_api.request_id import RequestId
 from graphql_api.schema import schema
 from models.db import close_db, init_db
@@ -39,7 +39,12 @@ class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, token check and JSON codec."""
 
     def __init__(
-        self, schema: BaseSchema, authenticator: Authenticator, *, graphiql: bool = True
+        self,
+        schema: BaseSchema,
+        authenticator: Authenticator,
+        *,
+        graphiql: bool = True,
+        allowed_origins: Sequence[str] = (),
     ) -> None:
         # Only graphql-transport-ws: the legacy graphql-ws protocol has no
         # connection hook in which to check the token.
@@ -47,6 +52,9 @@ class GraphQLView(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if graphiql else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # Browsers apply no CORS to WebSockets: Strawberry refuses a
+            # handshake from any origin but the API's own and these (403).
+            allowed_origins=allowed_origins,
         )
         self.authenticator = authenticator
 
@@ -95,12 +103,17 @@ def create_app() -> Starlette:
     """The API application; ``mailings serve`` runs it under uvicorn."""
     settings = get_settings()
     authenticator = Authenticator.from_settings(settings)
-    view = GraphQLView(schema, authenticator, graphiql=settings.graphiql)
+    view = GraphQLView(
+        schema,
+        authenticator,
+        graphiql=settings.graphiql,
+        allowed_origins=settings.allowed_origins,
+    )
     http_view = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
     app = Starlette(
         routes=[
             Route("/graphql", http_view),
-            WebSocketRoute("/graphql", CheckWebSocketOrigin(view, settings.allowed_origins)),
+            WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

@@ -1,27 +1,17 @@
-"""Which browser origins may use the API: CORS for HTTP, an Origin check for WebSockets.
+"""Which browser origins may call the API over HTTP: CORS from ``ALLOWED_ORIGINS``.
 
-Browsers enforce CORS on HTTP requests but not on WebSockets: any page can
-open a WebSocket to any host. So the handshake's ``Origin`` is checked here,
-against ``ALLOWED_ORIGINS`` and the API's own origin. A client that sends no
-``Origin`` is not a browser and passes; its credentials are checked later, at
-``connection_init``.
+WebSockets get no CORS from browsers; the same list is handed to Strawberry's
+view, which refuses a handshake from any origin but the API's own and these.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-import structlog
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from settings import Settings
 
-__all__ = ["CheckWebSocketOrigin", "cors"]
-
-log = structlog.get_logger(__name__)
+__all__ = ["cors"]
 
 
 def cors(settings: Settings) -> list[Middleware]:
@@ -38,30 +28,3 @@ def cors(settings: Settings) -> list[Middleware]:
             max_age=600,
         )
     ]
-
-
-class CheckWebSocketOrigin:
-    """ASGI middleware: a WebSocket handshake from a foreign origin gets a 403."""
-
-    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
-        self.app = app
-        self.any = "*" in allowed
-        self.allowed = frozenset(origin.rstrip("/").lower() for origin in allowed)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and not self.any:
-            headers = Headers(scope=scope)
-            origin = headers.get("origin")
-            if origin is not None and not self._allowed(origin, headers.get("host")):
-                log.info("WebSocket refused: origin not allowed", origin=origin[:200])
-                # Closing before accepting makes the server answer the handshake with 403.
-                await send({"type": "websocket.close", "code": 1008})
-                return
-        await self.app(scope, receive, send)
-
-    def _allowed(self, origin: str, host: str | None) -> bool:
-        origin = origin.rstrip("/").lower()
-        if origin in self.allowed:
-            return True
-        # The API's own pages (GraphiQL, the admin page) connect from its own origin.
-        return host is not None and urlsplit(origin).netloc == host.lower()

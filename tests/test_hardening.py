@@ -1,0 +1,131 @@
+"""What a public deployment switches on: allowed origins, no IDE, no introspection, a body cap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import free_port, start_command, stop_process
+
+TOKEN = "hardening-token-8d1f"
+PROVIDER_TOKEN = "provider-jwt-secret-77aa"
+ADMIN = "https://admin.example.com"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def public_api(database: str) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    env = {
+        "API_TOKEN": TOKEN,
+        "PROVIDER_TOKEN": PROVIDER_TOKEN,
+        "ALLOWED_ORIGINS": f"{ADMIN}, https://ops.example.com",
+        "GRAPHIQL": "false",
+        "INTROSPECTION": "false",
+        "MAX_BODY_BYTES": "8192",
+    }
+    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="public")
+    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    stop_process(proc)
+
+
+async def test_cors_for_allowed_origins_only(public_api: tuple[str, Path]) -> None:
+    url, _ = public_api
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    async with httpx.AsyncClient(base_url=url) as client:
+        allowed = await client.options("/graphql", headers={"Origin": ADMIN, **preflight})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == ADMIN
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        foreign = await client.options(
+            "/graphql", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert foreign.status_code == 400
+        assert "access-control-allow-origin" not in foreign.headers
+        post = await client.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"Origin": ADMIN, **AUTH}
+        )
+        assert post.headers["access-control-allow-origin"] == ADMIN
+        assert post.json() == {"data": {"__typename": "Query"}}
+
+
+async def _handshake(url: str, origin: str | None) -> int:
+    """The HTTP status of a WebSocket handshake (101 when accepted)."""
+    try:
+        async with connect(
+            url.replace("http://", "ws://") + "/graphql",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            origin=origin,  # type: ignore[arg-type]
+        ):
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+async def test_websocket_origins(public_api: tuple[str, Path], api_url: str) -> None:
+    url, _ = public_api
+    assert await _handshake(url, ADMIN) == 101
+    assert await _handshake(url, "https://ops.example.com") == 101
+    assert await _handshake(url, url) == 101  # the API's own pages
+    assert await _handshake(url, None) == 101  # not a browser: credentials decide
+    assert await _handshake(url, "https://evil.example") == 403
+    assert await _handshake(url, "null") == 403
+    # With no ALLOWED_ORIGINS, only the API's own origin may open one from a browser.
+    assert await _handshake(api_url, api_url) == 101
+    assert await _handshake(api_url, ADMIN) == 403
+
+
+async def test_no_ide_and_no_introspection(public_api: tuple[str, Path]) -> None:
+    url, _ = public_api
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
+        ide = await client.get("/graphql", headers={"Accept": "text/html"})
+        assert "graphiql" not in ide.text.lower()
+        assert ide.status_code in (400, 404)
+        schema = await client.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+        message = schema.json()["errors"][0]["message"]
+        assert "introspection" in message.lower()
+        one_type = await client.post(
+            "/graphql", json={"query": '{ __type(name: "Client") { name } }'}
+        )
+        assert "introspection" in one_type.json()["errors"][0]["message"].lower()
+        typename = await client.post("/graphql", json={"query": "{ clients { __typename } }"})
+        assert typename.json() == {"data": {"clients": {"__typename": "ClientConnection"}}}
+
+
+async def test_body_limit_from_settings(public_api: tuple[str, Path]) -> None:
+    url, _ = public_api
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
+        padded = {"query": "{ __typename }", "variables": {"pad": "x" * 9000}}
+        response = await client.post("/graphql", json=padded)
+        assert response.status_code == 413
+        assert response.json()["errors"][0]["message"] == "The request body exceeds 8192 bytes"
+        small = await client.post("/graphql", json={"query": "{ __typename }"})
+        assert small.status_code == 200
+
+
+async def test_secrets_stay_out_of_logs_and_answers(public_api: tuple[str, Path]) -> None:
+    url, log_path = public_api
+    async with httpx.AsyncClient(base_url=url) as client:
+        answers = [
+            await client.post(
+                "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": auth}
+            )
+            for auth in (f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", TOKEN, f"Basic {TOKEN}")
+        ]
+        answers.append(await client.post("/graphql", json={"query": "{ nope }"}, headers=AUTH))
+        answers.append(await client.get("/healthz"))
+    for answer in answers:
+        assert TOKEN[:-1] not in answer.text
+        assert PROVIDER_TOKEN not in answer.text
+    log = log_path.read_text()
+    assert "request refused: credentials not accepted" in log
+    assert TOKEN[:-1] not in log
+    assert PROVIDER_TOKEN not in log
