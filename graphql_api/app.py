@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -22,6 +22,8 @@ from strawberry.types.unset import UnsetType
 from graphql_api.auth import Authenticator, Refused, RequireToken, principal_of
 from graphql_api.body_limit import LimitBody
 from graphql_api.context import Context, make_loaders
+from graphql_api.exports import MOUNT_NAME as EXPORTS
+from graphql_api.exports import export_routes
 from graphql_api.health import healthz, readyz
 from graphql_api.metrics import metrics_endpoint
 from graphql_api.origins import cors
@@ -117,6 +119,13 @@ def create_app() -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            # CSV downloads, behind the same credentials as /graphql.
+            Mount(
+                "/exports",
+                routes=export_routes(),
+                middleware=[Middleware(RequireToken, authenticator)],
+                name=EXPORTS,
+            ),
         ],
         middleware=[Middleware(RequestId), *cors(settings)],
         lifespan=_lifespan,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import strawberry
 
+from graphql_api.context import Info
 from graphql_api.decorators import described_field
+from graphql_api.exports import statistics_csv_url
 from graphql_api.mailings import live_mailings
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
@@ -43,6 +45,13 @@ class Statistics:
     @described_field("Counts over every mailing (deleted ones excepted).")
     async def totals(self) -> MessageStats:
         return await totals()
+
+    @described_field(
+        "Where to download every mailing's counts as CSV; send the same Authorization header "
+        "as to the API. `?status=` narrows it to one status."
+    )
+    def csv_url(self, info: Info) -> str:
+        return statistics_csv_url(info.context.request)
 
     @described_field("Each mailing with its counts, in id order.")
     async def mailings(

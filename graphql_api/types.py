@@ -9,6 +9,7 @@ import strawberry
 import models
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
+from graphql_api.exports import messages_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 
 __all__ = [
@@ -190,6 +191,13 @@ class Mailing:
     @described_field("Message counts by status, read from counters.")
     async def stats(self, info: Info) -> MessageStats:
         return await self._stats(info)
+
+    @described_field(
+        "Where to download this mailing's messages as CSV (id, phone, status, attempts, "
+        "last error, created, sent); send the same Authorization header as to the API."
+    )
+    def messages_csv_url(self, info: Info) -> str:
+        return messages_csv_url(info.context.request, self.key)
 
     @described_field("The messages of this mailing, in id order.")
     async def messages(

@@ -1,0 +1,169 @@
+"""CSV downloads: a mailing's messages, and the statistics of every mailing.
+
+Served under ``/exports`` behind the same token check as ``/graphql`` (see
+``app.py``), and linked from the schema (``Mailing.messagesCsvUrl``,
+``Statistics.csvUrl``). The messages are streamed in keyset batches
+(``WHERE id > $last ORDER BY id LIMIT n``): a million rows cost one batch of
+memory, the database never holds a cursor open between batches, and every
+batch is an index range read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from models import MailingStatus
+from models.db import connection, fetch
+from models.reporting import csv_lines, delivery_rate, format_rate, parse_instant, spreadsheet_safe
+
+__all__ = ["MOUNT_NAME", "export_routes", "messages_csv_url", "statistics_csv_url"]
+
+log = structlog.get_logger(__name__)
+
+MOUNT_NAME = "exports"
+_MESSAGES = "mailing_messages"
+_STATISTICS = "statistics"
+BATCH_SIZE = 5000
+
+MESSAGE_FIELDS = ("id", "phone", "status", "attempts", "last_error", "created_at", "sent_at")
+STATISTICS_FIELDS = (
+    "mailing_id",
+    "status",
+    "start_at",
+    "end_at",
+    "total",
+    "pending",
+    "sent",
+    "failed",
+    "expired",
+    "cancelled",
+    "delivery_rate",
+    "text",
+)
+
+_MESSAGE_BATCH = (
+    "SELECT id, phone, status, attempts, last_error, created_at, sent_at FROM message"
+    " WHERE mailing_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+)
+_MAILING_BATCH = (
+    "SELECT m.id, m.status, m.start_at, m.end_at, m.text, s.total, s.pending, s.sent,"
+    " s.failed, s.expired, s.cancelled"
+    " FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
+    " WHERE m.deleted_at IS NULL AND m.id > $1 {status} ORDER BY m.id LIMIT $2"
+)
+
+
+def messages_csv_url(request: HTTPConnection, mailing_id: int) -> str:
+    """Where a client downloads a mailing's messages, as seen from this request."""
+    return str(request.url_for(f"{MOUNT_NAME}:{_MESSAGES}", mailing_id=mailing_id))
+
+
+def statistics_csv_url(request: HTTPConnection) -> str:
+    return str(request.url_for(f"{MOUNT_NAME}:{_STATISTICS}"))
+
+
+def _instant(value: object) -> str:
+    return "" if value is None else parse_instant(value).isoformat()
+
+
+def _message_line(row: dict[str, Any]) -> tuple[object, ...]:
+    error = row["last_error"]
+    return (
+        row["id"],
+        row["phone"],
+        row["status"],
+        row["attempts"],
+        "" if error is None else spreadsheet_safe(str(error)),
+        _instant(row["created_at"]),
+        _instant(row["sent_at"]),
+    )
+
+
+def _mailing_line(row: dict[str, Any]) -> tuple[object, ...]:
+    rate = delivery_rate(int(row["sent"]), int(row["failed"]), int(row["expired"]))
+    return (
+        row["id"],
+        row["status"],
+        _instant(row["start_at"]),
+        _instant(row["end_at"]),
+        *(int(row[name]) for name in ("total", "pending", "sent", "failed", "expired")),
+        int(row["cancelled"]),
+        format_rate(rate),
+        spreadsheet_safe(str(row["text"])),
+    )
+
+
+async def _message_batches(mailing_id: int) -> AsyncIterator[bytes]:
+    yield csv_lines([MESSAGE_FIELDS])
+    after, rows_sent = 0, 0
+    while True:
+        rows = await fetch(connection(), _MESSAGE_BATCH, mailing_id, after, BATCH_SIZE)
+        if rows:
+            yield csv_lines(_message_line(row) for row in rows)
+            after = int(rows[-1]["id"])
+            rows_sent += len(rows)
+        if len(rows) < BATCH_SIZE:
+            log.info("messages exported", mailing_id=mailing_id, rows=rows_sent)
+            return
+
+
+async def _mailing_batches(status: MailingStatus | None) -> AsyncIterator[bytes]:
+    yield csv_lines([STATISTICS_FIELDS])
+    sql = _MAILING_BATCH.format(status="" if status is None else "AND m.status = $3")
+    extra = () if status is None else (status.value,)
+    after = 0
+    while True:
+        rows = await fetch(connection(), sql, after, BATCH_SIZE, *extra)
+        if rows:
+            yield csv_lines(_mailing_line(row) for row in rows)
+            after = int(rows[-1]["id"])
+        if len(rows) < BATCH_SIZE:
+            return
+
+
+def _csv_response(body: AsyncIterator[bytes], filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _error(status_code: int, message: str) -> Response:
+    return JSONResponse({"errors": [{"message": message}]}, status_code=status_code)
+
+
+async def _messages(request: Request) -> Response:
+    mailing_id: int = request.path_params["mailing_id"]
+    found = await fetch(
+        connection(), "SELECT id FROM mailing WHERE id = $1 AND deleted_at IS NULL", mailing_id
+    )
+    if not found:
+        return _error(404, f"mailing {mailing_id} not found")
+    return _csv_response(_message_batches(mailing_id), f"mailing-{mailing_id}-messages.csv")
+
+
+async def _statistics(request: Request) -> Response:
+    value = request.query_params.get("status")
+    try:
+        status = None if value is None else MailingStatus(value)
+    except ValueError:
+        return _error(400, f"unknown status {value!r}: one of {', '.join(MailingStatus)}")
+    return _csv_response(_mailing_batches(status), "mailings-statistics.csv")
+
+
+def export_routes() -> list[BaseRoute]:
+    """The routes to mount at ``/exports`` (named ``exports``), behind the API's auth."""
+    return [
+        Route("/mailings/{mailing_id:int}/messages.csv", _messages, name=_MESSAGES),
+        Route("/statistics.csv", _statistics, name=_STATISTICS),
+    ]
