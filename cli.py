@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 __all__ = ["main"]
 
@@ -21,6 +22,8 @@ def _serve(args: argparse.Namespace) -> None:
         log_config=None,
         proxy_headers=True,
         ws="websockets-sansio",
+        # On SIGTERM, open subscriptions get this long before they are closed.
+        timeout_graceful_shutdown=5,
     )
 
 
@@ -43,6 +46,26 @@ def _provider_sim(args: argparse.Namespace) -> None:
     from tasks.provider_sim import run_simulator
 
     run_simulator(args)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from settings import get_settings
+    from tasks.daily_report import on_demand_report
+    from tasks.report_mail import SEND_ERRORS, render_csv, render_html, render_text
+
+    settings = get_settings()
+    if args.send and not settings.report_enabled:
+        sys.exit("mailings report --send: set SMTP_HOST and REPORT_RECIPIENTS first")
+    try:
+        report = asyncio.run(on_demand_report(settings, args.date, send=args.send))
+    except SEND_ERRORS as error:
+        sys.exit(f"mailings report --send: not sent: {type(error).__name__}: {error}")
+    if not args.send:
+        render = {"text": render_text, "html": render_html}.get(args.format)
+        if render is None:
+            sys.stdout.buffer.write(render_csv(report))
+        else:
+            sys.stdout.write(render(report))
 
 
 def _export_schema(_: argparse.Namespace) -> None:
@@ -78,6 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     else:
         add_fault_options(sim)
     sim.set_defaults(run=_provider_sim)
+
+    report = commands.add_parser("report", help="print or send a day's statistics report")
+    report.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        help="the day, YYYY-MM-DD in REPORT_TIMEZONE (default: yesterday)",
+    )
+    report.add_argument("--send", action="store_true", help="email it to REPORT_RECIPIENTS")
+    report.add_argument("--format", choices=("text", "html", "csv"), default="text")
+    report.set_defaults(run=_report)
 
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         run=_export_schema

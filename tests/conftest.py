@@ -55,7 +55,7 @@ os.environ.update(TEST_ENV)
 
 from models.db import close_db, connection, init_db, is_postgres, migrate  # noqa: E402
 
-_TABLES = ("message", "mailing_stats", "mailing", "client", "daily_report")
+_TABLES = ("message", "mailing_stats", "mailing", "client", "daily_report", "worker_heartbeat")
 
 
 def free_port() -> int:
