@@ -221,6 +221,7 @@ class SimulatorServer:
         self._periodic_down = False
         self._outages: asyncio.Task[None] | None = None
         self._timed_up: asyncio.TimerHandle | None = None
+        self._syncs: set[asyncio.Task[None]] = set()
         self._sync_lock = asyncio.Lock()
         self._seed_bytes = b"None"
         self._started = False
@@ -267,6 +268,10 @@ class SimulatorServer:
             self._outages = None
         if self._timed_up is not None:
             self._timed_up.cancel()
+        for task in list(self._syncs):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for server in (self._listener, self._control):
             if server is not None:
                 server.close()
@@ -296,10 +301,7 @@ class SimulatorServer:
             self._timed_down_until = time.time() + down_for
             if self._timed_up is not None:
                 self._timed_up.cancel()
-            loop = asyncio.get_running_loop()
-            self._timed_up = loop.call_later(
-                down_for, lambda: loop.create_task(self.sync_listening())
-            )
+            self._timed_up = asyncio.get_running_loop().call_later(down_for, self.sync_soon)
 
     def reset(self) -> None:
         """Forget every request seen so far (faults stay)."""
@@ -344,6 +346,12 @@ class SimulatorServer:
                 await self.sync_listening()
         finally:
             self._periodic_down = False
+
+    def sync_soon(self) -> None:
+        """Run :meth:`sync_listening` in a task of its own, kept until it is done."""
+        task = asyncio.get_running_loop().create_task(self.sync_listening())
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
 
     async def sync_listening(self) -> None:
         """Listen when up; when down, close the listener and every send connection."""
@@ -570,7 +578,7 @@ class _Connection(asyncio.Protocol):
             if sync:
                 # Going down aborts send connections; let this answer leave first.
                 server._connections.discard(self)
-                asyncio.get_running_loop().create_task(server.sync_listening())
+                server.sync_soon()
             self._write(response, close or sync)
         else:
             self._write(_json_error(404, "no such path"), close)
