@@ -46,8 +46,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-# structlog runs its whole processor chain before the standard library drops
-# a debug line; at thousands of requests a second, ask the level first.
+# The standard library's level decides, as under logs.configure_logging, even
+# where structlog is left unconfigured (benches, tests) and would print every
+# attempt; and at thousands of requests a second the fields aren't built.
 _stdlib_log = logging.getLogger(__name__)
 
 _BODY_LIMIT = 200
