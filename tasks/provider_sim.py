@@ -9,7 +9,7 @@ while it runs with ``POST /_sim/faults`` (a JSON object of the same names).
 
 It is the denominator of the throughput benchmarks, so it is a bare asyncio
 protocol speaking just enough HTTP/1.1 (keep-alive, ``Content-Length``
-bodies) on uvloop when installed: measured on loopback it costs ~16 µs of CPU
+bodies) on uvloop when installed: measured on loopback it costs ~18 µs of CPU
 a request against ~75 µs for a minimal aiohttp.web app.
 
 Introspection: ``GET /_sim/stats``, ``GET /_sim/accepted`` (``[msgId, count,
