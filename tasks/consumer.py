@@ -8,6 +8,7 @@ import sys
 
 import structlog
 
+from settings import get_settings
 from tasks.queue import huey
 from tasks.runtime import start_engine
 
@@ -35,7 +36,8 @@ def run_consumer(workers: int = 1) -> None:
     consumer = huey.create_consumer(
         workers=2,
         worker_type="thread",
-        periodic=False,
+        # The one periodic task is the daily report: off when it has nowhere to go.
+        periodic=get_settings().report_enabled,
         initial_delay=0.05,
         max_delay=1.0,
         graceful_signal="TERM",

@@ -6,9 +6,12 @@ reloads the rows and decides from the database what is due.
 
 from __future__ import annotations
 
+from huey import crontab
+
+from settings import get_settings
 from tasks.queue import huey
 
-__all__ = ["settle_mailing", "start_mailing"]
+__all__ = ["send_daily_report", "settle_mailing", "start_mailing"]
 
 
 @huey.task()
@@ -25,3 +28,16 @@ def settle_mailing(mailing_id: int) -> None:
     from tasks.runtime import engine
 
     engine().submit_tend(mailing_id)
+
+
+# A tick left waiting behind busy workers is dropped: the next one does its work.
+@huey.periodic_task(crontab(minute="*"), expires=90)
+def send_daily_report() -> None:
+    """Send the daily report if it is due and no other worker has (``tasks.daily_report``)."""
+    settings = get_settings()
+    if not settings.report_enabled:
+        return
+    from tasks.daily_report import report_tick
+    from tasks.runtime import engine
+
+    engine().run(report_tick(settings), timeout=settings.smtp_timeout * 4 + 300)
