@@ -46,8 +46,11 @@ class Settings(BaseSettings):
     # runs) apart on one Redis.
     queue_name: str = "mailings"
     # Sending engine knobs; the defaults suit the provider-sim on one machine.
-    # Which HTTP stack carries requests to the send API (see bench/).
-    provider_http: Literal["httpx", "httpx-aiohttp", "aiohttp"] = "httpx-aiohttp"
+    # Which HTTP stack carries requests to the send API. aiohttp by default:
+    # measured against the simulator (bench/bench_http_clients.py) httpx over
+    # aiohttp costs about 3x the CPU a request and pure httpx far more, which
+    # caps a worker well below the throughput the engine is asked for.
+    provider_http: Literal["httpx", "httpx-aiohttp", "aiohttp"] = "aiohttp"
     send_concurrency: int = Field(default=256, ge=1, le=10_000)
     send_timeout: float = Field(default=10.0, gt=0)
     send_connect_timeout: float = Field(default=3.0, gt=0)
