@@ -129,10 +129,12 @@ class ClientQuery:
             codes, tags = client_filter.operator_codes, client_filter.tags
             if max(len(codes), len(tags)) > MAX_FILTER_VALUES:
                 raise GraphQLError(f"a filter holds at most {MAX_FILTER_VALUES} values a list")
+            # A value longer than the column matches no client; Tortoise would
+            # refuse it, and an empty list matches nothing.
             if codes:
-                query = query.filter(operator_code__in=codes)
+                query = query.filter(operator_code__in=[c for c in codes if len(c) <= 3])
             if tags:
-                query = query.filter(tag__in=tags)
+                query = query.filter(tag__in=[t for t in tags if len(t) <= 64])
         rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:

@@ -80,7 +80,12 @@ async def set_sent_at(mailing_id: int, count: int, at: datetime) -> None:
         count,
     )
     for row in rows:
-        await execute(connection(), "UPDATE message SET sent_at = $2 WHERE id = $1", row["id"], at)
+        await execute(
+            connection(),
+            "UPDATE message SET sent_at = $2 WHERE id = $1",
+            row["id"],
+            at.astimezone(UTC),  # instants go to SQL in UTC (CONVENTIONS)
+        )
 
 
 async def set_errors(mailing_id: int, errors: list[str]) -> None:
