@@ -63,7 +63,11 @@ def configure_logging(settings: Settings | None = None, stream: TextIO | None = 
         shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain tracebacks here too: with rich installed, structlog's default
+        # would print every frame's local variables, secrets included.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     level = logging.getLevelNamesMapping()[settings.log_level]
     structlog.configure(
         processors=[*shared, renderer],

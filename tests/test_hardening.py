@@ -129,3 +129,34 @@ async def test_secrets_stay_out_of_logs_and_answers(public_api: tuple[str, Path]
     assert "request refused: credentials not accepted" in log
     assert TOKEN[:-1] not in log
     assert PROVIDER_TOKEN not in log
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_tracebacks_carry_no_local_variables(log_format: str) -> None:
+    import io
+    import logging
+
+    import structlog
+
+    from logs import configure_logging
+    from settings import Settings
+
+    def fail(password: str) -> None:
+        raise RuntimeError("boom")
+
+    secret = "-".join(("hunter2", "local", "secret"))  # not in any source line shown
+    stream = io.StringIO()
+    root_handlers = logging.getLogger().handlers[:]
+    try:
+        configure_logging(Settings(log_format=log_format), stream=stream)
+        try:
+            fail(secret)
+        except RuntimeError:
+            structlog.get_logger("test").exception("it failed")
+            logging.getLogger("stdlib").exception("it failed too")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers[:] = root_handlers
+    output = stream.getvalue()
+    assert output.count("RuntimeError: boom") == 2
+    assert secret not in output
