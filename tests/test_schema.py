@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SPEC_SIGNATURES = [
     "client(id: ID!): Client",
-    "clients(filter: ClientFilterInput, first: Int, after: String): ClientConnection!",
+    # SPEC's arguments, and `timezone` added after them for the admin page's directory.
+    "clients(filter: ClientFilterInput, first: Int, after: String, timezone: String): "
+    "ClientConnection!",
     "mailing(id: ID!): Mailing",
     "mailings(status: MailingStatus, first: Int, after: String): MailingConnection!",
     "statistics: Statistics!",
