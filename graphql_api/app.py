@@ -19,6 +19,7 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
+from graphql_api.admin import admin_routes
 from graphql_api.auth import Authenticator, Refused, RequireToken, principal_of
 from graphql_api.body_limit import LimitBody
 from graphql_api.context import Context, make_loaders
@@ -126,6 +127,8 @@ def create_app() -> Starlette:
                 middleware=[Middleware(RequireToken, authenticator)],
                 name=EXPORTS,
             ),
+            # The operators' admin page at /, a client of /graphql like any other.
+            *admin_routes(settings),
         ],
         middleware=[Middleware(RequestId), *cors(settings)],
         lifespan=_lifespan,

@@ -1,0 +1,220 @@
+// The client directory: a paged, filterable table; create, edit, delete.
+import { session } from "./auth.js";
+import { debounce, h, mount, splitList, toast } from "./dom.js";
+import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
+import { gql } from "./graphql.js";
+import { formatInstant, zoneNames } from "./time.js";
+
+const PAGE_SIZE = 25;
+const CLIENT_FIELDS = "id phone operatorCode tag timezone createdAt updatedAt";
+const RESULT = `__typename
+  ... on Client { ${CLIENT_FIELDS} }
+  ... on ValidationError { message errors { field message } }
+  ... on NotFoundError { message }`;
+
+const LIST = `query Clients($filter: ClientFilterInput, $timezone: String, $first: Int, $after: String) {
+  clients(filter: $filter, timezone: $timezone, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { ${CLIENT_FIELDS} } }
+  }
+}`;
+const CREATE = `mutation CreateClient($input: ClientInput!) { createClient(input: $input) { ${RESULT} } }`;
+const UPDATE = `mutation UpdateClient($id: ID!, $input: ClientPatch!) { updateClient(id: $id, input: $input) { ${RESULT} } }`;
+const DELETE = `mutation DeleteClient($id: ID!) {
+  deleteClient(id: $id) { __typename ... on Deleted { id } ... on NotFoundError { message } }
+}`;
+
+// Kept across visits, so coming back from an edit shows the same page.
+const state = { codes: "", tags: "", timezone: "", cursors: [null] };
+
+export function zoneDatalist() {
+  let list = document.getElementById("zones");
+  if (!list) {
+    list = h("datalist", { id: "zones" }, zoneNames().map((zone) => h("option", { value: zone })));
+    document.body.append(list);
+  }
+  return "zones";
+}
+
+export async function clientsView(root) {
+  const table = h("div", { class: "table-wrap" });
+  const summary = h("span", { class: "muted", id: "clients-count" });
+  const pager = h("div", { class: "pager" });
+
+  const filters = h(
+    "form",
+    { class: "filters", id: "client-filters", onsubmit: (e) => e.preventDefault() },
+    filterInput("Operator codes", "codes", "e.g. 900, 916"),
+    filterInput("Tags", "tags", "e.g. vip, new"),
+    filterInput("Time zone", "timezone", "any", { list: zoneDatalist() }),
+    h("button", { type: "button", class: "ghost", onclick: () => resetFilters() }, "Clear"),
+  );
+
+  function filterInput(label, key, placeholder, extra = {}) {
+    const input = h("input", { name: key, value: state[key], placeholder, autocomplete: "off", ...extra });
+    input.addEventListener("input", debounce(() => {
+      state[key] = input.value;
+      state.cursors = [null];
+      load();
+    }, 250));
+    return h("label", { class: "filter" }, h("span", {}, label), input);
+  }
+
+  function resetFilters() {
+    Object.assign(state, { codes: "", tags: "", timezone: "", cursors: [null] });
+    for (const input of filters.querySelectorAll("input")) input.value = "";
+    load();
+  }
+
+  async function load() {
+    const page = state.cursors.length - 1;
+    const variables = {
+      filter: { operatorCodes: splitList(state.codes), tags: splitList(state.tags) },
+      timezone: state.timezone.trim() || null,
+      first: PAGE_SIZE,
+      after: state.cursors[page],
+    };
+    let data;
+    try {
+      data = await gql(LIST, variables);
+    } catch (error) {
+      mount(table, h("p", { class: "error" }, error.message));
+      return;
+    }
+    const { totalCount, pageInfo, edges } = data.clients;
+    const from = page * PAGE_SIZE;
+    summary.textContent = totalCount
+      ? `${from + 1}–${from + edges.length} of ${totalCount}`
+      : "No clients match";
+    mount(table, renderTable(edges.map((e) => e.node)));
+    mount(
+      pager,
+      h("button", { type: "button", disabled: page === 0, onclick: () => { state.cursors.pop(); load(); } }, "← Previous"),
+      h("button", {
+        type: "button",
+        disabled: !pageInfo.hasNextPage,
+        onclick: () => { state.cursors.push(pageInfo.endCursor); load(); },
+      }, "Next →"),
+    );
+  }
+
+  function renderTable(clients) {
+    return h(
+      "table",
+      { class: "data", id: "clients-table" },
+      h("thead", {}, h("tr", {}, ["ID", "Phone", "Operator", "Tag", "Time zone", "Created", session.canMutate ? "" : null]
+        .filter((c) => c !== null).map((c) => h("th", {}, c)))),
+      h(
+        "tbody",
+        {},
+        clients.map((client) =>
+          h(
+            "tr",
+            { dataset: { id: client.id } },
+            h("td", { class: "num" }, client.id),
+            h("td", { class: "mono" }, client.phone),
+            h("td", { class: "mono" }, client.operatorCode),
+            h("td", {}, client.tag ? h("span", { class: "tag" }, client.tag) : h("span", { class: "muted" }, "—")),
+            h("td", {}, client.timezone),
+            h("td", { class: "muted" }, formatInstant(client.createdAt)),
+            session.canMutate
+              ? h(
+                  "td",
+                  { class: "actions" },
+                  h("button", { type: "button", class: "small ghost", onclick: () => openClientForm(client, load) }, "Edit"),
+                  h("button", { type: "button", class: "small danger", onclick: () => remove(client) }, "Delete"),
+                )
+              : null,
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function remove(client) {
+    if (!confirm(`Delete client ${client.phone}? Its pending messages are cancelled.`)) return;
+    try {
+      const { deleteClient } = await gql(DELETE, { id: client.id });
+      if (deleteClient.__typename === "Deleted") toast(`Client ${client.phone} deleted`);
+      else toast(deleteClient.message, "error");
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    load();
+  }
+
+  mount(
+    root,
+    h(
+      "div",
+      { class: "view-head" },
+      h("h1", {}, "Clients"),
+      summary,
+      h("div", { class: "spacer" }),
+      session.canMutate
+        ? [
+            h("a", { class: "button ghost", href: "#/clients/import" }, "Import CSV"),
+            h("button", { type: "button", id: "new-client", onclick: () => openClientForm(null, load) }, "New client"),
+          ]
+        : null,
+    ),
+    filters,
+    table,
+    pager,
+  );
+  await load();
+}
+
+// A dialog to create (client = null) or edit a client.
+function openClientForm(client, saved) {
+  const phone = h("input", { name: "phone", value: client?.phone ?? "", required: true, inputmode: "numeric", placeholder: "7XXXXXXXXXX", autocomplete: "off" });
+  const code = h("input", { name: "operatorCode", value: client?.operatorCode ?? "", placeholder: "from the phone", inputmode: "numeric", autocomplete: "off" });
+  const tag = h("input", { name: "tag", value: client?.tag ?? "", maxlength: 200, autocomplete: "off" });
+  const zone = h("input", { name: "timezone", value: client?.timezone ?? "UTC", list: zoneDatalist(), autocomplete: "off" });
+  const submit = h("button", { type: "submit" }, client ? "Save" : "Create");
+  const form = h(
+    "form",
+    { class: "stack", id: "client-form", novalidate: true },
+    h("h2", {}, client ? `Client ${client.id}` : "New client"),
+    formBanner(),
+    field("Phone", phone, { path: "input.phone", hint: "11 digits starting with 7" }),
+    field("Operator code", code, { path: "input.operatorCode", hint: "3 digits; left empty, the phone's digits 2–4" }),
+    field("Tag", tag, { path: "input.tag", hint: "Any label up to 64 characters; may be empty" }),
+    field("Time zone", zone, { path: "input.timezone", hint: "An IANA name such as Europe/Moscow" }),
+    h("div", { class: "buttons" },
+      h("button", { type: "button", class: "ghost", onclick: () => dialog.close() }, "Cancel"),
+      submit),
+  );
+  const dialog = h("dialog", { class: "modal" }, form);
+  dialog.addEventListener("close", () => dialog.remove());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const input = {
+      phone: phone.value.trim(),
+      operatorCode: code.value.trim() || null,
+      tag: tag.value.trim(),
+      timezone: zone.value.trim() || null,
+    };
+    submit.disabled = true;
+    try {
+      const data = client
+        ? (await gql(UPDATE, { id: client.id, input })).updateClient
+        : (await gql(CREATE, { input })).createClient;
+      if (data.__typename === "Client") {
+        dialog.close();
+        toast(client ? `Client ${data.phone} saved` : `Client ${data.phone} created`);
+        saved();
+      } else if (data.__typename === "ValidationError") showErrors(form, data.errors);
+      else banner(form, [data.message]);
+    } catch (error) {
+      banner(form, [error.message]);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  phone.focus();
+}

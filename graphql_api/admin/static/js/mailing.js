@@ -1,0 +1,179 @@
+// A mailing's page: its counts by status as a chart that follows the
+// mailingProgress subscription, and its messages, filterable by status.
+import { h, mount, statusBadge, throttle } from "./dom.js";
+import { progressBar, progressLine, statusBars } from "./chart.js";
+import { gql, subscribe } from "./graphql.js";
+import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
+import { PROGRESS } from "./mailings.js";
+import { formatInstant, operatorZone } from "./time.js";
+
+const PAGE_SIZE = 50;
+const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} } }`;
+const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, $after: String) {
+  mailing(id: $id) {
+    messages(status: $status, first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { id phone status attempts lastError createdAt sentAt client { id } } }
+    }
+  }
+}`;
+
+export async function mailingView(root, { id }) {
+  let mailing = (await gql(GET, { id })).mailing;
+  if (!mailing) {
+    mount(root, h("p", { class: "error" }, `Mailing ${id} not found (or deleted).`), h("a", { href: "#/mailings" }, "Back to mailings"));
+    return undefined;
+  }
+  const points = [];
+  const messageState = { status: "", cursors: [null] };
+  const head = h("div", { class: "view-head" });
+  const details = h("dl", { class: "details" });
+  const bars = h("div", { class: "chart", id: "status-chart" });
+  const line = h("div", { class: "chart" });
+  const live = h("span", { class: "live", id: "live" });
+  const overall = h("div", { class: "overall" });
+  const messages = h("div", { class: "table-wrap" });
+  const messagesSummary = h("span", { class: "muted" });
+  const pager = h("div", { class: "pager" });
+  const statusFilter = h(
+    "select",
+    { id: "message-status", onchange: () => { messageState.status = statusFilter.value; messageState.cursors = [null]; loadMessages(); } },
+    h("option", { value: "" }, "Every status"),
+    ["PENDING", "SENT", "FAILED", "EXPIRED", "CANCELLED"].map((s) => h("option", { value: s }, s)),
+  );
+
+  function render() {
+    mount(head,
+      h("h1", {}, `Mailing ${mailing.id}`),
+      statusBadge(mailing.status),
+      live,
+      h("div", { class: "spacer" }),
+      actionButtons(mailing, (changed) => {
+        if (!changed) location.hash = "#/mailings";
+        else {
+          mailing = { ...mailing, ...changed };
+          render();
+          if (!stop && !TERMINAL.has(mailing.status)) follow();
+        }
+      }));
+    const f = mailing.filter;
+    const zone = operatorZone();
+    mount(details,
+      h("dt", {}, "Text"), h("dd", { class: "message-text" }, mailing.text),
+      h("dt", {}, `Start (${zone})`), h("dd", {}, formatInstant(mailing.startAt, zone)),
+      h("dt", {}, `End (${zone})`), h("dd", {}, formatInstant(mailing.endAt, zone)),
+      h("dt", {}, "Audience"), h("dd", {},
+        f.operatorCodes.length ? `operator codes ${f.operatorCodes.join(", ")}` : "any operator code",
+        "; ",
+        f.tags.length ? `tags ${f.tags.join(", ")}` : "any tag"),
+      h("dt", {}, "Send window"), h("dd", {}, mailing.sendWindow ? `${mailing.sendWindow.start}–${mailing.sendWindow.end}, each client's local time` : "any time of day"),
+      h("dt", {}, "Updated"), h("dd", {}, formatInstant(mailing.updatedAt, zone)));
+    renderStats();
+  }
+
+  function renderStats() {
+    const s = mailing.stats;
+    mount(bars, statusBars(s));
+    mount(line, progressLine(points));
+    mount(overall, progressBar(s), h("span", { class: "progress-text", id: "done-count" },
+      `${s.total - s.pending} of ${s.total} done`));
+  }
+
+  function record(stats) {
+    points.push({ t: Date.now(), done: stats.total - stats.pending, ...stats });
+    if (points.length > 600) points.splice(1, 1);
+  }
+
+  async function loadMessages() {
+    const page = messageState.cursors.length - 1;
+    let data;
+    try {
+      data = await gql(MESSAGES, { id, status: messageState.status || null, first: PAGE_SIZE, after: messageState.cursors[page] });
+    } catch (error) {
+      mount(messages, h("p", { class: "error" }, error.message));
+      return;
+    }
+    if (!data.mailing) return;
+    const { totalCount, pageInfo, edges } = data.mailing.messages;
+    messagesSummary.textContent = totalCount ? `${page * PAGE_SIZE + 1}–${page * PAGE_SIZE + edges.length} of ${totalCount}` : "";
+    mount(messages, edges.length
+      ? h("table", { class: "data", id: "messages-table" },
+          h("thead", {}, h("tr", {}, ["ID", "Phone", "Status", "Attempts", "Last error", "Sent"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, edges.map(({ node: m }) => h("tr", { dataset: { id: m.id, status: m.status } },
+            h("td", { class: "num" }, m.id),
+            h("td", { class: "mono" }, m.phone, m.client ? null : h("span", { class: "muted", title: "client deleted since" }, " (deleted)")),
+            h("td", {}, statusBadge(m.status)),
+            h("td", { class: "num" }, String(m.attempts)),
+            h("td", { class: "error-cell" }, m.lastError ?? ""),
+            h("td", { class: "muted nowrap" }, formatInstant(m.sentAt))))))
+      : h("p", { class: "empty" }, messageState.status ? `No ${messageState.status} messages.` : "No messages yet: they are made when the mailing starts."));
+    mount(pager,
+      h("button", { type: "button", disabled: page === 0, onclick: () => { messageState.cursors.pop(); loadMessages(); } }, "← Previous"),
+      h("button", { type: "button", disabled: !pageInfo.hasNextPage, onclick: () => { messageState.cursors.push(pageInfo.endCursor); loadMessages(); } }, "Next →"));
+  }
+
+  // Messages on the first page change as the mailing goes; keep them current
+  // without asking more than once a second and a half.
+  const refreshMessages = throttle(() => {
+    if (messageState.cursors.length === 1) loadMessages();
+  }, 1500);
+
+  let stop = null;
+  function follow() {
+    live.textContent = "connecting…";
+    live.className = "live";
+    stop = subscribe(PROGRESS, { id }, {
+      next: ({ mailingProgress: event }) => {
+        live.textContent = "● live";
+        live.className = "live on";
+        const statusChanged = event.status !== mailing.status;
+        mailing = { ...mailing, status: event.status, stats: event.stats };
+        record(event.stats);
+        if (statusChanged) render();
+        else renderStats();
+        // The last change deserves no wait: the table shows the final outcome.
+        if (TERMINAL.has(event.status)) loadMessages();
+        else refreshMessages();
+      },
+      reconnecting: () => {
+        live.textContent = "reconnecting…";
+        live.className = "live";
+      },
+      error: (error) => {
+        stop = null;
+        live.textContent = `live updates stopped: ${error.message}`;
+        live.className = "live";
+      },
+      complete: () => {
+        stop = null;
+        live.textContent = "";
+        live.className = "live";
+      },
+    });
+  }
+
+  mount(root,
+    head,
+    h("div", { class: "grid" },
+      h("section", { class: "card" }, details),
+      h("section", { class: "card" },
+        h("h2", {}, "Messages by status"),
+        overall,
+        bars,
+        h("h3", {}, "Progress while this page is open"),
+        line)),
+    h("section", {},
+      h("div", { class: "view-head" },
+        h("h2", {}, "Messages"),
+        messagesSummary,
+        h("div", { class: "spacer" }),
+        h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter)),
+      messages,
+      pager));
+  record(mailing.stats);
+  render();
+  await loadMessages();
+  if (!TERMINAL.has(mailing.status)) follow();
+  return () => stop?.();
+}

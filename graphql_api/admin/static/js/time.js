@@ -1,0 +1,124 @@
+// Times as the operator reads them: in a time zone of their choice (the
+// browser's by default), turned into ISO 8601 instants with an offset.
+
+const ZONE_KEY = "mailings.zone";
+
+export const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+
+export function operatorZone() {
+  return localStorage.getItem(ZONE_KEY) || browserZone;
+}
+
+export function setOperatorZone(zone) {
+  localStorage.setItem(ZONE_KEY, zone);
+}
+
+export function zoneNames() {
+  const names = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return Array.from(new Set(["UTC", browserZone, ...names]));
+}
+
+export function isZone(zone) {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const partsFormats = new Map();
+
+function wallClock(instantMs, zone) {
+  if (!partsFormats.has(zone)) {
+    partsFormats.set(
+      zone,
+      new Intl.DateTimeFormat("en-US", {
+        timeZone: zone,
+        hourCycle: "h23",
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      }),
+    );
+  }
+  const parts = Object.fromEntries(
+    partsFormats
+      .get(zone)
+      .formatToParts(new Date(instantMs))
+      .map((p) => [p.type, p.value]),
+  );
+  return {
+    year: Number(parts.year),
+    month: Number(parts.month),
+    day: Number(parts.day),
+    hour: Number(parts.hour),
+    minute: Number(parts.minute),
+    second: Number(parts.second),
+  };
+}
+
+// Minutes the zone is ahead of UTC at that instant.
+function offsetMinutes(instantMs, zone) {
+  const w = wallClock(instantMs, zone);
+  const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
+  return Math.round((asUtc - Math.floor(instantMs / 1000) * 1000) / 60000);
+}
+
+const pad = (n, size = 2) => String(Math.abs(n)).padStart(size, "0");
+
+function formatOffset(minutes) {
+  const sign = minutes < 0 ? "-" : "+";
+  return `${sign}${pad(Math.trunc(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
+}
+
+// "2030-01-01T09:00" in Europe/Moscow -> "2030-01-01T09:00:00+03:00".
+// As Temporal's "compatible": a wall time that a DST change repeats is the
+// earlier instant; one it skips moves forward by the jump, as clocks do.
+export function localToIso(local, zone) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(local ?? "");
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1).map((v) => Number(v ?? 0));
+  const asUtc = Date.UTC(year, month - 1, day, hour, minute, second);
+  const candidates = new Set();
+  for (const probe of [asUtc - 86400000, asUtc + 86400000]) {
+    candidates.add(asUtc - offsetMinutes(probe, zone) * 60000);
+  }
+  const valid = [...candidates].filter((instant) => instant - asUtc === -offsetMinutes(instant, zone) * 60000);
+  const instant = valid.length ? Math.min(...valid) : Math.max(...candidates);
+  return instantToIso(instant, zone);
+}
+
+export function instantToIso(instantMs, zone) {
+  const w = wallClock(instantMs, zone);
+  const date = `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}`;
+  const time = `${pad(w.hour)}:${pad(w.minute)}:${pad(w.second)}`;
+  return `${date}T${time}${formatOffset(offsetMinutes(instantMs, zone))}`;
+}
+
+// An API instant as the value of an <input type="datetime-local">.
+export function isoToLocal(iso, zone) {
+  return instantToIso(Date.parse(iso), zone).slice(0, 16);
+}
+
+export function formatInstant(iso, zone = operatorZone()) {
+  if (!iso) return "";
+  return new Intl.DateTimeFormat(undefined, {
+    timeZone: zone,
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+  }).format(new Date(iso));
+}
+
+export function nowLocal(zone, plusMinutes = 0) {
+  const minute = 60000;
+  // Down to the minute: a start of "now" must not wait for the next minute.
+  const instant = Math.floor((Date.now() + plusMinutes * minute) / minute) * minute;
+  return isoToLocal(new Date(instant).toISOString(), zone);
+}
