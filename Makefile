@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite lint typecheck schema bench lock services clean
+.PHONY: install run test test-postgres test-sqlite lint typecheck schema bench screenshots lock services clean
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ schema: install
 
 bench: install services
 	$(BIN)/python -m bench
+
+## Refresh docs/screenshots/ from the admin page's browser tests.
+screenshots: install services
+	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py
 
 ## Re-pin the dependencies after editing pyproject.toml.
 lock:

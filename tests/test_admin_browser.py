@@ -1,0 +1,382 @@
+"""The admin page in headless Chromium against a real API, worker and simulator.
+
+An operator creates clients (one by hand, the rest from a CSV file), sees
+the API's validation errors where they belong, creates a mailing, and
+watches it go out live until it is FINISHED; the screenshots taken on the
+way are the README's.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Dialog, FilePayload, Page, expect
+
+from models import MessageStatus
+from tests.admin_support import Watched, chromium, open_page, requires_chromium, screenshot
+from tests.conftest import GraphQLClient
+from tests.engine_support import Simulator, Worker, add_clients, stats_of, utcnow
+
+pytestmark = [pytest.mark.slow, requires_chromium]
+
+CSV_WITH_MISTAKES = (
+    "phone,tag,timezone\n"
+    "79050000000,vip,Europe/Moscow\n"
+    "89050000001,vip,Europe/Moscow\n"  # line 3: not a 7XXXXXXXXXX phone
+    "79050000002,vip,Asia/Tokyo\n"
+    "79050000003,vip,Moon/Base\n"  # line 5: no such time zone
+)
+
+
+def rows(first: int, last: int, total: int) -> str:
+    """A table's count of rows shown, as the page writes it (with an en dash)."""
+    return f"{first}\u2013{last} of {total}"
+
+
+def good_csv(count: int) -> str:
+    """As a spreadsheet in a comma-decimal locale saves it: semicolons."""
+    rows = [
+        f"{79050000000 + n};vip;{'Europe/Moscow' if n % 2 else 'Asia/Tokyo'}" for n in range(count)
+    ]
+    return "phone;tag;timezone\n" + "\n".join(rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def admin(browser: Browser, api_url: str, db: str) -> AsyncIterator[Watched]:
+    watched = await open_page(browser, api_url)
+    yield watched
+    await watched.context.close()
+    watched.assert_clean()
+
+
+@pytest.fixture
+async def sim(db: str) -> AsyncIterator[Simulator]:
+    # Slow enough to watch, and rejecting some messages for good.
+    simulator = Simulator("--seed", "11", "--latency", "300", "--reject-rate", "0.3")
+    yield simulator
+    await simulator.close()
+
+
+@pytest.fixture
+async def worker(sim: Simulator) -> AsyncIterator[Worker]:
+    w = Worker(sim, SEND_CONCURRENCY="2")
+    yield w
+    w.stop()
+
+
+async def accept(dialog: Dialog) -> None:
+    await dialog.accept()
+
+
+async def create_client_by_hand(page: Page) -> None:
+    await page.click("#new-client")
+    form = page.locator("#client-form")
+    await form.locator("[name=phone]").fill("8900")
+    await form.locator("[name=tag]").fill("vip")
+    await form.locator("[name=timezone]").fill("Mars/Olympus")
+    await form.locator("button[type=submit]").click()
+    phone_error = form.locator(".field[data-field='input.phone'] .field-error")
+    await expect(phone_error).to_have_text("must be 11 digits starting with 7 (7XXXXXXXXXX)")
+    await expect(form.locator(".field[data-field='input.timezone'] .field-error")).to_contain_text(
+        "IANA time zone"
+    )
+    await expect(form.locator(".field[data-field='input.tag'] .field-error")).to_be_hidden()
+    await screenshot(page, "client-validation")
+    await form.locator("[name=phone]").fill("79001112233")
+    await form.locator("[name=timezone]").fill("Europe/Moscow")
+    await form.locator("button[type=submit]").click()
+    await expect(form).to_have_count(0)
+    await expect(page.locator("#clients-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#clients-table tbody tr td").nth(1)).to_have_text("79001112233")
+    await expect(page.locator("#clients-table tbody tr td").nth(2)).to_have_text("900")
+
+
+async def import_clients(page: Page) -> None:
+    await page.click("text=Import CSV")
+    upload: FilePayload = {
+        "name": "clients.csv",
+        "mimeType": "text/csv",
+        "buffer": CSV_WITH_MISTAKES.encode(),
+    }
+    await page.set_input_files("#csv-file", files=upload)
+    await expect(page.locator("#import-rows tbody tr")).to_have_count(4)
+    await expect(page.locator("#import-go")).to_have_text("Import 4 clients")
+    await page.click("#import-go")
+    await expect(page.locator("#import-summary")).to_contain_text("Nothing was imported: 2 rows")
+    report = page.locator("#import-errors tbody tr")
+    await expect(report).to_have_count(2)
+    await expect(report.nth(0).locator("td")).to_have_text(
+        ["3", "89050000001", "phone", "must be 11 digits starting with 7 (7XXXXXXXXXX)"]
+    )
+    await expect(report.nth(1).locator("td").nth(0)).to_have_text("5")
+    await expect(report.nth(1).locator("td").nth(2)).to_have_text("timezone")
+    await expect(page.locator("#import-bad-rows tbody tr.row-invalid")).to_have_count(2)
+    await screenshot(page, "import-errors", full_page=True)
+    await page.fill("#csv-text", good_csv(30))
+    await expect(page.locator("#import-go")).to_have_text("Import 30 clients")
+    await page.click("#import-go")
+    await expect(page.locator("#import-done")).to_contain_text("Imported 30 clients")
+
+
+async def browse_clients(page: Page) -> None:
+    await page.goto("/#/clients")
+    count = page.locator("#clients-count")
+    await expect(count).to_have_text(rows(1, 25, 31))
+    await page.click("text=Next →")
+    await expect(count).to_have_text(rows(26, 31, 31))
+    await page.fill("#client-filters [name=timezone]", "Asia/Tokyo")
+    await expect(count).to_have_text(rows(1, 15, 15))
+    await page.fill("#client-filters [name=timezone]", "")
+    await page.fill("#client-filters [name=codes]", "900")
+    await expect(count).to_have_text(rows(1, 1, 1))
+    await page.click("#client-filters button")
+    await page.fill("#client-filters [name=tags]", "vip")
+    await expect(count).to_have_text(rows(1, 25, 31))
+    await screenshot(page, "clients")
+
+
+async def follow_until_finished(
+    page: Page, progress: str, shot: str, timeout: float = 60
+) -> set[str]:
+    """The texts ``progress`` showed ("12 of 31 done") while the page waited for FINISHED.
+
+    The page is never reloaded meanwhile: whatever changed came over the
+    subscription. A screenshot is taken once the mailing is partly done.
+    """
+    seen: set[str] = set()
+    finished = page.locator(".badge[data-status=FINISHED]")
+    deadline = time.monotonic() + timeout
+    shot_taken = False
+    while not await finished.count():
+        assert time.monotonic() < deadline, f"not FINISHED after {timeout}s; saw {seen}"
+        text = await page.locator(progress).first.inner_text()
+        seen.add(text)
+        done, total = (int(n) for n in re.findall(r"\d+", text)[:2])
+        if not shot_taken and 0 < done < total:
+            await screenshot(page, shot, full_page=True)
+            shot_taken = True
+        await page.wait_for_timeout(100)
+    return seen
+
+
+async def test_operator_sends_a_mailing_from_clients_to_finished(
+    admin: Watched, worker: Worker
+) -> None:
+    page = admin.page
+    await page.goto("/")
+    await expect(page.locator("h1")).to_have_text("Mailings")
+    await expect(page.locator(".empty")).to_contain_text("No mailings yet")
+    await page.click("nav >> text=Clients")
+    await create_client_by_hand(page)
+    await import_clients(page)
+    await browse_clients(page)
+
+    await page.goto("/#/mailings/new")
+    await page.fill("[name=text]", "Spring sale: 20% off for our VIPs until Sunday.")
+    await expect(page.locator("#text-count")).to_have_text("47 / 1000")
+    await page.fill("[name=tags]", "vip")
+    await expect(page.locator("#audience")).to_have_text("Matches 31 clients now")
+    await page.fill("[name=tags]", "vip, nobody")
+    await expect(page.locator("#audience")).to_have_text("Matches 31 clients now")
+    await page.fill("[name=operatorCodes]", "905")
+    await expect(page.locator("#audience")).to_have_text("Matches 30 clients now")
+    await page.fill("[name=operatorCodes]", "")
+    await expect(page.locator("#audience")).to_have_text("Matches 31 clients now")
+    await screenshot(page, "mailing-form")
+    await page.click("#save-mailing")
+
+    await page.wait_for_url(re.compile(r"#/mailings/\d+$"))
+    mailing_id = int(page.url.rsplit("/", 1)[1])
+    await expect(page.locator("h1")).to_have_text(f"Mailing {mailing_id}")
+    progress = await follow_until_finished(page, "#done-count", "mailing-live")
+    # The counts moved while the page stayed open: they came over mailingProgress.
+    assert len(progress) >= 2, progress
+    await expect(page.locator("#done-count")).to_have_text("31 of 31 done")
+    await expect(page.locator("#live")).to_have_text("")
+
+    stats = await stats_of(mailing_id)
+    assert stats["sent"] + stats["failed"] == 31
+    assert stats["failed"] > 0
+    for status in ("sent", "failed", "pending"):
+        await expect(page.locator(f"[data-count={status}]")).to_have_text(str(stats[status]))
+    await expect(page.locator("#messages-table tbody tr")).to_have_count(31)
+    await expect(page.locator("#messages-table tr[data-status=PENDING]")).to_have_count(0)
+    await screenshot(page, "mailing-finished", full_page=True)
+
+    await page.select_option("#message-status", "FAILED")
+    failed = page.locator("#messages-table tbody tr")
+    await expect(failed).to_have_count(stats["failed"])
+    for n in range(stats["failed"]):
+        row = failed.nth(n)
+        await expect(row).to_have_attribute("data-status", MessageStatus.FAILED.value)
+        assert int(await row.locator("td").nth(3).inner_text()) >= 1
+        assert "400" in await row.locator("td.error-cell").inner_text()
+
+    await page.click("nav >> text=Mailings")
+    row = page.locator(f"#mailings-table tr[data-id='{mailing_id}']")
+    await expect(row.locator(".badge")).to_have_text("FINISHED")
+    await expect(row.locator(".progress-text")).to_have_text("31 / 31")
+    # A finished mailing can only be deleted.
+    await expect(row.locator("[data-action]")).to_have_count(1)
+    await expect(page.locator(".total-sent strong")).to_have_text(str(stats["sent"]))
+    await screenshot(page, "mailings")
+
+
+MAILING = """query($id: ID!) {
+    mailing(id: $id) {
+        text startAt endAt status filter { operatorCodes tags } sendWindow { start end }
+    }
+}"""
+
+
+async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_the_lifecycle(
+    admin: Watched, gql: GraphQLClient
+) -> None:
+    page = admin.page
+    await page.goto("/#/mailings/new")
+    form = page.locator("#mailing-form")
+    await page.fill("[name=startAt]", "2030-01-01T09:00")
+    await page.fill("[name=endAt]", "2029-12-31T09:00")
+    await page.fill("[name=text]", "x" * 1001)
+    await expect(page.locator("#text-count")).to_have_text("1001 / 1000")
+    await expect(page.locator("#text-count")).to_have_class("counter over")
+    await page.check("[name=windowOn]")
+    await page.fill("[name=windowStart]", "10:00")
+    await page.fill("[name=windowEnd]", "10:00")
+    await page.click("#save-mailing")
+    await expect(form.locator(".field[data-field='input.text'] .field-error")).to_contain_text(
+        "1000"
+    )
+    await expect(form.locator(".field[data-field='input.endAt'] .field-error")).to_have_text(
+        "must be later than startAt"
+    )
+    await expect(
+        form.locator(".field[data-field='input.sendWindow'] > .field-error")
+    ).to_contain_text("start and end must differ")
+    await expect(form.locator(".field[data-field='input.startAt'] .field-error")).to_be_hidden()
+    await screenshot(page, "mailing-form-errors", full_page=True)
+    assert (await gql.execute("{ mailings { totalCount } }"))["mailings"]["totalCount"] == 0
+
+    await page.fill("[name=text]", "New year, new prices")
+    await page.fill("[name=endAt]", "2030-01-02T09:00")
+    await page.fill("[name=windowStart]", "22:00")
+    await page.fill("[name=windowEnd]", "06:00")
+    await page.click("#save-mailing")
+    await page.wait_for_url(re.compile(r"#/mailings/\d+$"))
+    mailing_id = page.url.rsplit("/", 1)[1]
+    await expect(page.locator(".view-head .badge")).to_have_text("SCHEDULED")
+    saved = (await gql.execute(MAILING, {"id": mailing_id}))["mailing"]
+    # Typed in Europe/Moscow (UTC+3), the browser's zone; the API answers in UTC.
+    assert saved["startAt"] == "2030-01-01T06:00:00+00:00"
+    assert saved["endAt"] == "2030-01-02T06:00:00+00:00"
+    assert saved["sendWindow"] == {"start": "22:00", "end": "06:00"}
+    assert saved["filter"] == {"operatorCodes": [], "tags": []}
+
+    # Edit in another zone: the same instants, shown in Tokyo's time; only
+    # what changed is sent.
+    await page.click("[data-action=edit]")
+    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01T09:00")
+    await page.fill("[name=zone]", "Asia/Tokyo")
+    await page.locator("[name=zone]").dispatch_event("change")
+    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01T15:00")
+    await page.fill("[name=text]", "New year, new prices!")
+    await page.fill("[name=endAt]", "2030-01-03T00:00")
+    await page.uncheck("[name=windowOn]")
+    await page.fill("[name=operatorCodes]", "900, 916")
+    await page.click("#save-mailing")
+    await page.wait_for_url(re.compile(r"#/mailings/\d+$"))
+    await expect(page.locator(".details")).to_contain_text("operator codes 900, 916")
+    saved = (await gql.execute(MAILING, {"id": mailing_id}))["mailing"]
+    assert saved["text"] == "New year, new prices!"
+    assert saved["startAt"] == "2030-01-01T06:00:00+00:00"
+    assert saved["endAt"] == "2030-01-02T15:00:00+00:00"
+    assert saved["sendWindow"] is None
+    assert saved["filter"]["operatorCodes"] == ["900", "916"]
+
+    badge = page.locator(".view-head .badge")
+    await page.click("[data-action=pause]")
+    await expect(badge).to_have_text("PAUSED")
+    await expect(page.locator("[data-action=pause]")).to_have_count(0)
+    await page.click("[data-action=resume]")
+    await expect(badge).to_have_text("SCHEDULED")
+    page.once("dialog", accept)
+    await page.click("[data-action=cancel]")
+    await expect(badge).to_have_text("CANCELLED")
+    await expect(page.locator("[data-action]")).to_have_count(1)  # only Delete is left
+    assert (await gql.execute(MAILING, {"id": mailing_id}))["mailing"]["status"] == "CANCELLED"
+    page.once("dialog", accept)
+    await page.click("[data-action=delete]")
+    await page.wait_for_url(re.compile(r"#/mailings$"))
+    await expect(page.locator(".empty")).to_contain_text("No mailings yet")
+    assert (await gql.execute(MAILING, {"id": mailing_id}))["mailing"] is None
+
+
+async def test_client_edit_and_delete(admin: Watched, gql: GraphQLClient) -> None:
+    await add_clients(2, tag="old")
+    page = admin.page
+    await page.goto("/#/clients")
+    first = page.locator("#clients-table tbody tr").first
+    await first.locator("text=Edit").click()
+    form = page.locator("#client-form")
+    await expect(form.locator("[name=phone]")).to_have_value("79000000000")
+    await form.locator("[name=phone]").fill("79000000001")  # the other client's
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator(".field[data-field='input.phone'] .field-error")).to_have_text(
+        "already in use by another client"
+    )
+    await form.locator("[name=phone]").fill("79160000000")
+    await form.locator("[name=operatorCode]").fill("")
+    await form.locator("[name=tag]").fill("new")
+    await form.locator("button[type=submit]").click()
+    await expect(form).to_have_count(0)
+    await expect(first.locator("td").nth(1)).to_have_text("79160000000")
+    await expect(first.locator("td").nth(2)).to_have_text("916")
+    await expect(first.locator("td").nth(3)).to_have_text("new")
+    page.once("dialog", accept)
+    await first.locator("text=Delete").click()
+    await expect(page.locator("#clients-table tbody tr")).to_have_count(1)
+    clients = (await gql.execute("{ clients { edges { node { phone tag } } } }"))["clients"]
+    assert [edge["node"] for edge in clients["edges"]] == [{"phone": "79000000001", "tag": "old"}]
+
+
+async def test_list_shows_each_mailings_progress_live(
+    admin: Watched, worker: Worker, gql: GraphQLClient
+) -> None:
+    await add_clients(24)
+    page = admin.page
+    await page.goto("/#/mailings")
+    await expect(page.locator(".empty")).to_be_visible()
+    created: dict[str, Any] = await gql.execute(
+        """mutation($input: MailingInput!) { createMailing(input: $input) {
+            ... on Mailing { id } } }""",
+        {
+            "input": {
+                "text": "Live",
+                "startAt": (utcnow() + timedelta(seconds=2)).isoformat(),
+                "endAt": (utcnow() + timedelta(hours=1)).isoformat(),
+            }
+        },
+    )
+    mailing_id = created["createMailing"]["id"]
+    await page.reload()
+    row = page.locator(f"#mailings-table tr[data-id='{mailing_id}']")
+    await expect(row.locator(".badge")).to_have_text("SCHEDULED")
+    seen = await follow_until_finished(
+        page, f"tr[data-id='{mailing_id}'] .progress-text", "mailings-live"
+    )
+    assert len(seen) >= 3, seen  # 0 / 0 when scheduled, then counts climbing
+    await expect(row.locator(".progress-text")).to_have_text("24 / 24")
+    stats = await stats_of(int(mailing_id))
+    assert stats["pending"] == 0
+    await expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "24")

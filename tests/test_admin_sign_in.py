@@ -1,0 +1,205 @@
+"""Signing in to the admin page: an API token kept for the tab, or OAuth2 with PKCE.
+
+A viewer signed in through the provider sees no button the API would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.admin_support import (
+    AUDIENCE,
+    PkceProvider,
+    Watched,
+    chromium,
+    open_page,
+    requires_chromium,
+    screenshot,
+)
+from tests.conftest import free_port, start_command, stop_process
+from tests.engine_support import utcnow
+from tests.factories import make_client, make_mailing
+
+pytestmark = [pytest.mark.slow, requires_chromium]
+
+API_TOKEN = "admin-page-token-5150"
+CLIENT_ID = "mailings-admin"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def token_api(database: str) -> Iterator[str]:
+    port = free_port()
+    proc = start_command(
+        ["serve", "--port", str(port)], env={"API_TOKEN": API_TOKEN}, port=port, log_name="api-tok"
+    )
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[PkceProvider]:
+    idp = PkceProvider(CLIENT_ID)
+    yield idp
+    idp.close()
+
+
+@pytest.fixture(scope="module")
+def oidc_api(database: str, provider: PkceProvider) -> Iterator[str]:
+    port = free_port()
+    env = {
+        "OIDC_ISSUER": provider.issuer,
+        "OIDC_AUDIENCE": AUDIENCE,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+    }
+    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-oidc")
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc)
+
+
+@pytest.fixture
+async def watched_pages(browser: Browser, db: str) -> AsyncIterator[list[Watched]]:
+    pages: list[Watched] = []
+    yield pages
+    for watched in pages:
+        await watched.context.close()
+    for watched in pages:
+        watched.assert_clean()
+
+
+async def test_api_token_is_asked_once_and_kept_for_the_tab(
+    browser: Browser, token_api: str, watched_pages: list[Watched]
+) -> None:
+    mailing = await make_mailing(text="Scheduled", start_at=utcnow() + timedelta(days=1))
+    watched = await open_page(browser, token_api)
+    watched_pages.append(watched)
+    page = watched.page
+    await page.goto("/")
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    await expect(page.locator("label[for=token]")).to_have_text("API token")
+    await expect(page.locator("#oidc-sign-in")).to_have_count(0)
+    await page.fill("#token", "guessed")
+    await page.click("#token-form button")
+    await expect(page.locator("#sign-in-error")).to_have_text("That token was refused.")
+    await screenshot(page, "sign-in")
+
+    await page.fill("#token", API_TOKEN)
+    await page.click("#token-form button")
+    await expect(page.locator("h1")).to_have_text("Mailings")
+    await expect(page.locator("#who")).to_have_text("API token")
+    await expect(page.locator("#new-mailing")).to_be_visible()
+    stored = await page.evaluate("() => sessionStorage.getItem('mailings.token')")
+    assert API_TOKEN in stored
+    assert await page.evaluate("() => localStorage.getItem('mailings.token')") is None
+
+    # The subscription's connection_init carries the token too.
+    await page.click(f"#mailings-table tr[data-id='{mailing.id}'] a")
+    await expect(page.locator("#live")).to_have_text("● live")
+    await page.reload()
+    await expect(page.locator("h1")).to_have_text(f"Mailing {mailing.id}")
+
+    other_tab = await watched.context.new_page()
+    await other_tab.goto("/")
+    await expect(other_tab.locator("h1")).to_have_text("Sign in")
+    await other_tab.close()
+
+    await page.click("#sign-out")
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    assert await page.evaluate("() => sessionStorage.getItem('mailings.token')") is None
+
+
+async def test_a_refused_token_brings_the_sign_in_back(
+    browser: Browser, token_api: str, watched_pages: list[Watched]
+) -> None:
+    watched = await open_page(browser, token_api)
+    watched_pages.append(watched)
+    page = watched.page
+    await page.goto("/")
+    await page.evaluate(
+        """() => sessionStorage.setItem(
+            'mailings.token', JSON.stringify({token: 'revoked', via: 'token'}))"""
+    )
+    await page.reload()
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    await expect(page.locator("#sign-in-error")).to_contain_text("sign in again")
+
+
+async def test_oidc_sign_in_with_pkce_and_roles(
+    browser: Browser, oidc_api: str, provider: PkceProvider, watched_pages: list[Watched]
+) -> None:
+    mailing = await make_mailing(text="Look, don't touch", start_at=utcnow() + timedelta(days=1))
+    await make_client(phone="79001234567", tag="vip")
+    watched = await open_page(browser, oidc_api)
+    watched_pages.append(watched)
+    page = watched.page
+    provider.role = "viewer"
+    await page.goto("/#/clients")
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    await page.click("#oidc-sign-in")
+    await expect(page.locator("h1")).to_have_text("Clients")
+    # Back where the operator was, with the code gone from the address bar.
+    assert page.url == f"{oidc_api}/#/clients"
+
+    authorize = provider.authorize_requests[-1]
+    assert authorize["response_type"] == "code"
+    assert authorize["client_id"] == CLIENT_ID
+    assert authorize["redirect_uri"] == f"{oidc_api}/"
+    assert authorize["code_challenge_method"] == "S256"
+    assert authorize["scope"] == "openid profile email"
+    assert authorize["audience"] == AUDIENCE
+    exchange = provider.token_requests[-1]
+    assert exchange["grant_type"] == "authorization_code"
+    assert len(exchange["code_verifier"]) >= 43
+
+    # A viewer: the API would refuse every mutation, so no button offers one.
+    await expect(page.locator("#who")).to_have_text("ada · viewer")
+    await expect(page.locator("#clients-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#new-client")).to_have_count(0)
+    await expect(page.locator("#clients-table button")).to_have_count(0)
+    await page.click("nav >> text=Mailings")
+    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    await expect(row).to_be_visible()
+    await expect(row.locator("[data-action]")).to_have_count(0)
+    await expect(page.locator("#new-mailing")).to_have_count(0)
+    await screenshot(page, "viewer")
+    await row.locator("a").first.click()
+    await expect(page.locator("#live")).to_have_text("● live")
+    await expect(page.locator("[data-action]")).to_have_count(0)
+    await page.goto(f"{oidc_api}/#/mailings/new")
+    await expect(page).to_have_url(re.compile(r"#/mailings$"))
+
+    await page.click("#sign-out")
+    provider.role = "operator"
+    await page.click("#oidc-sign-in")
+    await expect(page.locator("#who")).to_have_text("ada")
+    await expect(page.locator("#new-mailing")).to_be_visible()
+    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    # A scheduled mailing: edit, pause, cancel, delete.
+    await expect(row.locator("[data-action]")).to_have_count(4)
+    await row.locator("[data-action=pause]").click()
+    await expect(row.locator(".badge")).to_have_text("PAUSED")
+
+
+async def test_a_forged_return_from_the_provider_is_refused(
+    browser: Browser, oidc_api: str, provider: PkceProvider, watched_pages: list[Watched]
+) -> None:
+    watched = await open_page(browser, oidc_api)
+    watched_pages.append(watched)
+    page = watched.page
+    before = len(provider.token_requests)
+    await page.goto("/?code=stolen&state=made-up")
+    await expect(page.locator("#sign-in-error")).to_have_text(
+        "Sign-in failed: the answer did not match this sign-in"
+    )
+    assert len(provider.token_requests) == before
+    assert "code=" not in page.url
