@@ -50,9 +50,10 @@ bench: install services
 screenshots: install services
 	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py
 
-## Re-pin the dependencies after editing pyproject.toml.
+## Re-pin the dependencies after editing pyproject.toml (the image installs the .prod subset).
 lock:
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 -c requirements.lock pyproject.toml -o requirements.prod.lock
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -30,7 +30,11 @@ _WordList = Annotated[tuple[str, ...], NoDecode]
 class Settings(BaseSettings):
     """Everything the API, the worker and the CLI can be told from outside."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # An empty variable means the default: Compose and Kubernetes pass every
+    # setting through, set or not (docker-compose.yml: ``${NAME:-}``).
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(default=f"sqlite://{_DATA_DIR}/mailings.sqlite3")
     redis_url: str | None = None
