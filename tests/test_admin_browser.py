@@ -379,4 +379,8 @@ async def test_list_shows_each_mailings_progress_live(
     await expect(row.locator(".progress-text")).to_have_text("24 / 24")
     stats = await stats_of(int(mailing_id))
     assert stats["pending"] == 0
+    assert stats["sent"] > 0
     await expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "24")
+    # The totals above the list were read when nothing was sent, and follow too.
+    for status in ("sent", "failed", "pending"):
+        await expect(page.locator(f".total-{status} strong")).to_have_text(str(stats[status]))

@@ -80,7 +80,10 @@ async def watched_pages(browser: Browser, db: str) -> AsyncIterator[list[Watched
 async def test_api_token_is_asked_once_and_kept_for_the_tab(
     browser: Browser, token_api: str, watched_pages: list[Watched]
 ) -> None:
-    mailing = await make_mailing(text="Scheduled", start_at=utcnow() + timedelta(days=1))
+    tomorrow = utcnow() + timedelta(days=1)
+    mailing = await make_mailing(
+        text="Scheduled", start_at=tomorrow, end_at=tomorrow + timedelta(hours=2)
+    )
     watched = await open_page(browser, token_api)
     watched_pages.append(watched)
     page = watched.page
@@ -137,7 +140,10 @@ async def test_a_refused_token_brings_the_sign_in_back(
 async def test_oidc_sign_in_with_pkce_and_roles(
     browser: Browser, oidc_api: str, provider: PkceProvider, watched_pages: list[Watched]
 ) -> None:
-    mailing = await make_mailing(text="Look, don't touch", start_at=utcnow() + timedelta(days=1))
+    tomorrow = utcnow() + timedelta(days=1)
+    mailing = await make_mailing(
+        text="Look, don't touch", start_at=tomorrow, end_at=tomorrow + timedelta(hours=2)
+    )
     await make_client(phone="79001234567", tag="vip")
     watched = await open_page(browser, oidc_api)
     watched_pages.append(watched)

@@ -1,19 +1,20 @@
 // Mailings: a list with status and a live progress bar for each.
 import { session } from "./auth.js";
-import { h, mount, statusBadge } from "./dom.js";
+import { h, mount, statusBadge, throttle } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
 import { gql, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { formatInstant } from "./time.js";
 
 const PAGE_SIZE = 20;
+const TOTALS = "statistics { totals { total pending sent failed expired cancelled } }";
 const LIST = `query Mailings($status: MailingStatus, $first: Int, $after: String) {
   mailings(status: $status, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { ${MAILING_FIELDS} } }
   }
-  statistics { totals { total pending sent failed expired cancelled } }
+  ${TOTALS}
 }`;
 export const PROGRESS = `subscription Progress($id: ID!) {
   mailingProgress(id: $id) { status stats { total pending sent failed expired cancelled } }
@@ -50,8 +51,7 @@ export async function mailingsView(root) {
       return;
     }
     const { totalCount, pageInfo, edges } = data.mailings;
-    const t = data.statistics.totals;
-    mount(totals, STATUSES.map((key) => h("div", { class: `total total-${key}` }, h("strong", {}, String(t[key])), h("span", {}, key))));
+    showTotals(data.statistics.totals);
     summary.textContent = totalCount ? `${page * PAGE_SIZE + 1}–${page * PAGE_SIZE + edges.length} of ${totalCount}` : "";
     const rows = edges.map((e) => row(e.node));
     mount(
@@ -71,6 +71,19 @@ export async function mailingsView(root) {
     );
     for (const { node } of edges) if (!TERMINAL.has(node.status)) watch(node);
   }
+
+  function showTotals(t) {
+    mount(totals, STATUSES.map((key) => h("div", { class: `total total-${key}` }, h("strong", {}, String(t[key])), h("span", {}, key))));
+  }
+
+  // The totals cover every mailing; re-read them as the watched ones move.
+  const refreshTotals = throttle(async () => {
+    try {
+      showTotals((await gql(`query Totals { ${TOTALS} }`)).statistics.totals);
+    } catch {
+      // The next event tries again.
+    }
+  }, 2000);
 
   function row(mailing) {
     const tr = h("tr", { dataset: { id: mailing.id, status: mailing.status } });
@@ -101,6 +114,7 @@ export async function mailingsView(root) {
         current.stats = event.stats;
         const tr = table.querySelector(`tr[data-id="${mailing.id}"]`);
         if (tr) fill(tr, current);
+        refreshTotals();
       },
       error: () => subscriptions.delete(mailing.id),
       complete: () => subscriptions.delete(mailing.id),

@@ -40,6 +40,7 @@ async function route() {
     showSignIn();
     return;
   }
+  document.body.classList.remove("signed-out");
   renderSession();
   const hash = location.hash || "#/mailings";
   const match = ROUTES.map(([pattern, render, mutates]) => [pattern.exec(hash), render, mutates]).find(([m]) => m);
@@ -74,6 +75,7 @@ function renderSession() {
 }
 
 function showSignIn(message = "") {
+  document.body.classList.add("signed-out");
   mount(sessionBox);
   const config = session.config;
   const token = h("input", { type: "password", id: "token", name: "token", autocomplete: "current-password", required: true });
