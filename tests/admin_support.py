@@ -7,6 +7,7 @@ absent; ``.ci/run`` installs it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -109,6 +110,14 @@ async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     await page.screenshot(path=str(first), full_page=full_page)
     for directory in SCREENSHOT_DIRS[1:]:
         shutil.copyfile(first, directory / f"{name}.png")
+
+
+async def download_by_clicking(page: Page, selector: str) -> str:
+    """The text of the file the page saves when ``selector`` is clicked."""
+    async with page.expect_download() as download:
+        await page.click(selector)
+    saved = await (await download.value).path()
+    return await asyncio.to_thread(saved.read_text, encoding="utf-8")
 
 
 def _b64url(data: bytes) -> str:
@@ -231,6 +240,7 @@ __all__ = [
     "PkceProvider",
     "Watched",
     "chromium",
+    "download_by_clicking",
     "open_page",
     "requires_chromium",
     "screenshot",

@@ -18,7 +18,14 @@ import pytest
 from playwright.async_api import Browser, Dialog, FilePayload, Page, expect
 
 from models import MessageStatus
-from tests.admin_support import Watched, chromium, open_page, requires_chromium, screenshot
+from tests.admin_support import (
+    Watched,
+    chromium,
+    download_by_clicking,
+    open_page,
+    requires_chromium,
+    screenshot,
+)
 from tests.conftest import GraphQLClient
 from tests.engine_support import Simulator, Worker, add_clients, stats_of, utcnow
 
@@ -213,6 +220,9 @@ async def test_operator_sends_a_mailing_from_clients_to_finished(
     await expect(page.locator("#messages-table tbody tr")).to_have_count(31)
     await expect(page.locator("#messages-table tr[data-status=PENDING]")).to_have_count(0)
     await screenshot(page, "mailing-finished", full_page=True)
+
+    lines = (await download_by_clicking(page, "#messages-csv")).strip().splitlines()
+    assert len(lines) == 1 + 31  # a header, then every message
 
     await page.select_option("#message-status", "FAILED")
     failed = page.locator("#messages-table tbody tr")

@@ -17,6 +17,7 @@ from tests.admin_support import (
     PkceProvider,
     Watched,
     chromium,
+    download_by_clicking,
     open_page,
     requires_chromium,
     screenshot,
@@ -104,6 +105,9 @@ async def test_api_token_is_asked_once_and_kept_for_the_tab(
     stored = await page.evaluate("() => sessionStorage.getItem('mailings.token')")
     assert API_TOKEN in stored
     assert await page.evaluate("() => localStorage.getItem('mailings.token')") is None
+
+    # Downloads send it as well.
+    assert "Scheduled" in await download_by_clicking(page, "#statistics-csv")
 
     # The subscription's connection_init carries the token too.
     await page.click(f"#mailings-table tr[data-id='{mailing.id}'] a")

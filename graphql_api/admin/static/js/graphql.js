@@ -46,6 +46,25 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
+// A CSV export (behind the same credentials), saved under its own name.
+export async function download(url) {
+  const headers = {};
+  const credential = authorization();
+  if (credential) headers.Authorization = credential;
+  const response = await fetch(url, { headers });
+  if (response.status === 401) auth.unauthorized();
+  if (!response.ok) throw new Error(`The download failed: HTTP ${response.status}`);
+  const disposition = response.headers.get("Content-Disposition") ?? "";
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? "export.csv";
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
 // graphql-transport-ws: connection_init (with the token), connection_ack,
 // then subscribe/next/error/complete per operation id; ping is answered.
 class SubscriptionSocket {

@@ -1,14 +1,14 @@
 // A mailing's page: its counts by status as a chart that follows the
 // mailingProgress subscription, and its messages, filterable by status.
-import { h, mount, statusBadge, throttle } from "./dom.js";
+import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, progressLine, statusBars } from "./chart.js";
-import { gql, subscribe } from "./graphql.js";
+import { download, gql, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatInstant, operatorZone } from "./time.js";
 
 const PAGE_SIZE = 50;
-const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} } }`;
+const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} messagesCsvUrl } }`;
 const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, $after: String) {
   mailing(id: $id) {
     messages(status: $status, first: $first, after: $after) {
@@ -168,7 +168,8 @@ export async function mailingView(root, { id }) {
         h("h2", {}, "Messages"),
         messagesSummary,
         h("div", { class: "spacer" }),
-        h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter)),
+        h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter),
+        h("button", { type: "button", class: "ghost", id: "messages-csv", onclick: () => download(mailing.messagesCsvUrl).catch((e) => toast(e.message, "error")) }, "Download CSV")),
       messages,
       pager));
   record(mailing.stats);

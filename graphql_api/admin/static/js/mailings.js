@@ -1,13 +1,13 @@
 // Mailings: a list with status and a live progress bar for each.
 import { session } from "./auth.js";
-import { h, mount, statusBadge, throttle } from "./dom.js";
+import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
-import { gql, subscribe } from "./graphql.js";
+import { download, gql, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { formatInstant } from "./time.js";
 
 const PAGE_SIZE = 20;
-const TOTALS = "statistics { totals { total pending sent failed expired cancelled } }";
+const TOTALS = "statistics { csvUrl totals { total pending sent failed expired cancelled } }";
 const LIST = `query Mailings($status: MailingStatus, $first: Int, $after: String) {
   mailings(status: $status, first: $first, after: $after) {
     totalCount
@@ -24,6 +24,7 @@ const state = { status: "", cursors: [null] };
 
 export async function mailingsView(root) {
   const subscriptions = new Map();
+  let csvUrl = null;
   const table = h("div", { class: "table-wrap" });
   const totals = h("div", { class: "totals", id: "totals" });
   const summary = h("span", { class: "muted" });
@@ -52,6 +53,7 @@ export async function mailingsView(root) {
     }
     const { totalCount, pageInfo, edges } = data.mailings;
     showTotals(data.statistics.totals);
+    csvUrl = data.statistics.csvUrl;
     summary.textContent = totalCount ? `${page * PAGE_SIZE + 1}–${page * PAGE_SIZE + edges.length} of ${totalCount}` : "";
     const rows = edges.map((e) => row(e.node));
     mount(
@@ -129,6 +131,7 @@ export async function mailingsView(root) {
       summary,
       h("div", { class: "spacer" }),
       h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter),
+      h("button", { type: "button", class: "ghost", id: "statistics-csv", onclick: () => csvUrl && download(csvUrl).catch((e) => toast(e.message, "error")) }, "Statistics CSV"),
       session.canMutate ? h("a", { class: "button", id: "new-mailing", href: "#/mailings/new" }, "New mailing") : null),
     totals,
     table,
