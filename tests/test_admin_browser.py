@@ -159,7 +159,7 @@ async def follow_until_finished(
     """The texts ``progress`` showed ("12 of 31 done") while the page waited for FINISHED.
 
     The page is never reloaded meanwhile: whatever changed came over the
-    subscription. A screenshot is taken once the mailing is partly done.
+    subscription. A screenshot is taken once the mailing is well under way.
     """
     seen: set[str] = set()
     finished = page.locator(".badge[data-status=FINISHED]")
@@ -170,7 +170,7 @@ async def follow_until_finished(
         text = await page.locator(progress).first.inner_text()
         seen.add(text)
         done, total = (int(n) for n in re.findall(r"\d+", text)[:2])
-        if not shot_taken and 0 < done < total:
+        if not shot_taken and total * 0.4 <= done < total:
             await screenshot(page, shot, full_page=True)
             shot_taken = True
         await page.wait_for_timeout(100)
