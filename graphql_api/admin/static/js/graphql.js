@@ -51,7 +51,10 @@ export async function download(url) {
   const headers = {};
   const credential = authorization();
   if (credential) headers.Authorization = credential;
-  const response = await fetch(url, { headers });
+  // The API names it by its absolute URL; behind a proxy that may not be how
+  // the browser reaches us, and the same origin always is.
+  const { pathname, search } = new URL(url, location.href);
+  const response = await fetch(`${pathname}${search}`, { headers });
   if (response.status === 401) auth.unauthorized();
   if (!response.ok) throw new Error(`The download failed: HTTP ${response.status}`);
   const disposition = response.headers.get("Content-Disposition") ?? "";

@@ -25,6 +25,13 @@ const state = { status: "", cursors: [null] };
 export async function mailingsView(root) {
   const subscriptions = new Map();
   let csvUrl = null;
+  const csvButton = h("button", {
+    type: "button",
+    class: "ghost",
+    id: "statistics-csv",
+    disabled: true, // until the first page tells where the file is
+    onclick: () => download(csvUrl).catch((e) => toast(e.message, "error")),
+  }, "Statistics CSV");
   const table = h("div", { class: "table-wrap" });
   const totals = h("div", { class: "totals", id: "totals" });
   const summary = h("span", { class: "muted" });
@@ -54,6 +61,7 @@ export async function mailingsView(root) {
     const { totalCount, pageInfo, edges } = data.mailings;
     showTotals(data.statistics.totals);
     csvUrl = data.statistics.csvUrl;
+    csvButton.disabled = false;
     summary.textContent = totalCount ? `${page * PAGE_SIZE + 1}–${page * PAGE_SIZE + edges.length} of ${totalCount}` : "";
     const rows = edges.map((e) => row(e.node));
     mount(
@@ -131,7 +139,7 @@ export async function mailingsView(root) {
       summary,
       h("div", { class: "spacer" }),
       h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter),
-      h("button", { type: "button", class: "ghost", id: "statistics-csv", onclick: () => csvUrl && download(csvUrl).catch((e) => toast(e.message, "error")) }, "Statistics CSV"),
+      csvButton,
       session.canMutate ? h("a", { class: "button", id: "new-mailing", href: "#/mailings/new" }, "New mailing") : null),
     totals,
     table,
