@@ -93,14 +93,21 @@ class JwksCache:
     async def key(self, kid: str | None) -> Mapping[str, Any] | None:
         """The JWK with this key id, or ``None`` when the provider has no such key."""
         keys = self._keys
-        if keys is None or time.monotonic() - keys.fetched_at > self._ttl:
+        if keys is None and not self._may_retry():
+            raise JwksUnavailable  # the last fetch failed just now
+        if keys is None or (time.monotonic() - keys.fetched_at > self._ttl and self._may_retry()):
             keys = await self._refresh(stale=keys)
         found = self._pick(keys, kid)
-        if found is None and time.monotonic() - self._last_attempt >= self._min_refresh:
+        if found is None and self._may_retry():
             # Perhaps a key the provider rotated in since we last looked.
             keys = await self._refresh(stale=keys, force=True)
             found = self._pick(keys, kid)
         return found
+
+    def _may_retry(self) -> bool:
+        # Also while the provider is down: stale keys serve, and requests
+        # do not each wait for another failing fetch.
+        return time.monotonic() - self._last_attempt >= self._min_refresh
 
     @staticmethod
     def _pick(keys: _KeySet, kid: str | None) -> Mapping[str, Any] | None:
@@ -114,8 +121,7 @@ class JwksCache:
             current = self._keys
             if current is not None and current is not stale:
                 return current  # another request refreshed them meanwhile
-            if force and time.monotonic() - self._last_attempt < self._min_refresh:
-                assert current is not None
+            if force and current is not None and not self._may_retry():
                 return current
             self._last_attempt = time.monotonic()
             try:

@@ -53,11 +53,13 @@ class FakeIdentityProvider:
         self.keys: dict[str, SigningKey] = {"k1": rsa_key()}
         self.published: list[dict[str, Any]] = [public_jwk(self.keys["k1"], "k1")]
         self.jwks_requests = 0
+        self.requests = 0
         self.down = False
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                provider.requests += 1
                 if provider.down:
                     self.send_error(503)
                     return

@@ -345,7 +345,7 @@ async def test_unknown_key_ids_do_not_hammer_the_provider(
 
 
 async def test_keys_expire_from_the_cache(idp: FakeIdentityProvider) -> None:
-    cache = JwksCache(settings_for(idp, oidc_jwks_cache_seconds=0.01))
+    cache = JwksCache(settings_for(idp, oidc_jwks_cache_seconds=0.01, oidc_jwks_min_refresh=0))
     try:
         before = idp.jwks_requests
         assert await cache.key("k1") is not None
@@ -375,10 +375,13 @@ async def test_an_unreachable_provider(idp: FakeIdentityProvider) -> None:
         await verifier.aclose()
 
     idp.down = True
-    cold = TokenVerifier(settings)
+    cold = TokenVerifier(settings_for(idp, oidc_jwks_min_refresh=3600))
     try:
-        with pytest.raises(JwksUnavailable):
-            await cold.verify(idp.token("viewer"))
+        before = idp.requests
+        for _ in range(5):
+            with pytest.raises(JwksUnavailable):
+                await cold.verify(idp.token("viewer"))
+        assert idp.requests - before == 1  # not once a request
     finally:
         idp.down = False
         await cold.aclose()
