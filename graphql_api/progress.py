@@ -51,9 +51,9 @@ def _fingerprint(event: MailingProgress) -> tuple[object, ...]:
 
 def _progress_hub() -> ProgressHub | None:
     global _hub
-    url = get_settings().redis_url
-    if url and _hub is None:
-        _hub = ProgressHub(url)
+    settings = get_settings()
+    if settings.redis_url and _hub is None:
+        _hub = ProgressHub(settings.redis_url, f"mailings-progress:{settings.queue_name}")
     return _hub
 
 

@@ -25,8 +25,10 @@ log = structlog.get_logger(__name__)
 
 
 class ProgressHub:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, client_name: str = "mailings-progress") -> None:
         self._redis_url = redis_url
+        # Named, so an operator (or a test) can tell this subscription apart in CLIENT LIST.
+        self._client_name = client_name
         self._listeners: dict[int, set[asyncio.Event]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -54,7 +56,7 @@ class ProgressHub:
 
     async def _read(self) -> None:
         while True:
-            redis = Redis.from_url(self._redis_url)
+            redis = Redis.from_url(self._redis_url, client_name=self._client_name)
             pubsub = redis.pubsub()
             try:
                 await pubsub.psubscribe(CHANNEL_PATTERN)

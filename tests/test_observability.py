@@ -16,7 +16,7 @@ import redis.asyncio
 
 from models import MailingStatus, Message, MessageStatus
 from tests.api_support import Subscription
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, TEST_ENV
 from tests.engine_support import (
     Simulator,
     Worker,
@@ -57,7 +57,7 @@ async def test_request_id_is_echoed_or_made(api_url: str) -> None:
     async with httpx.AsyncClient(base_url=api_url) as http:
         given = await http.get("/healthz", headers={"X-Request-ID": "trace-42"})
         made = await http.get("/healthz")
-        hostile = await http.get("/healthz", headers={"X-Request-ID": "a b;\"<x>" * 20})
+        hostile = await http.get("/healthz", headers={"X-Request-ID": 'a b;"<x>' * 20})
     assert given.headers["x-request-id"] == "trace-42"
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
     assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["x-request-id"])
@@ -83,6 +83,8 @@ async def test_progress_streams_coalesced_events_until_finished(
                 break
             assert message["type"] == "next", message
             events.append(message["payload"]["data"]["mailingProgress"])
+            if len(events) == 2 and REDIS_URL:
+                assert await _hub_subscriptions() == 1
         elapsed = time.monotonic() - started
     finally:
         if subscription is not None:
@@ -100,16 +102,22 @@ async def test_progress_streams_coalesced_events_until_finished(
         await _assert_no_pattern_subscriptions_left()
 
 
-async def _assert_no_pattern_subscriptions_left() -> None:
+async def _hub_subscriptions() -> int:
+    """Pattern subscriptions held by this run's API (other runs may share this Redis)."""
+    name = f"mailings-progress:{TEST_ENV['QUEUE_NAME']}"
     client = redis.asyncio.Redis.from_url(REDIS_URL or "")
     try:
-
-        async def none_left() -> bool:
-            return int(await client.pubsub_numpat()) == 0
-
-        await wait_until(none_left, timeout=5)
+        clients = await client.client_list()
     finally:
         await client.aclose()
+    return sum(int(c["psub"]) for c in clients if c.get("name") == name)
+
+
+async def _assert_no_pattern_subscriptions_left() -> None:
+    async def none_left() -> bool:
+        return await _hub_subscriptions() == 0
+
+    await wait_until(none_left, timeout=5)
 
 
 async def test_metrics_show_the_workers_sends(sim: Simulator, api_url: str) -> None:
@@ -173,7 +181,10 @@ async def test_sigterm_mid_batch_hands_everything_back(sim: Simulator) -> None:
 
     await wait_until(some_sent, timeout=20)
     worker.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.to_thread(worker.proc.wait, 20) == 0
+    try:
+        assert await asyncio.to_thread(worker.proc.wait, 60) == 0
+    finally:
+        worker.stop()
     assert "engine stopped" in worker.log()
     # Nothing is left held by the stopped worker: every pending message is
     # due now, not at the end of a 60 s lease.
