@@ -101,6 +101,7 @@ class Engine:
         self._flush_now = asyncio.Event()
         self._stopping = asyncio.Event()
         self._sweep_soon = asyncio.Event()
+        self._recorder_stopping = False
         self.metrics = WorkerMetrics(clock())
 
     # -- lifecycle -----------------------------------------------------------
@@ -114,15 +115,18 @@ class Engine:
         try:
             await self._dispatch_forever()
         finally:
-            for task in (sweeper, heart):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # The helpers stop by themselves between two database calls:
+            # cancelling one mid-statement could leave its connection unusable
+            # for the last flush.
+            self.stop()
             await self._drain()
-            recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recorder
-            await self._flush()
+            self._recorder_stopping = True
+            self._flush_now.set()
+            await asyncio.gather(sweeper, heart, recorder, return_exceptions=True)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("last outcomes not recorded; their leases will hand them back")
             await self._beat(stopping=True)
             log.info("engine stopped", worker_id=self.metrics.worker_id)
 
@@ -130,6 +134,7 @@ class Engine:
         """Stop claiming; in-flight requests finish (or are handed back) and are recorded."""
         self._stopping.set()
         self._wake.set()
+        self._sweep_soon.set()
 
     def wake(self) -> None:
         """Something changed (a mailing started or stopped): look again now."""
@@ -143,9 +148,10 @@ class Engine:
         self.wake()
 
     async def _beat_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._beat()
-            await asyncio.sleep(_HEARTBEAT_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), _HEARTBEAT_INTERVAL)
 
     async def _beat(self, *, stopping: bool = False) -> None:
         self.metrics.breaker_state = self._breaker.state
@@ -361,7 +367,7 @@ class Engine:
             self._flush_now.set()
 
     async def _record_forever(self) -> None:
-        while True:
+        while not self._recorder_stopping:
             self._flush_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), _FLUSH_INTERVAL)
@@ -396,10 +402,12 @@ class Engine:
     # -- sweeping ------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 now = self._clock()
                 for mailing_id in await due_mailing_ids(now):
+                    if self._stopping.is_set():
+                        break
                     status = await tend_mailing(mailing_id, now)
                     self._notifier.mailing_changed(mailing_id)
                     if status is not None and status.value == "RUNNING":

@@ -12,6 +12,8 @@ request share one connection pool and one database pool, and makes
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -76,6 +78,12 @@ class EngineRuntime:
         self._ready.set()
         try:
             await self._engine.run()
+        except Exception:
+            # A worker without its engine would only fail every task: stop the
+            # process, so that its supervisor starts a healthy one.
+            log.exception("engine crashed; stopping the worker")
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
         finally:
             await notifier.aclose()
             await provider.aclose()

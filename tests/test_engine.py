@@ -296,7 +296,8 @@ async def test_worker_killed_mid_batch_loses_nothing(sim: Simulator) -> None:
 
 async def test_two_workers_share_a_mailing_without_duplicates(sim: Simulator) -> None:
     await add_clients(2000)
-    await sim.faults(latency=5)
+    # Slow enough that one worker alone needs seconds: both take part.
+    await sim.faults(latency=50)
     workers = [Worker(sim, SEND_CONCURRENCY="50"), Worker(sim, SEND_CONCURRENCY="50")]
     try:
         mailing = await start_mailing()
