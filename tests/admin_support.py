@@ -14,12 +14,11 @@ import json
 import os
 import secrets
 import shutil
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -29,7 +28,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.conftest import DATA_DIR
-from tests.oidc_support import AUDIENCE, public_jwk, rsa_key
+from tests.oidc_support import AUDIENCE, LoopbackServer, public_jwk, rsa_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -124,7 +123,7 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class PkceProvider:
+class PkceProvider(LoopbackServer):
     """An OAuth2 provider on loopback for the browser's authorization-code + PKCE flow.
 
     ``/authorize`` signs in at once as ``subject`` with ``role`` and redirects
@@ -180,16 +179,7 @@ class PkceProvider:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._serve(Handler)
 
     def discovery(self) -> dict[str, Any]:
         return {

@@ -46,7 +46,25 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class FakeIdentityProvider:
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port; ``issuer`` is its base URL."""
+
+    issuer: str
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class FakeIdentityProvider(LoopbackServer):
     """The provider's HTTP side, and a mint for its tokens."""
 
     def __init__(self) -> None:
@@ -84,16 +102,7 @@ class FakeIdentityProvider:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._serve(Handler)
 
     def rotate(self, kid: str, key: SigningKey | None = None) -> SigningKey:
         """Publish a new key and stop publishing the others."""
