@@ -29,6 +29,7 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from models import MessageStatus, WorkerHeartbeat
+from models.counters import summed_counters
 from models.db import connection, fetch
 from tasks.worker_metrics import LATENCY_BUCKETS
 
@@ -75,17 +76,12 @@ class _Snapshot(Collector):
 
 async def _message_and_mailing_families() -> list[Metric]:
     conn = connection()
-    totals = await fetch(
-        conn,
-        "SELECT COALESCE(SUM(pending), 0) AS pending, COALESCE(SUM(sent), 0) AS sent,"
-        " COALESCE(SUM(failed), 0) AS failed, COALESCE(SUM(expired), 0) AS expired,"
-        " COALESCE(SUM(cancelled), 0) AS cancelled FROM mailing_stats",
-    )
+    totals = await summed_counters(conn, include_deleted=True)
     messages = GaugeMetricFamily(
         "mailings_messages", "Messages by status, all mailings.", labels=["status"]
     )
     for status in MessageStatus:
-        messages.add_metric([status.value], float(totals[0][status.value.lower()]))
+        messages.add_metric([status.value], float(totals[status.value.lower()]))
     rows = await fetch(
         conn,
         "SELECT status, COUNT(*) AS n FROM mailing WHERE deleted_at IS NULL GROUP BY status",

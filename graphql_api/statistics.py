@@ -14,30 +14,15 @@ from graphql_api.exports import statistics_csv_url
 from graphql_api.mailings import live_mailings
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
-from models.db import connection, fetch
+from models.counters import summed_counters
+from models.db import connection
 
 __all__ = ["Statistics", "StatisticsQuery", "totals"]
-
-_TOTALS = (
-    "SELECT COALESCE(SUM(s.total), 0) AS total, COALESCE(SUM(s.pending), 0) AS pending,"
-    " COALESCE(SUM(s.sent), 0) AS sent, COALESCE(SUM(s.failed), 0) AS failed,"
-    " COALESCE(SUM(s.expired), 0) AS expired, COALESCE(SUM(s.cancelled), 0) AS cancelled"
-    " FROM mailing_stats s JOIN mailing m ON m.id = s.mailing_id WHERE m.deleted_at IS NULL"
-)
 
 
 async def totals() -> MessageStats:
     """The counts over every mailing that has not been deleted."""
-    (row,) = await fetch(connection(), _TOTALS)
-    # PostgreSQL sums BIGINTs into NUMERIC: Decimals, hence int().
-    return MessageStats(
-        total=int(row["total"]),
-        pending=int(row["pending"]),
-        sent=int(row["sent"]),
-        failed=int(row["failed"]),
-        expired=int(row["expired"]),
-        cancelled=int(row["cancelled"]),
-    )
+    return MessageStats(**await summed_counters(connection(), include_deleted=False))
 
 
 @strawberry.type(description="Message counts by status: in total, and per mailing.")

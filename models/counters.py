@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from tortoise import BaseDBAsyncClient
 
-from models.db import execute
+from models.db import execute, fetch
 from models.status import MessageStatus
 
-__all__ = ["count_finalised", "count_finalised_rows", "count_new_pending"]
+__all__ = ["count_finalised", "count_finalised_rows", "count_new_pending", "summed_counters"]
 
 _COLUMN = {status: status.value.lower() for status in MessageStatus}
 
@@ -55,3 +55,17 @@ async def count_finalised_rows(
         per_mailing[mailing_id] = per_mailing.get(mailing_id, 0) + 1
     for mailing_id, n in sorted(per_mailing.items()):
         await count_finalised(conn, mailing_id, status, n)
+
+
+_COUNTERS = ("total", *_COLUMN.values())
+
+
+async def summed_counters(conn: BaseDBAsyncClient, *, include_deleted: bool) -> dict[str, int]:
+    """Message counts by counter (``total``, ``pending``, ...) over every mailing."""
+    sums = ", ".join(f"COALESCE(SUM(s.{c}), 0) AS {c}" for c in _COUNTERS)
+    where = "" if include_deleted else " WHERE m.deleted_at IS NULL"
+    (row,) = await fetch(
+        conn, f"SELECT {sums} FROM mailing_stats s JOIN mailing m ON m.id = s.mailing_id{where}"
+    )
+    # PostgreSQL sums BIGINTs into NUMERIC: Decimals, hence int().
+    return {c: int(row[c]) for c in _COUNTERS}

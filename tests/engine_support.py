@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -154,7 +152,3 @@ async def set_status(mailing_id: int, status: MailingStatus) -> None:
 
 def in_seconds(seconds: float) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
-
-
-def pid_alive(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None and os.path.exists(f"/proc/{proc.pid}")
