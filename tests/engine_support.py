@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from models import Mailing, MailingStats, MailingStatus
-from models.db import connection, is_postgres
+from models.db import connection, execute_many
 from tasks import hooks
 from tests.conftest import free_port, start_command, stop_process
 from tests.factories import make_mailing
@@ -100,16 +100,13 @@ class Worker:
 
 async def add_clients(n: int, *, tag: str = "", timezone: str = "UTC", first: int = 0) -> None:
     """``n`` clients with phones from ``79000000000 + first``, inserted in bulk."""
-    conn = connection()
     now = utcnow()
-    rows = [(str(79_000_000_000 + first + i), "900", tag, timezone, now, now) for i in range(n)]
-    sql = (
+    await execute_many(
+        connection(),
         "INSERT INTO client (phone, operator_code, tag, timezone, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [[str(79_000_000_000 + first + i), "900", tag, timezone, now, now] for i in range(n)],
     )
-    if not is_postgres(conn):
-        sql = sql.replace("$", "?")
-    await conn.execute_many(sql, [list(r) for r in rows])
 
 
 async def start_mailing(**fields: Any) -> Mailing:
