@@ -3,9 +3,9 @@
 Every ``mailingProgress`` subscriber of this process registers an
 :class:`asyncio.Event` for its mailing; one pattern subscription to
 ``mailings:progress:*`` sets them. The subscription exists only while
-someone listens: the last subscriber to leave cancels the reader, which
-unsubscribes and closes its connection, so subscribers that go away leave
-nothing behind in Redis or in the process.
+someone listens: within a second of the last subscriber leaving, the reader
+unsubscribes, closes its connection and ends, so subscribers that go away
+leave nothing behind in Redis or in the process.
 """
 
 from __future__ import annotations
@@ -50,32 +50,37 @@ class ProgressHub:
             events.discard(changed)
             if not events:
                 self._listeners.pop(mailing_id, None)
-            if not self._listeners and self._reader is not None:
-                self._reader.cancel()
-                self._reader = None
 
     async def _read(self) -> None:
-        while True:
+        """Serve while anyone listens, then unsubscribe and close.
+
+        The reader is never cancelled: a pub/sub connection cancelled in the
+        middle of a read could not always be closed, and kept its pattern
+        subscription on the server. It polls for a second at a time and
+        stops by itself once the last listener has left; the check of
+        ``_listeners`` and the return have no await between them, so a new
+        listener either finds it running or starts a new one.
+        """
+        while self._listeners:
             redis = Redis.from_url(self._redis_url, client_name=self._client_name)
             pubsub = redis.pubsub()
             try:
                 await pubsub.psubscribe(CHANNEL_PATTERN)
                 log.info("progress events subscribed", pattern=CHANNEL_PATTERN)
-                async for message in pubsub.listen():
-                    if message.get("type") != "pmessage":
+                while self._listeners:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None or message.get("type") != "pmessage":
                         continue
                     mailing_id = mailing_id_of(message["channel"])
                     for changed in self._listeners.get(mailing_id or 0, ()):
                         changed.set()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # Subscribers keep polling slowly meanwhile; try again shortly.
                 log.warning("progress events lost; resubscribing", exc_info=True)
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._close(redis, pubsub))
+                    await self._close(redis, pubsub)
 
     @staticmethod
     async def _close(redis: Redis, pubsub: object) -> None:
