@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import strawberry
 import structlog
 from graphql import GraphQLError
@@ -19,6 +17,12 @@ from graphql_api.pagination import Connection, build_connection, keyset_page, or
 from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Client
+from models import clock
+from models.queries.messages import (
+    cancel_client_waiting,
+    follow_client_edit,
+    follow_client_match,
+)
 from models.validation import default_operator_code
 
 __all__ = [
@@ -88,7 +92,9 @@ async def update_client(id_: str, patch: ClientPatch) -> models.Client:
             await row.save(using_db=conn)
         except IntegrityError:
             raise models.InvalidInput([phone_taken("input.phone")]) from None
-        await models.follow_client_edit(conn, row.id, row.phone, row.timezone)
+        await follow_client_edit(conn, row.id, row.phone, row.timezone)
+        if "tag" in changes or "operator_code" in changes:
+            await follow_client_match(conn, row.id, clock.now())
     log.info("client updated", client_id=row.id, fields=sorted(changes))
     return row
 
@@ -102,7 +108,7 @@ async def delete_client(id_: str) -> int:
         row = await models.Client.filter(id=client_id).using_db(conn).select_for_update().first()
         if row is None:
             raise models.NotFound("client", id_)
-        cancelled = await models.cancel_client_pending(conn, client_id, datetime.now(UTC))
+        cancelled = await cancel_client_waiting(conn, client_id)
         await models.Client.filter(id=client_id).using_db(conn).delete()
     log.info("client deleted", client_id=client_id, cancelled_messages=cancelled)
     return client_id

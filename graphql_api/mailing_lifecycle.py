@@ -9,12 +9,13 @@ engine made meanwhile is seen and decided on again, never overwritten.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import strawberry
 import structlog
 from tortoise import BaseDBAsyncClient
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 import models
@@ -30,7 +31,8 @@ from graphql_api.results import (
 )
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Mailing
-from models import MailingStatus
+from models import MailingStatus, MessageStatus, clock
+from models.queries.messages import finalise_waiting
 
 __all__ = [
     "ATTEMPTS",
@@ -75,7 +77,7 @@ async def compare_and_set(
     changed = (
         await models.Mailing.filter(id=row.id, status=row.status, deleted_at__isnull=True)
         .using_db(conn)
-        .update(**updates)
+        .update(**updates, revision=F("revision") + 1)
     )
     return bool(changed)
 
@@ -85,7 +87,7 @@ async def _transition(
 ) -> tuple[models.Mailing, bool]:
     """Move the mailing to the status ``decide`` picks (``None``: stay), and say if it changed."""
     for _ in range(ATTEMPTS):
-        now = datetime.now(UTC)
+        now = clock.now()
         async with in_transaction() as conn:
             row = await live_mailing(conn, mailing_id)
             target = decide(row, now)
@@ -98,10 +100,18 @@ async def _transition(
                 updates["deleted_at"] = now
             if await compare_and_set(conn, row, updates):
                 row.update_from_dict(updates)
+                cancelled = 0
+                if target is MailingStatus.CANCELLED or delete:
+                    # At once, in this transaction: the answer carries the
+                    # counts; only requests in flight keep their outcome.
+                    cancelled = await finalise_waiting(
+                        conn, row.id, MessageStatus.CANCELLED, "mailing cancelled"
+                    )
                 log.info(
                     "mailing deleted" if delete else "mailing status changed",
                     mailing_id=mailing_id,
                     status=row.status.value,
+                    cancelled_messages=cancelled,
                 )
                 return row, True
     raise models.Conflict(f"mailing {mailing_id} kept changing; try again")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import strawberry
 import structlog
+from tortoise import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -27,6 +28,8 @@ from graphql_api.results import (
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Mailing, MailingStatus
 from models import MailingStatus as Status
+from models import clock
+from models.queries.messages import cancel_unmatched, replan_window_waiters, revive_rematched
 
 __all__ = ["MailingMutation", "MailingQuery", "create_mailing", "live_mailings", "update_mailing"]
 
@@ -39,8 +42,14 @@ def live_mailings(status: Status | None = None) -> QuerySet[models.Mailing]:
     return query if status is None else query.filter(status=status)
 
 
+def _check_end_ahead(end_at: datetime, now: datetime) -> None:
+    if end_at <= now:
+        raise models.InvalidInput([models.FieldProblem("input.endAt", "must be in the future")])
+
+
 async def create_mailing(value: MailingInput) -> models.Mailing:
     fields = clean_mailing(value)
+    _check_end_ahead(fields.end_at, clock.now())
     window = fields.window
     async with in_transaction() as conn:
         row = await models.Mailing.create(
@@ -67,6 +76,7 @@ class _Plan:
     updates: dict[str, Any] = field(default_factory=dict)
     rescheduled: bool = False
     retargeted: bool = False
+    window_changed: bool = False
 
 
 def _plan(row: models.Mailing, changes: MailingChanges, now: datetime) -> _Plan:
@@ -81,12 +91,14 @@ def _plan(row: models.Mailing, changes: MailingChanges, now: datetime) -> _Plan:
         if row.status is Status.RUNNING and start_at > now:
             plan.updates["status"] = Status.SCHEDULED
     if end_at != row.end_at:
+        _check_end_ahead(end_at, now)
         plan.updates["end_at"] = end_at
     if changes.window_given:
         window = changes.window
         minutes = (None, None) if window is None else (window.start_minutes, window.end_minutes)
         if minutes != (row.window_start, row.window_end):
             plan.updates["window_start"], plan.updates["window_end"] = minutes
+            plan.window_changed = True
     new_filter = changes.filter
     if new_filter is not None and (
         set(new_filter.operator_codes) != set(row.filter_operator_codes)
@@ -101,12 +113,33 @@ def _plan(row: models.Mailing, changes: MailingChanges, now: datetime) -> _Plan:
     return plan
 
 
+async def _apply_to_waiting(
+    conn: BaseDBAsyncClient, row: models.Mailing, plan: _Plan, now: datetime
+) -> None:
+    """What a change means for messages not sent yet, at once, in the update's transaction.
+
+    Clients the new filter drops lose their waiting messages, clients it
+    takes back get theirs again; the engine adds clients that never had one.
+    Messages parked for the old window are planned again under the new one.
+    Requests in flight keep the outcome the provider gives them.
+    """
+    if plan.retargeted:
+        client_filter = models.ClientFilter(
+            tuple(row.filter_operator_codes), tuple(row.filter_tags)
+        )
+        dropped = await cancel_unmatched(conn, row.id, client_filter)
+        revived = await revive_rematched(conn, row.id, client_filter, now)
+        log.info("mailing re-targeted", mailing_id=row.id, cancelled=dropped, revived=revived)
+    if plan.window_changed and row.audience_version is not None:
+        await replan_window_waiters(conn, row.id, now)
+
+
 async def update_mailing(id_: str, patch: MailingPatch) -> models.Mailing:
     """Apply a patch to a mailing that is not over yet."""
     mailing_id = parse_id(id_)
     changes = clean_mailing_patch(patch)
     for _ in range(ATTEMPTS):
-        now = datetime.now(UTC)
+        now = clock.now()
         async with in_transaction() as conn:
             row = await live_mailing(conn, mailing_id)
             if row.status.is_terminal:
@@ -118,6 +151,7 @@ async def update_mailing(id_: str, patch: MailingPatch) -> models.Mailing:
                 return row
             if await compare_and_set(conn, row, {**plan.updates, "updated_at": now}):
                 row.update_from_dict({**plan.updates, "updated_at": now})
+                await _apply_to_waiting(conn, row, plan, now)
                 break
     else:
         raise models.Conflict(f"mailing {mailing_id} kept changing; try again")

@@ -124,10 +124,11 @@ async def _worker_families(now: datetime) -> list[Metric]:
     in_flight.add_metric([], flying)
     requests = CounterMetricFamily(
         "mailings_send_requests",
-        "Requests to the send API by outcome (sent, rejected, transient), all workers.",
+        "Requests to the send API by outcome (sent, rejected, rate_limited, unauthorized,"
+        " transient), all workers.",
         labels=["outcome"],
     )
-    for outcome in ("sent", "rejected", "transient"):
+    for outcome in ("sent", "rejected", "rate_limited", "unauthorized", "transient"):
         requests.add_metric([outcome], outcomes.get(outcome, 0))
     cumulative, running = [], 0
     for bound, n in zip((*LATENCY_BUCKETS, float("inf")), buckets, strict=True):

@@ -78,7 +78,12 @@ async def _next_change(changed: asyncio.Event | None) -> None:
 
 
 async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, None]:
-    """The current state at once, then each change; ends once the mailing is over."""
+    """The current state at once, then each change; ends once the mailing is over.
+
+    Over means a terminal status with nothing pending: requests in flight when
+    a mailing is cancelled or ends still get their outcome, and the last
+    event carries the final counts.
+    """
     last: tuple[object, ...] | None = None
     async with _changes(mailing_id) as changed:
         while True:
@@ -91,7 +96,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
             if fingerprint != last:
                 last = fingerprint
                 yield event
-            if event.status.is_terminal:
+            if event.status.is_terminal and event.stats.pending == 0:
                 return
             await _next_change(changed)
 
@@ -100,7 +105,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
 class ProgressSubscription:
     @described_subscription(
         "The mailing's counts and status now, then whenever they change; "
-        "the stream ends when the mailing is FINISHED or CANCELLED."
+        "the stream ends when the mailing is FINISHED or CANCELLED with nothing pending."
     )
     async def mailing_progress(self, id: strawberry.ID) -> AsyncGenerator[MailingProgress, None]:
         mailing_id = find_id(id)

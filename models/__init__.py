@@ -3,9 +3,8 @@
 Tortoise discovers the models of the ``models`` app in this module's namespace.
 """
 
-from models.audience import ClientFilter, add_matching_clients, cancel_unmatched_pending
+from models.audience import ClientFilter
 from models.client import Client
-from models.client_messages import cancel_client_pending, follow_client_edit
 from models.daily_report import DailyReport, ReportStatus
 from models.errors import Conflict, FieldProblem, InvalidInput, MailingsError, NotFound
 from models.mailing import Mailing, MailingStats
@@ -32,10 +31,6 @@ __all__ = [
     "ReportStatus",
     "SendWindow",
     "WorkerHeartbeat",
-    "add_matching_clients",
     "can_transition",
-    "cancel_client_pending",
-    "cancel_unmatched_pending",
-    "follow_client_edit",
     "next_window_opening",
 ]

@@ -1,6 +1,7 @@
 """Keeping ``MailingStats`` in step with message status changes.
 
-Every message status change is PENDING -> final, made by a statement that
+Every message status change is PENDING -> final (or, for a client that
+matches a mailing again, CANCELLED -> PENDING), made by a statement that
 knows how many rows it changed; the same transaction then calls one of these
 functions, so the counters never drift and ``stats`` is one primary-key read.
 """
@@ -12,7 +13,14 @@ from tortoise import BaseDBAsyncClient
 from models.db import execute, fetch
 from models.status import MessageStatus
 
-__all__ = ["count_finalised", "count_finalised_rows", "count_new_pending", "summed_counters"]
+__all__ = [
+    "count_finalised",
+    "count_finalised_rows",
+    "count_new_pending",
+    "count_revived",
+    "count_revived_rows",
+    "summed_counters",
+]
 
 _COLUMN = {status: status.value.lower() for status in MessageStatus}
 
@@ -26,6 +34,32 @@ async def count_new_pending(conn: BaseDBAsyncClient, mailing_id: int, n: int) ->
             mailing_id,
             n,
         )
+
+
+async def count_revived(conn: BaseDBAsyncClient, mailing_id: int, n: int) -> None:
+    """``n`` cancelled messages of the mailing are pending again (their client matches again)."""
+    if n:
+        await execute(
+            conn,
+            "UPDATE mailing_stats SET cancelled = cancelled - $2, pending = pending + $2"
+            " WHERE mailing_id = $1",
+            mailing_id,
+            n,
+        )
+
+
+async def count_revived_rows(conn: BaseDBAsyncClient, rows: list[dict[str, object]]) -> None:
+    """Count rows returned by a reviving ``UPDATE ... RETURNING mailing_id``."""
+    for mailing_id, n in sorted(_per_mailing(rows).items()):
+        await count_revived(conn, mailing_id, n)
+
+
+def _per_mailing(rows: list[dict[str, object]]) -> dict[int, int]:
+    per_mailing: dict[int, int] = {}
+    for row in rows:
+        mailing_id = int(str(row["mailing_id"]))
+        per_mailing[mailing_id] = per_mailing.get(mailing_id, 0) + 1
+    return per_mailing
 
 
 async def count_finalised(
@@ -49,11 +83,7 @@ async def count_finalised_rows(
     conn: BaseDBAsyncClient, rows: list[dict[str, object]], status: MessageStatus
 ) -> None:
     """Count rows returned by a finalising ``UPDATE ... RETURNING mailing_id``."""
-    per_mailing: dict[int, int] = {}
-    for row in rows:
-        mailing_id = int(str(row["mailing_id"]))
-        per_mailing[mailing_id] = per_mailing.get(mailing_id, 0) + 1
-    for mailing_id, n in sorted(per_mailing.items()):
+    for mailing_id, n in sorted(_per_mailing(rows).items()):
         await count_finalised(conn, mailing_id, status, n)
 
 

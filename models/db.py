@@ -20,6 +20,7 @@ __all__ = [
     "MIGRATIONS_DIR",
     "close_db",
     "connection",
+    "db_clock",
     "execute",
     "execute_many",
     "fetch",
@@ -91,6 +92,22 @@ def connection() -> BaseDBAsyncClient:
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
     return conn.capabilities.dialect == "postgres"
+
+
+def db_clock(conn: BaseDBAsyncClient, plus_seconds: float = 0.0) -> str:
+    """SQL for the database's own current instant, ``plus_seconds`` later.
+
+    Leases are taken and checked on this clock, never on a worker's: two
+    workers whose clocks disagree would otherwise each see the other's lease
+    as over. On SQLite (embedded, one machine) it is the machine's clock,
+    written in the text form the stored instants have, so they compare.
+    """
+    if is_postgres(conn):
+        if not plus_seconds:
+            return "statement_timestamp()"
+        return f"(statement_timestamp() + interval '{plus_seconds:.6f} seconds')"
+    shift = f", '{plus_seconds:+.6f} seconds'" if plus_seconds else ""
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now'{shift}) || '000+00:00')"
 
 
 def _sql(conn: BaseDBAsyncClient, sql: str) -> str:

@@ -22,6 +22,9 @@ class Mailing(Model):
     ``filter_version`` grows whenever the filter changes; the engine records
     in ``audience_version`` the version it built the audience from (``None``
     until the mailing starts), so a lost re-target task is found by the sweep.
+    ``revision`` grows with every change of the row; the engine claims only
+    against the revision it has read, so it never sends under a stale text,
+    filter, window, end or status.
     A deleted mailing keeps its row (``deleted_at``) and its message history.
     """
 
@@ -37,6 +40,7 @@ class Mailing(Model):
     status = fields.CharEnumField(MailingStatus, max_length=16, default=MailingStatus.SCHEDULED)
     filter_version = fields.IntField(default=1)
     audience_version = fields.IntField(null=True)
+    revision = fields.IntField(default=0)
     deleted_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

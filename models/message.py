@@ -16,9 +16,13 @@ class Message(Model):
     """One text to one phone; its ``id`` is the ``msgId`` the provider sees.
 
     ``next_attempt_at`` is when the engine may next try it: the start, a retry
-    after backoff, the next window opening, or, while a worker holds it, the
-    end of that worker's lease (a claim pushes it forward, so a message whose
-    worker died becomes due again by itself).
+    after backoff, or the next opening of its send window
+    (``waits_for_window``). A worker that claims it holds it until
+    ``leased_until`` (the database's clock): a held message is *in flight*,
+    every other pending message is *waiting*. Every rule that acts on waiting
+    messages (cancel, re-target, window changes, expiry) leaves held ones to
+    their worker, which records what the provider said; a message whose
+    worker died becomes waiting again when its lease ends.
     ``phone`` and ``timezone`` are copied from the client when the audience is
     built and follow client edits while the message is pending, so the
     history stays readable after the client is deleted.
@@ -37,6 +41,11 @@ class Message(Model):
     attempts = fields.IntField(default=0)
     last_error = fields.TextField(null=True)
     next_attempt_at = fields.DatetimeField()
+    waits_for_window = fields.BooleanField(default=False)
+    leased_until = fields.DatetimeField(null=True)
+    # The claiming worker's random id: a worker that outlived its lease
+    # cannot hand back a message that another worker holds now.
+    leased_by = fields.BigIntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
 

@@ -1,15 +1,21 @@
-"""A circuit breaker that holds sending back while the provider is down.
+"""A circuit breaker that holds sending back while the provider is down or refuses us.
 
 Closed: requests flow; ``failure_threshold`` transient failures in a row
-open it. Open: nothing starts for ``reset_timeout`` seconds, then it turns
-half-open. Half-open: exactly one probe request may start; if the provider
-answers it (sent, or even a permanent rejection: the provider is up), the
-breaker closes; if the probe fails, it opens again for twice as long as last
-time, at most ``max_reset_timeout``.
+open it, and so does a single refusal of our credentials (401/403: it is
+about every message, so there is nothing to gain from more). Open: nothing
+starts for the open time, then it turns half-open. Half-open: exactly one
+probe request may start, whatever is still in flight from before; if the
+provider answers it as a working provider would (sent, a permanent
+rejection of that message, or a 429: it is up, only busy), the breaker
+closes; if the probe fails, it opens again for twice as long, at most
+``max_reset_timeout``.
 
-A permanent rejection (4xx) is the provider working as intended, so it ends
-a run of failures instead of adding to it. The breaker is plain state with an
-injectable clock: no tasks, no sleeping, one event loop (not thread-safe).
+Every request that :meth:`allow` lets start gets a ticket, the breaker's
+epoch at that moment; the epoch moves on each time the breaker opens, so a
+late answer to a request started before (a straggler that hung) never counts
+against the probe or a new closed period.
+
+Plain state with an injectable clock: no tasks, no sleeping, one event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ __all__ = ["BreakerState", "CircuitBreaker"]
 BreakerState = Literal["closed", "open", "half_open"]
 
 log = structlog.get_logger(__name__)
+
+# Answers a working provider gives: they end a run of failures.
+_PROVIDER_UP = frozenset({"sent", "rejected", "rate_limited"})
 
 
 class CircuitBreaker:
@@ -52,10 +61,14 @@ class CircuitBreaker:
         self.probe_timeout = probe_timeout
         self._clock = clock
         self._state: BreakerState = "closed"
+        self._epoch = 0
         self._failures = 0
         self._open_for = reset_timeout
         self._opened_at = 0.0
         self._probe_started_at: float | None = None
+        self._probe_ticket: int | None = None
+        # Why it is open: "down" or "unauthorized" (credentials refused).
+        self.reason = "down"
 
     @classmethod
     def from_settings(
@@ -81,42 +94,48 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         return self._failures
 
-    def allow(self) -> bool:
-        """True if a request may start now; in half-open, True once, for the probe."""
+    def allow(self) -> int | None:
+        """A ticket if a request may start now (in half-open, once, for the probe); else None."""
         state = self.state
         if state == "closed":
-            return True
+            return self._epoch
         if state == "open":
-            return False
+            return None
         now = self._clock()
         if self._probe_started_at is not None and now - self._probe_started_at < self.probe_timeout:
-            return False
+            return None
+        # A probe that never reported (cancelled) gives way to a new one, in a new epoch.
+        if self._probe_started_at is not None:
+            self._epoch += 1
         self._probe_started_at = now
-        log.info("provider probe started")
-        return True
+        self._probe_ticket = self._epoch
+        log.info("provider probe started", reason=self.reason)
+        return self._epoch
 
-    def record(self, result: SendResult) -> None:
-        """Take the outcome of a request that :meth:`allow` let start."""
-        provider_up = result.kind != "transient"
+    def record(self, result: SendResult, ticket: int) -> None:
+        """Take the outcome of a request that :meth:`allow` let start with ``ticket``."""
+        if ticket != self._epoch:
+            return  # started before the breaker last opened: old news
         state = self.state
+        kind = result.kind
         if state == "closed":
-            if provider_up:
+            if kind in _PROVIDER_UP:
                 self._failures = 0
-                return
-            self._failures += 1
-            if self._failures >= self.failure_threshold:
-                self._open(self.reset_timeout, result)
-        elif state == "half_open":
-            # Whatever lands now, the probe's or a straggler's from before the
-            # breaker opened, is fresh news about the provider.
-            if provider_up:
+            elif kind == "unauthorized":
+                self._open(self.reset_timeout, result, "unauthorized")
+            else:
+                self._failures += 1
+                if self._failures >= self.failure_threshold:
+                    self._open(self.reset_timeout, result, "down")
+        elif state == "half_open" and ticket == self._probe_ticket:
+            if kind in _PROVIDER_UP:
                 self._close()
             else:
-                self._open(min(self._open_for * 2, self.max_reset_timeout), result)
-        # While open, stragglers started before it opened change nothing.
+                reason = "unauthorized" if kind == "unauthorized" else "down"
+                self._open(min(self._open_for * 2, self.max_reset_timeout), result, reason)
 
     def seconds_until_probe(self) -> float:
-        """How long until :meth:`allow` may say True: 0 when it may now.
+        """How long until :meth:`allow` may give a ticket: 0 when it may now.
 
         While a probe is out, the time until it would count as lost: callers
         should poll more often than that, as its answer usually comes first.
@@ -129,21 +148,35 @@ class CircuitBreaker:
             return max(0.0, self._probe_started_at + self.probe_timeout - now)
         return 0.0
 
-    def _open(self, open_for: float, result: SendResult) -> None:
+    def _open(self, open_for: float, result: SendResult, reason: str) -> None:
         self._state = "open"
+        self._epoch += 1
         self._opened_at = self._clock()
         self._open_for = open_for
         self._probe_started_at = None
-        log.warning(
-            "provider circuit opened",
-            open_for_s=round(open_for, 3),
-            consecutive_failures=self._failures,
-            error=result.error,
-        )
+        self._probe_ticket = None
+        self.reason = reason
+        if reason == "unauthorized":
+            log.error(
+                "provider refused our credentials; sending holds until it accepts them"
+                " (check PROVIDER_TOKEN)",
+                status_code=result.status_code,
+                open_for_s=round(open_for, 3),
+                error=result.error,
+            )
+        else:
+            log.warning(
+                "provider circuit opened",
+                open_for_s=round(open_for, 3),
+                consecutive_failures=self._failures,
+                error=result.error,
+            )
 
     def _close(self) -> None:
         self._state = "closed"
         self._failures = 0
         self._open_for = self.reset_timeout
         self._probe_started_at = None
-        log.info("provider circuit closed")
+        self._probe_ticket = None
+        log.info("provider circuit closed", after=self.reason)
+        self.reason = "down"

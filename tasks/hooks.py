@@ -9,10 +9,11 @@ talks to Redis or SQLite synchronously, so it runs in a thread.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
+from models import clock
 from tasks import events, jobs
 
 __all__ = ["mailing_retargeted", "mailing_scheduled", "mailing_stopped"]
@@ -22,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 async def mailing_scheduled(mailing_id: int, start_at: datetime) -> None:
     """A mailing was created, resumed or moved: start it at ``start_at`` (now if past)."""
-    now = datetime.now(UTC)
+    now = clock.now()
     if start_at <= now:
         await asyncio.to_thread(jobs.start_mailing, mailing_id)
     else:

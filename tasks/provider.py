@@ -2,10 +2,13 @@
 
 ``send`` posts one message to ``{PROVIDER_URL}/send/{msgId}`` and says what
 came of it as a :class:`SendResult`: ``sent`` (HTTP 200 with ``code`` 0 and
-nothing else), ``rejected`` (a 4xx other than 408 and 429: permanent), or
-``transient`` (everything else: 408, 429, 5xx, timeouts, refused or reset
+nothing else), ``rejected`` (a 4xx about this message: permanent),
+``rate_limited`` (429: slow down), ``unauthorized`` (401 or 403: our
+credentials are refused, which is about every message, not this one), or
+``transient`` (everything else: 408, 5xx, timeouts, refused or reset
 connections, protocol errors, a 200 with garbage). It never raises for
-network or protocol trouble, so the engine has one thing to handle.
+network or protocol trouble, so the engine has one thing to handle. Reasons
+are short, printable and bounded, whatever bytes the provider sent.
 
 Three HTTP stacks carry the same requests, chosen by ``PROVIDER_HTTP`` (see
 ``bench/bench_http_clients.py`` for what each costs): ``httpx``,
@@ -64,11 +67,14 @@ _NETWORK_ERRORS = (
 )
 
 
+SendKind = Literal["sent", "rejected", "rate_limited", "unauthorized", "transient"]
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What one attempt to send a message came to."""
 
-    kind: Literal["sent", "rejected", "transient"]
+    kind: SendKind
     # None when sent; otherwise a short reason an operator can read.
     error: str | None
     status_code: int | None
@@ -119,9 +125,13 @@ def classify_response(
             return SendResult("sent", None, 200, None, latency)
         return SendResult("transient", _redact(reason, secret), 200, None, latency)
     error = _redact(f"HTTP {status}: {_snippet(body)}", secret)
-    if 400 <= status < 500 and status not in (408, 429):
+    if status == 429:
+        return SendResult("rate_limited", error, status, parse_retry_after(retry_after), latency)
+    if status in (401, 403):
+        return SendResult("unauthorized", error, status, None, latency)
+    if 400 <= status < 500 and status != 408:
         return SendResult("rejected", error, status, None, latency)
-    wait = parse_retry_after(retry_after) if status in (429, 503) else None
+    wait = parse_retry_after(retry_after) if status == 503 else None
     return SendResult("transient", error, status, wait, latency)
 
 
@@ -211,10 +221,16 @@ def _specific_reason(exc: BaseException) -> str | None:
 
 
 def _snippet(data: bytes | str, limit: int = _BODY_LIMIT) -> str:
+    """At most ``limit`` printable characters of ``data``: NUL and other controls become U+FFFD."""
     if isinstance(data, bytes):
         data = data[: limit * 4].decode("utf-8", "replace")
-    text = " ".join(data.split())
-    return text if len(text) <= limit else text[:limit] + "…"
+    text = " ".join(data[: limit * 4].split())
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+    # A lone surrogate (from a JSON "\ud800") is not UTF-8 either.
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _redact(text: str, secret: str | None) -> str:

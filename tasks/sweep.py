@@ -2,9 +2,12 @@
 
 ``tend_mailing`` is idempotent and safe to run from several workers at once:
 status changes are compare-and-set, the audience insert ignores clients that
-already have a message, and finalising statements only touch pending
-messages that no worker holds. The sweep runs it for every mailing that may
-need it, so a lost queue message or a dead worker delays work, never loses it.
+already have a message, and finalising statements only touch waiting
+messages (none a worker holds). ``EXPIRED`` comes at ``end_at``, never
+before: until then a mailing with messages that cannot go out yet (their
+window opens later, their retry is due later) stays ``RUNNING``. The sweep
+runs it for every mailing that may need it, so a lost queue message or a dead
+worker delays work, never loses it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ import structlog
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models import ClientFilter, Mailing, MailingStatus, MessageStatus
-from models.audience import add_matching_clients, cancel_unmatched_pending
-from models.counters import count_finalised
+from models import ClientFilter, Mailing, MailingStatus, MessageStatus, can_transition
 from models.db import connection, execute, fetch
+from models.queries.messages import (
+    add_audience,
+    cancel_unmatched,
+    finalise_waiting,
+    revive_rematched,
+)
 
 __all__ = ["due_mailing_ids", "tend_mailing"]
 
@@ -46,9 +53,12 @@ async def _set_status(
     new: MailingStatus,
     now: datetime,
 ) -> bool:
+    if not can_transition(expected, new):
+        raise AssertionError(f"no transition from {expected} to {new}")
     changed = await execute(
         conn,
-        "UPDATE mailing SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+        "UPDATE mailing SET status = $3, updated_at = $4, revision = revision + 1"
+        " WHERE id = $1 AND status = $2",
         mailing.id,
         expected.value,
         new.value,
@@ -65,11 +75,13 @@ def _filter(mailing: Mailing) -> ClientFilter:
 
 
 async def _build_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: datetime) -> None:
-    """Messages for the clients matching the filter now (or, re-targeting, newly matching)."""
-    added = await add_matching_clients(conn, mailing.id, _filter(mailing), mailing.start_at)
-    dropped = 0
+    """Messages for the clients matching the filter now; re-targeting also drops and revives."""
+    client_filter = _filter(mailing)
+    added = await add_audience(conn, mailing.id, client_filter, mailing.start_at, now)
+    dropped = revived = 0
     if mailing.audience_version is not None:
-        dropped = await cancel_unmatched_pending(conn, mailing.id, _filter(mailing), now)
+        dropped = await cancel_unmatched(conn, mailing.id, client_filter)
+        revived = await revive_rematched(conn, mailing.id, client_filter, now)
     await execute(
         conn,
         "UPDATE mailing SET audience_version = $2"
@@ -83,28 +95,19 @@ async def _build_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: dateti
         filter_version=mailing.filter_version,
         added=added,
         cancelled=dropped,
+        revived=revived,
     )
     mailing.audience_version = mailing.filter_version
 
 
-async def _finalise_unheld(
-    conn: BaseDBAsyncClient, mailing_id: int, status: MessageStatus, reason: str, now: datetime
-) -> int:
-    """Move the mailing's pending messages that no worker holds to ``status``."""
-    changed = await execute(
-        conn,
-        f"UPDATE message SET status = '{status.value}', last_error = COALESCE(last_error, $3)"
-        " WHERE mailing_id = $1 AND status = 'PENDING' AND next_attempt_at <= $2",
-        mailing_id,
-        now,
-        reason,
-    )
-    await count_finalised(conn, mailing_id, status, changed)
+async def _finalise_waiting(
+    conn: BaseDBAsyncClient, mailing_id: int, status: MessageStatus, reason: str
+) -> None:
+    changed = await finalise_waiting(conn, mailing_id, status, reason)
     if changed:
         log.info(
             "messages finalised", mailing_id=mailing_id, status=status, count=changed, reason=reason
         )
-    return changed
 
 
 async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
@@ -129,13 +132,11 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
 
     async with in_transaction() as conn:
         status = mailing.status
-        if status is MailingStatus.CANCELLED:
-            await _finalise_unheld(
-                conn, mailing.id, MessageStatus.CANCELLED, "mailing cancelled", now
-            )
+        if status is MailingStatus.CANCELLED or mailing.deleted_at is not None:
+            await _finalise_waiting(conn, mailing.id, MessageStatus.CANCELLED, "mailing cancelled")
         elif now >= mailing.end_at and (started or status is not MailingStatus.SCHEDULED):
-            await _finalise_unheld(
-                conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent", now
+            await _finalise_waiting(
+                conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent"
             )
             if status in _OPEN:
                 await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)

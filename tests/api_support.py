@@ -7,9 +7,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models import ClientFilter, Mailing, MessageStatus, add_matching_clients
+from models import ClientFilter, Mailing, MessageStatus
 from models.counters import count_finalised
 from models.db import connection, execute, fetch
+from models.queries import messages
 
 CLIENT = "id phone operatorCode tag timezone createdAt updatedAt"
 ERRORS = """
@@ -49,7 +50,9 @@ def problems(result: dict[str, Any]) -> dict[str, str]:
 async def add_audience(mailing: Mailing, due_at: datetime | None = None) -> int:
     """Pending messages for every matching client, counters included (as the engine does)."""
     client_filter = ClientFilter(tuple(mailing.filter_operator_codes), tuple(mailing.filter_tags))
-    return await add_matching_clients(connection(), mailing.id, client_filter, due_at or utcnow())
+    return await messages.add_audience(
+        connection(), mailing.id, client_filter, due_at or utcnow(), utcnow()
+    )
 
 
 async def finalise(mailing_id: int, status: MessageStatus, count: int) -> list[int]:

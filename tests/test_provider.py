@@ -120,12 +120,12 @@ async def test_no_authorization_header_without_token(send: Callable[..., Send]) 
         (204, b"", "transient", "HTTP 204: "),
         (302, b"", "transient", "HTTP 302: "),
         (400, b"invalid phone", "rejected", "HTTP 400: invalid phone"),
-        (401, b"bad token", "rejected", "HTTP 401: bad token"),
-        (403, b"", "rejected", "HTTP 403: "),
+        (401, b"bad token", "unauthorized", "HTTP 401: bad token"),
+        (403, b"", "unauthorized", "HTTP 403: "),
         (404, b"no such route", "rejected", "HTTP 404: no such route"),
         (422, b'{"code": 22}', "rejected", 'HTTP 422: {"code": 22}'),
         (408, b"slow", "transient", "HTTP 408: slow"),
-        (429, b"slow down", "transient", "HTTP 429: slow down"),
+        (429, b"slow down", "rate_limited", "HTTP 429: slow down"),
         (500, b"boom\n  trace", "transient", "HTTP 500: boom trace"),
         (502, b"", "transient", "HTTP 502: "),
         (503, b"maintenance", "transient", "HTTP 503: maintenance"),
@@ -152,11 +152,32 @@ async def test_garbage_200_is_truncated(send: Callable[..., Send]) -> None:
     assert len(result.error) < 260
 
 
-@pytest.mark.parametrize("status", [429, 503])
-async def test_retry_after_seconds(send: Callable[..., Send], status: int) -> None:
+@pytest.mark.parametrize(("status", "kind"), [(429, "rate_limited"), (503, "transient")])
+async def test_retry_after_seconds(send: Callable[..., Send], status: int, kind: str) -> None:
     result = await send(_answer(status, b"", {"Retry-After": "7"}))()
-    assert result.kind == "transient"
+    assert result.kind == kind
     assert result.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (500, b"boom\x00bad", "transient"),
+        (200, b'{"code":1,"message":"a\\u0000b"}', "transient"),
+        (200, b'{"code":1,"message":"\\ud800"}', "transient"),
+        (400, b"\x00\x01\x02\xff" * 100, "rejected"),
+        (503, b"z" * 2_000_000, "transient"),
+    ],
+)
+async def test_hostile_answers_give_printable_bounded_reasons(
+    send: Callable[..., Send], status: int, body: bytes, kind: str
+) -> None:
+    result = await send(_answer(status, body))()
+    assert result.kind == kind
+    assert result.error is not None
+    assert result.error.isprintable()
+    assert len(result.error) <= 260
+    result.error.encode("utf-8")  # valid UTF-8: no lone surrogate
 
 
 async def test_retry_after_http_date(send: Callable[..., Send]) -> None:
@@ -280,7 +301,7 @@ async def test_token_never_in_errors_or_logs(
 
     call = send(echo, provider_token=TOKEN)
     results = [await call(message_id=1), await call(message_id=2)]
-    assert [r.kind for r in results] == ["rejected", "transient"]
+    assert [r.kind for r in results] == ["unauthorized", "transient"]
     assert results[0].error == "HTTP 401: rejected Bearer <token>"
     assert all(TOKEN not in str(r) for r in results)
     assert len(captured.calls) == 2

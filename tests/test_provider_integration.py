@@ -110,7 +110,7 @@ async def test_hang_times_out_and_frees_the_server(make_client: MakeClient) -> N
 async def test_rate_limited_with_retry_after(make_client: MakeClient) -> None:
     async with running_simulator(rate_limit_rate=1.0) as sim:
         result = await make_client(sim.url).send(1, PHONE, "x")
-        assert result.kind == "transient"
+        assert result.kind == "rate_limited"
         assert result.status_code == 429
         assert result.retry_after == 1.0
 
@@ -169,7 +169,7 @@ async def test_token(make_client: MakeClient) -> None:
         missing = await make_client(sim.url).send(2, PHONE, "x")
         wrong = await make_client(sim.url, provider_token="wrong-token").send(3, PHONE, "x")
         for result in (missing, wrong):
-            assert result.kind == "rejected"
+            assert result.kind == "unauthorized"
             assert result.status_code == 401
         assert "wrong-token" not in str(wrong)
         assert sim.stats()["by_outcome"] == {"accepted": 1, "unauthorized": 2}

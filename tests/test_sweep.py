@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from models import Mailing, MailingStats, MailingStatus, Message, MessageStatus
@@ -31,22 +32,29 @@ async def test_due_mailing_starts_with_its_audience(db: str) -> None:
 async def test_mailing_past_its_end_expires_what_is_unsent(db: str) -> None:
     await make_client()
     held = await make_client()
+    retrying = await make_client()
     now = _now()
     mailing = await make_mailing(
         start_at=now - timedelta(minutes=2), end_at=now + timedelta(minutes=1)
     )
     await tend_mailing(mailing.id, now)
-    await Message.filter(client_id=held.id).update(next_attempt_at=now + timedelta(minutes=5))
+    await Message.filter(client_id=held.id).update(leased_until=_now() + timedelta(seconds=0.5))
+    # A retry due after the end waits for it: nothing expires before end_at.
+    await Message.filter(client_id=retrying.id).update(next_attempt_at=now + timedelta(minutes=5))
+    assert await tend_mailing(mailing.id, now + timedelta(seconds=59)) is MailingStatus.RUNNING
+    assert (await MailingStats.get(mailing_id=mailing.id)).expired == 0
     later = now + timedelta(minutes=1)
     assert await tend_mailing(mailing.id, later) is MailingStatus.FINISHED
     statuses = dict(await Message.filter(mailing_id=mailing.id).values_list("client_id", "status"))
     assert statuses[held.id] is MessageStatus.PENDING  # a worker holds it and will record it
-    assert list(statuses.values()).count(MessageStatus.EXPIRED) == 1
+    assert statuses[retrying.id] is MessageStatus.EXPIRED
+    assert list(statuses.values()).count(MessageStatus.EXPIRED) == 2
     # Once the holder's lease ends without an outcome, the sweep expires it too.
-    assert mailing.id in await due_mailing_ids(now + timedelta(minutes=6))
-    await tend_mailing(mailing.id, now + timedelta(minutes=6))
+    await asyncio.sleep(0.6)
+    assert mailing.id in await due_mailing_ids(later)
+    await tend_mailing(mailing.id, later)
     stats = await MailingStats.get(mailing_id=mailing.id)
-    assert (stats.pending, stats.expired) == (0, 2)
+    assert (stats.pending, stats.expired) == (0, 3)
 
 
 async def test_mailing_that_never_ran_in_time_shows_its_expired_audience(db: str) -> None:

@@ -1,0 +1,1 @@
+"""The SQL of the service, one module per table family."""
