@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite lint typecheck schema bench screenshots lock services clean
+.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots lock services clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ test-postgres: install
 
 test-sqlite: install
 	MAILINGS_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+## The stateful property test of the sending path, nightly-sized, new sequences, both backends.
+soak: install services
+	for backend in postgres sqlite; do \
+	  MAILINGS_TEST_BACKEND=$$backend PROPERTY_RANDOM=1 \
+	  PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-500} PROPERTY_STEPS=$${PROPERTY_STEPS:-50} \
+	  $(BIN)/pytest -p no:cacheprovider -s tests/test_engine_properties.py || exit 1; \
+	done
 
 services:
 	scripts/services.sh
