@@ -46,9 +46,9 @@ schema: install
 bench: install services
 	$(BIN)/python -m bench
 
-## Refresh docs/screenshots/ from the admin page's browser tests.
+## Refresh docs/screenshots/ from the admin page's and GraphiQL's browser tests.
 screenshots: install services
-	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py
+	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py tests/test_graphiql_browser.py
 
 ## Refresh GraphiQL's vendored browser files with npm, at the versions pinned in scripts/graphiql/.
 graphiql-assets: install
