@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots lock services clean
+.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots graphiql-assets lock services clean
 
 install: $(STAMP)
 
@@ -54,9 +54,13 @@ schema: install
 bench: install services
 	$(BIN)/python -m bench
 
-## Refresh docs/screenshots/ from the admin page's browser tests.
+## Refresh docs/screenshots/ from the admin page's and GraphiQL's browser tests.
 screenshots: install services
-	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py
+	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py tests/test_graphiql_browser.py
+
+## Refresh GraphiQL's vendored browser files with npm, at the versions pinned in scripts/graphiql/.
+graphiql-assets: install
+	$(BIN)/python scripts/graphiql_assets.py
 
 ## Re-pin the dependencies after editing pyproject.toml (the image installs the .prod subset).
 lock:

@@ -6,12 +6,26 @@ view, which refuses a handshake from any origin but the API's own and these.
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
+from graphql_api.over_http import refusal
 from settings import Settings
 
 __all__ = ["cors"]
+
+
+class _Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight in the API's JSON shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+        return refusal(response.status_code, bytes(response.body).decode(), headers=headers)
 
 
 def cors(settings: Settings) -> list[Middleware]:
@@ -20,7 +34,7 @@ def cors(settings: Settings) -> list[Middleware]:
         return []
     return [
         Middleware(
-            CORSMiddleware,
+            _Cors,
             allow_origins=list(settings.allowed_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
