@@ -310,3 +310,52 @@ async def test_two_workers_share_a_mailing_without_duplicates(sim: Simulator) ->
     assert stats["accepted"] == 2000
     assert stats["duplicates"] == 0
     assert all("message sent" in w.log() for w in workers), "both workers should have sent"
+
+
+async def test_an_outage_is_not_hammered(sim: Simulator) -> None:
+    """While the provider fails everything, the breaker lets through probes, not traffic."""
+    await add_clients(300)
+    await sim.faults(fail_rate=1.0)
+    w = Worker(sim, SEND_CONCURRENCY="20")
+    try:
+        mailing = await start_mailing()
+        await wait_until(lambda: _more_requests(sim, 10), timeout=15)
+        await asyncio.sleep(0.5)  # the first burst, sent before the breaker opened, lands
+        first = (await sim.stats())["requests"]
+        await asyncio.sleep(4)
+        during = (await sim.stats())["requests"] - first
+        await sim.faults(fail_rate=0.0)
+        await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=60)
+    finally:
+        w.stop()
+    # Open for 0.5, then 1, 2, 4 s between single probes (BREAKER_RESET_TIMEOUT=0.5).
+    assert during <= 4, f"{during} requests in 4 s of outage"
+    assert (await stats_of(mailing.id))["sent"] == 300
+    await _assert_each_accepted_once(sim, mailing.id)
+
+
+async def test_refused_credentials_hold_sending_until_accepted(sim: Simulator) -> None:
+    await add_clients(50)
+    await sim.faults(token="the-real-token")
+    w = Worker(sim, SEND_CONCURRENCY="20", PROVIDER_TOKEN="a-revoked-token")
+    try:
+        mailing = await start_mailing()
+        await wait_until(lambda: _more_requests(sim, 1), timeout=15)
+        await asyncio.sleep(3)
+        stats = await stats_of(mailing.id)
+        refused = (await sim.stats())["by_outcome"]
+        await sim.faults(token=None)  # the provider takes our token again
+        await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=60)
+    finally:
+        w.stop()
+    # Held like an outage: nothing FAILED, a handful of gentle probes, then everything went.
+    assert stats["failed"] == 0
+    assert stats["pending"] == 50
+    assert set(refused) == {"unauthorized"}
+    assert refused["unauthorized"] <= 20 + 4
+    assert (await stats_of(mailing.id))["sent"] == 50
+    log = w.log()
+    assert "provider refused our credentials" in log
+    assert "PROVIDER_TOKEN" in log
+    assert "a-revoked-token" not in log
+    await _assert_each_accepted_once(sim, mailing.id)
