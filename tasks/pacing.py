@@ -70,7 +70,9 @@ _CUBIC_C = 0.4
 _FAILURE_LOG_EVERY = 30.0
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs three times as much to make, and
+# reserve makes one per call.
+@dataclass(slots=True)
 class Grant:
     """``count`` start times, ``first_at + i * interval``, in the pacer's monotonic clock.
 

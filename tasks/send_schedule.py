@@ -61,7 +61,7 @@ _DRIFT = 5e-4
 _CALIBRATION_SAMPLES = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
     """Slots granted by a schedule: ``count`` of them, ``interval`` apart from ``first``.
 
