@@ -27,18 +27,20 @@ which answers were 429s. Every slot it grants satisfies two limits:
   it is lifted. It is plain state with an injectable clock, like the breaker.
 
 Cost: with no cap and no 429 lately, :meth:`SendPacer.reserve` reads the
-clock, compares two numbers and returns one :class:`Grant` for the whole
-batch: no I/O and nothing per message. :meth:`SendPacer.accepted` adds one.
+clock, makes a few comparisons and returns one :class:`Grant` for the
+whole batch: no I/O and nothing per message. :meth:`SendPacer.accepted`
+adds one to a counter (``bench/bench_pacing.py`` measures both).
 
 Failures: if the store of the shared cap fails (Redis or the database down),
 :meth:`SendPacer.reserve` grants nothing and says to ask again in a second,
-with a warning in the log. Sending holds rather than risk exceeding the cap;
-it resumes by itself once the store answers again.
+with a warning (again every 30 s while it lasts). Sending holds rather than
+risk exceeding the cap; it resumes by itself once the store answers again.
 
 Clocks: grants are in this process's ``time.monotonic()`` seconds (the
 pacer's clock), so ``await asyncio.sleep(grant.first_at - time.monotonic())``
 waits for the first slot. A start time already past means "now".
-One event loop, one caller at a time (not thread-safe), like the breaker.
+One event loop and no threads, like the breaker; concurrent calls to
+:meth:`SendPacer.reserve` with a cap are served one after the other.
 """
 
 from __future__ import annotations
