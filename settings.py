@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     provider_url: str = "http://127.0.0.1:8001"
     provider_token: SecretStr | None = None
+    # The most requests per second the send API may get from all workers
+    # together; unset: no cap (a 429 still slows each worker down by itself).
+    provider_max_rps: float | None = Field(default=None, gt=0, le=100_000, allow_inf_nan=False)
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "console"
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
     @field_validator(
         "redis_url",
         "provider_token",
+        "provider_max_rps",
         "api_token",
         "oidc_issuer",
         "oidc_audience",

@@ -54,7 +54,7 @@ from models.reporting import parse_instant
 from settings import Settings
 from tasks.breaker import CircuitBreaker
 from tasks.events import ProgressNotifier
-from tasks.pacing import Pacer, Unpaced
+from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient, SendResult
 from tasks.retry import retry_delay
 from tasks.sweep import due_mailing_ids, tend_mailing
@@ -93,7 +93,7 @@ class Engine:
         breaker: CircuitBreaker,
         notifier: ProgressNotifier | None = None,
         clock: Callable[[], datetime] | None = None,
-        pacer: Pacer | None = None,
+        pacer: SendPacer | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -102,7 +102,7 @@ class Engine:
         self._breaker = breaker
         self._clock = clock or service_clock.now
         self._monotonic = monotonic
-        self._pacer = pacer or Unpaced()
+        self._pacer = pacer or SendPacer(clock=monotonic)
         self._concurrency = settings.send_concurrency
         self._batch = min(settings.send_batch_size, settings.send_concurrency)
         # A claim outlives any request: a message comes back by itself only
@@ -354,6 +354,7 @@ class Engine:
                 self._reschedule(message, due, None, refund=True)
                 return
             self.requests_started += 1
+            started = self._monotonic()
             result = await self._provider.send(message.id, message.phone, mailing.text)
         except asyncio.CancelledError:
             # The worker is stopping with this request unanswered: it may have
@@ -362,9 +363,11 @@ class Engine:
             raise
         self._breaker.record(result, ticket)
         self.metrics.observe_send(result.kind, result.latency)
-        self._record_result(mailing, message, result)
+        self._record_result(mailing, message, result, started)
 
-    def _record_result(self, mailing: _Running, message: Claimed, result: SendResult) -> None:
+    def _record_result(
+        self, mailing: _Running, message: Claimed, result: SendResult, started: float
+    ) -> None:
         ids = {
             "message_id": message.id,
             "mailing_id": message.mailing_id,
@@ -397,7 +400,7 @@ class Engine:
         if kind == "rate_limited":
             # "Slower", not "down", and not this message's fault: no backoff,
             # no attempt counted; the pacer slows every send down.
-            self._pacer.rate_limited(result.retry_after)
+            self._pacer.rate_limited(result.retry_after, started_at=started)
             wait = result.retry_after if result.retry_after is not None else _RATE_LIMITED_RETRY
             self._reschedule(message, now + timedelta(seconds=wait), result.error, refund=True)
             log.warning("message rate limited", **ids, retry_in_s=round(wait, 2))

@@ -25,6 +25,7 @@ from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
 from tasks.engine import Engine
 from tasks.events import ProgressNotifier
+from tasks.pacing import SendPacer
 from tasks.provider import make_provider_client
 
 __all__ = ["EngineRuntime", "engine", "start_engine"]
@@ -68,8 +69,9 @@ class EngineRuntime:
             await init_db(self._settings)
             provider = make_provider_client(self._settings)
             breaker = CircuitBreaker.from_settings(self._settings)
+            pacer = SendPacer.from_settings(self._settings)
             notifier = ProgressNotifier(self._settings.redis_url)
-            self._engine = Engine(self._settings, provider, breaker, notifier)
+            self._engine = Engine(self._settings, provider, breaker, notifier, pacer=pacer)
             self._loop = asyncio.get_running_loop()
         except BaseException as exc:
             self._failure = exc
@@ -86,6 +88,7 @@ class EngineRuntime:
             raise
         finally:
             await notifier.aclose()
+            await pacer.aclose()
             await provider.aclose()
             await close_db()
 

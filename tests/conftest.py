@@ -55,7 +55,15 @@ os.environ.update(TEST_ENV)
 
 from models.db import close_db, connection, init_db, is_postgres, migrate  # noqa: E402
 
-_TABLES = ("message", "mailing_stats", "mailing", "client", "daily_report", "worker_heartbeat")
+_TABLES = (
+    "message",
+    "mailing_stats",
+    "mailing",
+    "client",
+    "daily_report",
+    "worker_heartbeat",
+    "send_schedule",
+)
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from models import clock
 from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
 from tasks.engine import Engine
-from tasks.pacing import Unpaced
+from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient, make_provider_client
 
 __all__ = ["ApiClient", "EngineDriver", "FakeClock", "api_client", "engine_driver", "fake_clock"]
@@ -83,9 +83,10 @@ async def api_client() -> AsyncIterator[ApiClient]:
 class EngineDriver:
     """An engine driven one step at a time; its requests go to a real server."""
 
-    def __init__(self, engine: Engine, provider: ProviderClient) -> None:
+    def __init__(self, engine: Engine, provider: ProviderClient, clock: FakeClock) -> None:
         self.engine = engine
         self.provider = provider
+        self.clock = clock
 
     async def step(self, *, settle: float = 5.0) -> None:
         """Sweep, claim and send what is due now, wait for the answers, record them, sweep."""
@@ -101,12 +102,13 @@ class EngineDriver:
         await engine.sweep_once()
         await engine.record_now()
 
-    async def run_until(self, done: Any, *, steps: int = 50) -> None:
-        """Step until ``await done()`` holds."""
+    async def run_until(self, done: Any, *, steps: int = 50, tick: float = 0.5) -> None:
+        """Step until ``await done()`` holds, the clock moving ``tick`` seconds between steps."""
         for _ in range(steps):
             await self.step()
             if await done():
                 return
+            self.clock.advance(seconds=tick)
         raise AssertionError(f"not done after {steps} steps")
 
     async def aclose(self) -> None:
@@ -140,10 +142,10 @@ async def engine_driver(
         provider,
         breaker,
         clock=fake,
-        pacer=Unpaced(clock=fake.monotonic),
+        pacer=SendPacer(clock=fake.monotonic),
         monotonic=fake.monotonic,
     )
-    driver = EngineDriver(engine, provider)
+    driver = EngineDriver(engine, provider, fake)
     try:
         yield driver
     finally:
