@@ -6,7 +6,9 @@ answering 429s, rejecting some for good, and going down for ten seconds:
 
 1. 50,000 clients (``--clients``), a fifth of them in Tokyo where the send
    window is closed: every UTC message ends SENT or FAILED, accepted by the
-   provider at most once; no Tokyo message is ever requested.
+   provider at most once; no Tokyo message is ever requested, and they wait
+   (PENDING, for a window that opens after ``endAt``) until the mailing is
+   cancelled.
 2. 20,000 clients with 100 ms latency and an end 8 s after the start: no
    request arrives at or after ``endAt``; what is unsent is EXPIRED.
 
@@ -66,6 +68,17 @@ async def _create(api: str, variables: dict[str, Any]) -> int:
     async with httpx.AsyncClient(base_url=api, timeout=30) as http:
         response = await http.post("/graphql", json={"query": _CREATE, "variables": variables})
     return int(response.json()["data"]["createMailing"]["id"])
+
+
+async def _cancel(api: str, mailing_id: int) -> int:
+    query = (
+        "mutation($id: ID!) { cancelMailing(id: $id) { ... on Mailing { stats { cancelled } } } }"
+    )
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+        response = await http.post(
+            "/graphql", json={"query": query, "variables": {"id": mailing_id}}
+        )
+    return int(response.json()["data"]["cancelMailing"]["stats"]["cancelled"])
 
 
 async def _wait(conn: asyncpg.Connection, mailing_id: int, done: str, timeout: float) -> float:
@@ -145,10 +158,11 @@ async def main() -> int:
         await asyncio.sleep(5)
         await sim_ctl.post("/_sim/faults", json={"down_for": 10})
         print(f"mailing {mailing}: {args.clients} clients, faults {FAULTS}, down 10 s at t+5 s")
+        tokyo = round(args.clients * 0.2)
         seconds = await _wait(
             conn,
             mailing,
-            "SELECT pending = 0 FROM mailing_stats WHERE mailing_id = $1 AND total > 0",
+            f"SELECT pending = {tokyo} FROM mailing_stats WHERE mailing_id = $1 AND total > 0",
             900,
         )
         stats = dict(
@@ -176,8 +190,14 @@ async def main() -> int:
         _check(failures, stats["sent"] + stats["failed"] == utc_total, "every UTC message is final")
         _check(
             failures,
-            stats["expired"] == len(tokyo_ids),
-            "Tokyo messages, whose window opens after endAt, are EXPIRED",
+            stats["pending"] == len(tokyo_ids) and stats["expired"] == 0,
+            "Tokyo messages, whose window opens after endAt, wait: nothing EXPIRED before endAt",
+        )
+        cancelled = await _cancel(api_url, mailing)
+        _check(
+            failures,
+            cancelled == len(tokyo_ids),
+            "cancelMailing answers with the waiting Tokyo messages CANCELLED",
         )
         _check(failures, all(count == 1 for _, count, *_ in accepted), "nothing accepted twice")
         _check(failures, {int(a[0]) for a in accepted} == sent_ids, "accepted == SENT")

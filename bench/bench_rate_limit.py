@@ -1,0 +1,157 @@
+"""The engine against a provider that accepts 300 requests a second and answers 429 beyond.
+
+1,500 messages, one worker process, PostgreSQL + Redis: the time from
+``createMailing`` until every message is final, as a ratio to the floor the
+provider's limit sets (1,500 / 300 = 5 s), with and without 1 % of requests
+hanging until the send timeout, and with and without ``PROVIDER_MAX_RPS``
+telling the engine the limit up front. A rate limit must never open the
+breaker, and nothing may be accepted twice.
+
+Run: ``python -m bench.bench_rate_limit``. Prints a table and ``OK`` or the
+broken guarantee (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.bench_engine import DB_URL, LOG_DIR, _reset_database, _spawn, _stop, _wait_port
+from bench.bench_faults import _check, _clients, _create, _port
+
+
+async def _run(
+    api_url: str,
+    sim_ctl: httpx.AsyncClient,
+    sim_port: int,
+    conn: asyncpg.Connection,
+    *,
+    messages: int,
+    limit: int,
+    hang_rate: float,
+    max_rps: int | None,
+) -> dict[str, Any]:
+    await sim_ctl.post("/_sim/reset")
+    await sim_ctl.post("/_sim/faults", json={"max_rps": limit, "hang_rate": hang_rate})
+    await _clients(conn, messages, tokyo_share=0)
+    env = {"PROVIDER_MAX_RPS": str(max_rps)} if max_rps else {}
+    name = f"rate-worker-{hang_rate}-{max_rps}"
+    (LOG_DIR / f"{name}.log").unlink(missing_ok=True)
+    worker = _spawn(
+        name,
+        ["worker"],
+        PROVIDER_URL=f"http://127.0.0.1:{sim_port}",
+        SEND_TIMEOUT="2",
+        SEND_LEASE="10",
+        LOG_LEVEL="WARNING",
+        **env,
+    )
+    try:
+        await asyncio.sleep(2)  # the worker is up
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        mailing = await _create(
+            api_url,
+            {
+                "input": {
+                    "text": "Limited",
+                    "startAt": now.isoformat(),
+                    "endAt": (now + timedelta(hours=1)).isoformat(),
+                }
+            },
+        )
+        while not await conn.fetchval(
+            "SELECT pending = 0 AND total > 0 FROM mailing_stats WHERE mailing_id = $1", mailing
+        ):
+            if time.perf_counter() - started > 300:
+                raise RuntimeError("not final after 300 s")
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+    finally:
+        _stop(worker)
+    log = (LOG_DIR / f"{name}.log").read_text(errors="replace")
+    stats = (await sim_ctl.get("/_sim/stats")).json()
+    sent = await conn.fetchval("SELECT sent FROM mailing_stats WHERE mailing_id = $1", mailing)
+    return {
+        "seconds": seconds,
+        "sent": sent,
+        "requests": stats["requests"],
+        "rate_limited": stats["by_outcome"].get("rate_limited", 0),
+        "duplicates": stats["duplicates"],
+        "breaker_opened": log.count("provider circuit opened"),
+    }
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--limit", type=int, default=300)
+    args = parser.parse_args()
+    await _reset_database()
+    sim_port, control, api_port = _port(), _port(), _port()
+    sim = _spawn(
+        "rate-sim",
+        ["provider-sim", "--port", str(sim_port), "--control-port", str(control), "--seed", "1"],
+    )
+    api = _spawn("rate-api", ["serve", "--port", str(api_port)])
+    failures: list[str] = []
+    floor = args.messages / args.limit
+    try:
+        _wait_port(sim_port)
+        _wait_port(api_port)
+        sim_ctl = httpx.AsyncClient(base_url=f"http://127.0.0.1:{control}", timeout=60)
+        conn = await asyncpg.connect(DB_URL)
+        print(
+            f"{args.messages} messages, provider limit {args.limit}/s (429 beyond),"
+            f" floor {floor:.1f} s\n"
+        )
+        print(
+            "| hangs | PROVIDER_MAX_RPS | time to all final | ratio to floor | 429s"
+            " | breaker opened |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
+        for hang_rate in (0.0, 0.01):
+            for max_rps in (None, args.limit):
+                result = await _run(
+                    f"http://127.0.0.1:{api_port}",
+                    sim_ctl,
+                    sim_port,
+                    conn,
+                    messages=args.messages,
+                    limit=args.limit,
+                    hang_rate=hang_rate,
+                    max_rps=max_rps,
+                )
+                print(
+                    f"| {hang_rate:.0%} | {max_rps or 'unset'} | {result['seconds']:.2f} s"
+                    f" | {result['seconds'] / floor:.2f} | {result['rate_limited']}"
+                    f" | {result['breaker_opened']} |",
+                    flush=True,
+                )
+                what = f"hangs {hang_rate:.0%}, PROVIDER_MAX_RPS {max_rps or 'unset'}"
+                if result["sent"] != args.messages:
+                    failures.append(f"{what}: sent {result['sent']}")
+                if result["duplicates"]:
+                    failures.append(f"{what}: {result['duplicates']} accepted twice")
+                if result["breaker_opened"]:
+                    failures.append(f"{what}: a rate limit opened the breaker")
+        print()
+        _check(failures, not failures, "all sent, nothing twice, the breaker never opened")
+        await sim_ctl.aclose()
+        await conn.close()
+    finally:
+        for proc in (api, sim):
+            _stop(proc)
+    print("\nOK" if not failures else f"\nBROKEN: {failures}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
