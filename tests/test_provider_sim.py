@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 import tasks.provider_sim as provider_sim
-from tasks.provider_sim import Faults, running_simulator
+from tasks.provider_sim import Faults, SimulatorServer, running_simulator
 from tests.conftest import free_port
 
 PHONE = 79001234567
@@ -261,14 +262,30 @@ async def test_down_refuses_and_control_port_stays_up(http: httpx.AsyncClient) -
         assert (await _post(http, sim.url, 1)).status_code == 200
 
 
+async def _eventually(check: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Return once ``check()`` is true; fail after 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        result = check()
+        if result if isinstance(result, bool) else await result:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within 10 s")
+
+
+async def _until_up(sim: SimulatorServer) -> None:
+    await _eventually(lambda: not sim.is_down)
+    await sim.sync_listening()  # waits for the sync the end of the window started
+
+
 async def test_down_over_the_send_port_answers_first(http: httpx.AsyncClient) -> None:
     async with running_simulator() as sim:
-        response = await http.post(f"{sim.url}/_sim/faults", json={"down_for": 0.3})
+        response = await http.post(f"{sim.url}/_sim/faults", json={"down_for": 60})
         assert response.status_code == 200
-        await asyncio.sleep(0.05)
         with pytest.raises(httpx.ConnectError):
             await _post(http, sim.url, 1)
-        await asyncio.sleep(0.4)
+        await sim.set_faults(down_for=0.05)  # a shorter window replaces it, and ends by itself
+        await _until_up(sim)
         assert (await _post(http, sim.url, 1)).status_code == 200
 
 
@@ -291,16 +308,17 @@ async def test_down_drops_open_connections() -> None:
 async def test_periodic_outages(http: httpx.AsyncClient) -> None:
     async with running_simulator(outage_every=0.3, outage_for=0.15) as sim:
         seen = set()
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(10):
             while seen != {"up", "down"}:
                 try:
                     await _post(http, sim.url, 1)
                     seen.add("up")
-                except httpx.ConnectError:
+                # Refused while down; reset (a ReadError, or a RemoteProtocolError)
+                # when an outage starts during a request or on a kept-alive connection.
+                except httpx.TransportError:
                     seen.add("down")
                 await asyncio.sleep(0.02)
         await sim.set_faults(outage_every=0)
-        await asyncio.sleep(0.2)
         assert not sim.is_down
         assert (await _post(http, sim.url, 2)).status_code == 200
 
