@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from provider_sim import running_simulator
 from settings import Settings
 from tasks.provider import ProviderClient, make_provider_client
-from tasks.provider_sim import running_simulator
 
 PHONE = "79001234567"
 MakeClient = Callable[..., ProviderClient]

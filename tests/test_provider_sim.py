@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
-import tasks.provider_sim as provider_sim
-from tasks.provider_sim import Faults, SimulatorServer, running_simulator
+from cli import _parser as cli_parser
+from provider_sim import Faults, SimulatorServer, run_simulator, running_simulator
 from tests.conftest import free_port
 
 PHONE = 79001234567
@@ -137,6 +137,10 @@ async def test_faults_change_at_run_time(http: httpx.AsyncClient) -> None:
         {"no_such_fault": 1},
         {"outage_every": 1, "outage_for": 2},
         {"down_for": 0},
+        {"down_for": True},
+        {"latency": 1e12},
+        {"fail_rate": 0.6, "hang_rate": 0.5},
+        {"down_for": 5, "fail_rate": 2},
         [1, 2],
     ],
 )
@@ -144,7 +148,9 @@ async def test_bad_fault_changes_are_400(http: httpx.AsyncClient, changes: Any) 
     async with running_simulator() as sim:
         response = await http.post(f"{sim.url}/_sim/faults", json=changes)
         assert response.status_code == 400
+        assert response.json()["message"]
         assert sim.faults == Faults()
+        assert not sim.is_down
 
 
 def test_faults_validate() -> None:
@@ -192,11 +198,8 @@ async def test_token_required(http: httpx.AsyncClient) -> None:
         assert response.status_code == 200
 
 
-async def test_hangs_are_dropped_after_the_cap(
-    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(provider_sim, "HANG_LIMIT", 0.2)
-    async with running_simulator(hang_rate=1) as sim:
+async def test_hangs_are_dropped_after_the_cap(http: httpx.AsyncClient) -> None:
+    async with running_simulator(hang_rate=1, hang_limit=0.2) as sim:
         with pytest.raises(httpx.TransportError):
             await _post(http, sim.url, 1)
         assert sim.open_connections == 0
@@ -238,12 +241,43 @@ async def test_keep_alive_pipelined_and_split_requests() -> None:
         await writer.wait_closed()
 
 
-async def test_connection_close_and_chunked() -> None:
+async def test_chunked_body_and_connection_close() -> None:
     async with running_simulator() as sim:
         reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
-        writer.write(b"POST /send/1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        body = orjson.dumps(_message(1))
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:9], body[9:]))
+        writer.write(
+            b"POST /send/1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + chunks
+            + b"0\r\n\r\n"
+        )
+        answer = await reader.read()  # the server closes after answering
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        assert answer.endswith(b'{"code":0,"message":"OK"}')
+        assert sim.stats()["accepted"] == 1
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", 400),
+        (b"POST /send/1 HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+        # No end in sight; exactly one byte too many, so that it is all read before the close.
+        (b"POST /send/1 HTTP/1.1\r\nX-Big: ".ljust(64 * 1024 + 1, b"a"), 431),
+        (b"POST /send/1 HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n" + b"{" * 1048577, 413),
+    ],
+    ids=["not-http", "bad-length", "head-too-large", "body-too-large"],
+)
+async def test_malformed_requests_are_refused_and_closed(raw: bytes, status: int) -> None:
+    async with running_simulator() as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        writer.write(raw)
         answer = await reader.read()
-        assert answer.startswith(b"HTTP/1.1 501")
+        assert answer.startswith(b"HTTP/1.1 %d " % status)
+        assert b"Connection: close" in answer
+        assert sim.stats()["requests"] == 0
         writer.close()
         await writer.wait_closed()
 
@@ -295,7 +329,7 @@ async def test_down_drops_open_connections() -> None:
         body = orjson.dumps(_message(1))
         writer.write(b"POST /send/1 HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         await writer.drain()
-        await asyncio.sleep(0.05)
+        await sim.wait_arrived([1])
         await sim.set_faults(down=True)
         with pytest.raises(ConnectionResetError):
             await reader.read()
@@ -321,6 +355,72 @@ async def test_periodic_outages(http: httpx.AsyncClient) -> None:
         await sim.set_faults(outage_every=0)
         assert not sim.is_down
         assert (await _post(http, sim.url, 2)).status_code == 200
+
+
+# -- in-process helpers: the clock, arrivals ------------------------------------------
+
+
+async def test_clock_stamps_every_recorded_instant(http: httpx.AsyncClient) -> None:
+    fake_now = [1_700_000_000.0]
+    async with running_simulator(clock=lambda: fake_now[0]) as sim:
+        await _post(http, sim.url, 1)
+        fake_now[0] += 90
+        await _post(http, sim.url, 2, phone="x")
+        stats = sim.stats()
+        assert stats["first_request_at"] == "2023-11-14T22:13:20+00:00"
+        assert stats["last_request_at"] == "2023-11-14T22:14:50+00:00"
+        assert [row[1] for row in sim.records.requests_list()] == [
+            "2023-11-14T22:13:20+00:00",
+            "2023-11-14T22:14:50+00:00",
+        ]
+        assert sim.records.accepted_list()[0][2] == "2023-11-14T22:13:20+00:00"
+
+
+async def test_arrived_ids_and_waiting_for_arrivals(http: httpx.AsyncClient) -> None:
+    async with running_simulator(fail_rate=1) as sim:
+        waiting = asyncio.create_task(sim.wait_arrived({1, 2}))
+        await _post(http, sim.url, 1)
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        await http.post(f"{sim.url}/send/2", content=b"not json")  # arrived, though invalid
+        async with asyncio.timeout(10):
+            await waiting
+        assert sim.arrived_ids == {1, 2}
+        await sim.wait_arrived([1])  # already there: returns at once
+        sim.reset()
+        assert sim.arrived_ids == set()
+
+
+def test_faults_add_up_to_at_most_one() -> None:
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        Faults().replace({"hang_rate": 0.5, "garbage_rate": 0.3, "fail_rate": 0.3})
+    assert Faults().replace({"hang_rate": 0.5, "fail_rate": 0.5}).fail_rate == 0.5
+    assert Faults().replace({"hang_rate": 0.1, "reset_rate": 0.2, "fail_rate": 0.7}).fail_rate
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--fail-rate", "2", "must be a probability between 0 and 1"),
+        ("--latency", "soon", "must be a number >= 0"),
+        ("--outage-every", "-1", "must be a number >= 0"),
+        ("--seed", "x", "must be an integer"),
+        ("--down-for", "0", "must be a number of seconds > 0"),
+        ("--down-for", "nan", "must be a number of seconds > 0"),
+    ],
+)
+def test_bad_options_are_refused(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, error: str
+) -> None:
+    with pytest.raises(SystemExit):
+        cli_parser().parse_args(["provider-sim", option, value])
+    assert f"argument {option}: {error}" in capsys.readouterr().err
+
+
+def test_options_that_do_not_add_up_are_refused() -> None:
+    args = cli_parser().parse_args(["provider-sim", "--fail-rate", "0.7", "--hang-rate", "0.7"])
+    with pytest.raises(SystemExit, match="add up to at most 1"):
+        run_simulator(args)
 
 
 async def _wait_for_port(port: int, proc: asyncio.subprocess.Process) -> None:
@@ -355,11 +455,12 @@ async def test_command(http: httpx.AsyncClient, tmp_path: Path) -> None:
         try:
             await _wait_for_port(port, proc)
             url = f"http://127.0.0.1:{port}"
-            assert (await _post(http, url, 1)).status_code == 401
+            control = f"http://127.0.0.1:{control_port}"
             authorised = {"Authorization": "Bearer cli-token"}
+            assert (await _post(http, url, 1)).status_code == 401
             response = await http.post(f"{url}/send/1", json=_message(1), headers=authorised)
             assert response.status_code == 400
-            faults = (await http.get(f"http://127.0.0.1:{control_port}/_sim/faults")).json()
+            faults = (await http.get(f"{control}/_sim/faults")).json()
             assert faults["reject_rate"] == 1.0
             assert faults["seed"] == 4
         finally:
