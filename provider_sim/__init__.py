@@ -16,21 +16,42 @@ the checks.
 - ``latency``, ``latency_jitter`` (ms): answer after this long, ± jitter.
 - ``fail_rate`` (500), ``reset_rate`` (TCP RST, no answer), ``hang_rate``
   (no answer until the client gives up, or ``hang_limit``),
-  ``rate_limit_rate`` (429 with ``Retry-After: 1``),
+  ``rate_limit_rate`` (429 with ``Retry-After: retry_after``),
   ``garbage_rate`` (a 200 that is not a success).
+- ``nul_rate``: a hostile answer, picked by the seeded random draw: a 500
+  with body ``b"boom\\x00bad"``, a 200 ``{"code":1,"message":"a\\u0000b"}``,
+  a 200 of raw NUL bytes and bytes that are not UTF-8, or a 500 of ~1 MB.
+  None of them is a success, and none accepts.
+- ``accept_hang_rate``: accept (record the id), then never answer;
+  ``accept_late_rate``: accept, then answer 200 after ``late_by`` ms
+  (default 1000) instead of the latency. With a worker killed mid-request,
+  these make "accepted once" falsifiable. Neither applies to an id that
+  ``reject_rate`` rejects.
 - ``reject_rate``: a 400 for good, always for the same ids (per seed).
+- ``retry_after_first`` N, ``retry_after`` S (default 1; fractions allowed):
+  the first N attempts of each msgId, counted from when N is set, get 429
+  with ``Retry-After: S``; then it behaves as otherwise.
+- ``max_rps`` R: at most R requests are let through in any one second: a
+  sliding window over the arrivals let through (throttled ones do not
+  count), so "at most R in any second" holds exactly; beyond it, 429 with
+  ``Retry-After: 1``. A client pacing at exactly R a second sees a few 429s
+  from jitter.
 - ``down``: not listening at all; ``outage_every``/``outage_for`` (s): a
   periodic outage. Going down resets every open send connection.
 - ``token``: require ``Authorization: Bearer <token>`` (else 401).
 - ``seed``: of every random draw.
-- ``down_for`` S: down for S seconds from when it is set, then up again.
+- Windows that end by themselves, S seconds from when they are set:
+  ``down_for``, ``unauthorized_for`` (401 to every send request, whatever
+  the token) and ``forbidden_for`` (403).
 
 Introspection: ``GET /_sim/stats`` (requests, accepted, duplicates, counts
-by outcome, and whether it is down now); ``GET /_sim/accepted``: ``[msgId,
-count, first_accepted_at, phone]`` per accepted id; ``GET /_sim/requests``:
-``[msgId, arrived_at, outcome]`` per send request in arrival order (the
-outcomes are in :data:`provider_sim.records.OUTCOMES`); ``GET|POST
-/_sim/faults``; ``POST /_sim/reset`` (forgets requests, keeps faults).
+by outcome, and whether it is down, unauthorized or forbidden now); ``GET
+/_sim/accepted``: ``[msgId, count, first_accepted_at, phone]`` per accepted
+id; ``GET /_sim/requests``: ``[msgId, arrived_at, outcome, accepted]`` per
+send request in arrival order (``accepted``, added last, is true for the
+outcomes ``accepted``, ``accepted_late`` and ``accepted_hang``; the others
+are in :data:`provider_sim.records.OUTCOMES`); ``GET|POST /_sim/faults``;
+``POST /_sim/reset`` (forgets requests and attempt counts, keeps faults).
 While the send port is down they stay reachable on ``--control-port``.
 
 In process (:func:`running_simulator`, :class:`SimulatorServer`): a

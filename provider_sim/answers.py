@@ -8,11 +8,14 @@ import orjson
 
 __all__ = [
     "FAILED",
+    "FORBIDDEN",
     "GARBAGE",
+    "HOSTILE",
     "NOT_FOUND",
     "OK",
-    "RATE_LIMITED",
     "REJECTED",
+    "THROTTLED",
+    "TOKEN_REVOKED",
     "UNAUTHORIZED",
     "Action",
     "Silence",
@@ -32,7 +35,7 @@ class Silence(enum.Enum):
 Action = bytes | Silence
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 413: "Content Too Large", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error",
 }  # fmt: skip
@@ -66,8 +69,10 @@ OK = response(200, b'{"code":0,"message":"OK"}')
 FAILED = json_error(500, "simulated internal error")
 REJECTED = json_error(400, "invalid recipient (simulated permanent rejection)")
 UNAUTHORIZED = json_error(401, "missing or wrong bearer token")
+TOKEN_REVOKED = json_error(401, "token revoked (simulated)")
+FORBIDDEN = json_error(403, "forbidden (simulated)")
 NOT_FOUND = json_error(404, "no such path")
-RATE_LIMITED = too_many_requests("simulated rate limit", 1.0)
+THROTTLED = too_many_requests("more requests per second than max_rps", 1.0)
 
 GARBAGE = tuple(
     response(200, body)
@@ -78,4 +83,12 @@ GARBAGE = tuple(
         b"",
         b'{"code": 0, "mess',
     )
+)
+# Bytes a careless client would choke on or store as they are (PostgreSQL
+# refuses NUL in text): none of them is a success.
+HOSTILE = (
+    response(500, b"boom\x00bad"),
+    response(200, b'{"code":1,"message":"a\\u0000b"}'),
+    response(200, b"\x00\xff\xfeOK\x00\xc3("),
+    response(500, b'{"code":500,"message":"' + b"overloaded " * 95_000 + b'"}'),
 )

@@ -26,9 +26,29 @@ class Faults:
     fail_rate: float = _fault(0.0, "probability", "500 with a JSON body")
     reset_rate: float = _fault(0.0, "probability", "reset the connection (TCP RST), no answer")
     hang_rate: float = _fault(0.0, "probability", "never answer (not accepted)")
-    rate_limit_rate: float = _fault(0.0, "probability", "429 with Retry-After: 1")
+    rate_limit_rate: float = _fault(0.0, "probability", "429 with Retry-After: --retry-after")
     garbage_rate: float = _fault(0.0, "probability", "200 with a body that is not a success")
+    nul_rate: float = _fault(
+        0.0,
+        "probability",
+        "a hostile body: a 500 'boom\\x00bad', a 200 with a JSON \\u0000, a 200 of raw NUL and"
+        " bytes that are not UTF-8, or a 500 of ~1 MB (not accepted)",
+    )
+    accept_hang_rate: float = _fault(
+        0.0, "probability", "accept (record the id), then never answer"
+    )
+    accept_late_rate: float = _fault(
+        0.0, "probability", "accept, then answer 200 after --late-by instead of the latency"
+    )
+    late_by: float = _fault(1000.0, "ms", "delay of --accept-late-rate's answers")
     reject_rate: float = _fault(0.0, "probability", "400 for good: the same ids every time")
+    retry_after_first: int = _fault(
+        0, "count", "429 to the first N attempts of each msgId (counted from when it is set)"
+    )
+    retry_after: float = _fault(1.0, "seconds", "Retry-After of simulated 429s")
+    max_rps: int = _fault(
+        0, "count", "let at most N requests through in any one second (sliding); 429 beyond"
+    )
     down: bool = _fault(False, "flag", "start down (not listening)")
     outage_every: float = _fault(0.0, "seconds", "an outage starts every S seconds...")
     outage_for: float = _fault(0.0, "seconds", "...and lasts S seconds")
@@ -65,10 +85,17 @@ CASCADE = (
     "fail_rate",
     "rate_limit_rate",
     "garbage_rate",
+    "nul_rate",
+    "accept_hang_rate",
+    "accept_late_rate",
 )
 
 # Windows that end by themselves: S seconds from when they are set.
-TIMED = {"down_for": "stop listening for S seconds"}
+TIMED = {
+    "down_for": "stop listening for S seconds",
+    "unauthorized_for": "401 to every send request for S seconds (a revoked token)",
+    "forbidden_for": "403 to every send request for S seconds",
+}
 
 
 def _check(name: str, kind: Kind, value: Any) -> Any:

@@ -12,17 +12,23 @@ __all__ = ["ACCEPTED", "OUTCOMES", "Recorder"]
 
 OUTCOMES = (
     "accepted",  # 200 OK after the latency
+    "accepted_late",  # accepted, 200 OK after late_by
+    "accepted_hang",  # accepted, never answered
     "rejected",  # 400 for good (reject_rate)
     "invalid",  # 400, the body breaks SPEC section 5
-    "unauthorized",  # 401: wrong token
+    "unauthorized",  # 401: wrong token, or unauthorized_for
+    "forbidden",  # 403: forbidden_for
     "not_found",  # 404: the msgId is not a number
     "failed",  # 500
     "reset",  # TCP RST, no answer
     "hang",  # no answer, not accepted
     "rate_limited",  # 429 from rate_limit_rate
+    "throttled",  # 429 beyond max_rps
+    "retry_later",  # 429 to one of the first retry_after_first attempts of an id
     "garbage",  # 200 that is not a success
+    "hostile",  # NUL bytes, bytes that are not UTF-8, or ~1 MB (nul_rate)
 )
-ACCEPTED = frozenset({"accepted"})
+ACCEPTED = frozenset({"accepted", "accepted_late", "accepted_hang"})
 _CODE = {name: code for code, name in enumerate(OUTCOMES)}
 _ACCEPTED_CODES = frozenset(_CODE[name] for name in ACCEPTED)
 _NO_ID = -1
@@ -111,9 +117,14 @@ class Recorder:
         return [[i, count, _iso(at), phone] for i, (count, at, phone) in self.accepted.items()]
 
     def requests_list(self) -> list[list[Any]]:
-        """``[msgId, arrived_at, outcome]`` per send request, in arrival order."""
+        """``[msgId, arrived_at, outcome, accepted]`` per send request, in arrival order."""
         return [
-            [None if message_id == _NO_ID else message_id, _iso(at), OUTCOMES[code]]
+            [
+                None if message_id == _NO_ID else message_id,
+                _iso(at),
+                OUTCOMES[code],
+                code in _ACCEPTED_CODES,
+            ]
             for message_id, at, code in zip(self._id, self._at, self._outcome, strict=True)
         ]
 

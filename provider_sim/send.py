@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
+from collections import deque
 from collections.abc import Callable
 
 import orjson
@@ -16,31 +18,49 @@ from provider_sim.records import Recorder
 __all__ = ["SendApi"]
 
 _MAX_ID = 2**63 - 1
-# (outcome, what to answer; None for a pick from GARBAGE), per CASCADE name.
+# (outcome, what to answer; None when it is decided per request), per CASCADE name.
 _EFFECTS: dict[str, tuple[str, Action | None]] = {
     "reset_rate": ("reset", Silence.RESET),
     "hang_rate": ("hang", Silence.HANG),
     "fail_rate": ("failed", answers.FAILED),
-    "rate_limit_rate": ("rate_limited", answers.RATE_LIMITED),
+    "rate_limit_rate": ("rate_limited", None),
     "garbage_rate": ("garbage", None),
+    "nul_rate": ("hostile", None),
+    "accept_hang_rate": ("accepted_hang", None),
+    "accept_late_rate": ("accepted_late", None),
 }
 
 
 class SendApi:
     """Decides each send request's fate from the faults, and records it.
 
-    The checks run in this order: the token, the body, one random draw over
-    :data:`faults.CASCADE`, ``reject_rate``; what is left is accepted.
+    The checks run in this order: ``max_rps``, the ``unauthorized_for`` and
+    ``forbidden_for`` windows, the token, the body, ``retry_after_first``, one
+    random draw over :data:`faults.CASCADE` (the accepting ones only for ids
+    that ``reject_rate`` spares), ``reject_rate``; what is left is accepted.
     """
 
-    def __init__(self, records: Recorder, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        records: Recorder,
+        clock: Callable[[], float],
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.records = records
         self.clock = clock
+        self._monotonic = monotonic
         self.faults = Faults()
         self.rng = random.Random()
+        # Set and cleared by the server's timers for unauthorized_for / forbidden_for.
+        self.unauthorized = False
+        self.forbidden = False
+        self._attempts: dict[int, int] = {}
+        self._admitted: deque[float] = deque()
         self._cascade: list[tuple[float, str, Action | None]] = []
         self._expected_auth: bytes | None = None
         self._seed_bytes = b"None"
+        self._retry_later = answers.too_many_requests("simulated rate limit", 1.0)
         self.configure(Faults(), reseed=True)
 
     def configure(self, faults: Faults, *, reseed: bool = False) -> None:
@@ -49,10 +69,18 @@ class SendApi:
         if reseed or faults.seed != old.seed:
             self.rng.seed(faults.seed)
             self._seed_bytes = str(faults.seed).encode()
+        if faults.retry_after_first != old.retry_after_first:
+            self._attempts.clear()
         self._expected_auth = b"Bearer " + faults.token.encode() if faults.token else None
         self._cascade = [
             (getattr(faults, name), *_EFFECTS[name]) for name in CASCADE if getattr(faults, name)
         ]
+        self._retry_later = answers.too_many_requests("simulated rate limit", faults.retry_after)
+
+    def forget(self) -> None:
+        """Forget the attempts counted and the requests let through so far."""
+        self._attempts.clear()
+        self._admitted.clear()
 
     def decide(self, raw_id: bytes, auth: bytes | None, body: bytes) -> tuple[float, Action]:
         """(seconds to wait, what to answer) for one send request; records it."""
@@ -63,6 +91,15 @@ class SendApi:
         if not 0 <= message_id <= _MAX_ID:
             records.request(None, "not_found", now)
             return 0.0, answers.NOT_FOUND
+        if faults.max_rps and not self._admit(faults.max_rps):
+            records.request(message_id, "throttled", now)
+            return self._latency(), answers.THROTTLED
+        if self.unauthorized:
+            records.request(message_id, "unauthorized", now)
+            return self._latency(), answers.TOKEN_REVOKED
+        if self.forbidden:
+            records.request(message_id, "forbidden", now)
+            return self._latency(), answers.FORBIDDEN
         if self._expected_auth is not None and auth != self._expected_auth:
             records.request(message_id, "unauthorized", now)
             return self._latency(), answers.UNAUTHORIZED
@@ -70,23 +107,53 @@ class SendApi:
         if problem is not None:
             records.request(message_id, "invalid", now)
             return self._latency(), answers.json_error(400, problem)
+        if faults.retry_after_first:
+            attempt = self._attempts.get(message_id, 0) + 1
+            self._attempts[message_id] = attempt
+            if attempt <= faults.retry_after_first:
+                records.request(message_id, "retry_later", now)
+                return self._latency(), self._retry_later
+        rejects = faults.reject_rate > 0 and self._rejects(message_id)
         if self._cascade:
             draw = self.rng.random()
             for rate, outcome, action in self._cascade:
                 if draw < rate:
+                    if outcome == "accepted_hang" and not rejects:
+                        records.accept(message_id, outcome, now, phone)
+                        return 0.0, Silence.HANG
+                    if outcome == "accepted_late" and not rejects:
+                        records.accept(message_id, outcome, now, phone)
+                        return faults.late_by / 1000, answers.OK
+                    if outcome.startswith("accepted"):
+                        break  # a rejected id is rejected, however late it would be
                     records.request(message_id, outcome, now)
-                    return self._transient(action)
+                    return self._transient(outcome, action)
                 draw -= rate
-        if faults.reject_rate and self._rejects(message_id):
+        if rejects:
             records.request(message_id, "rejected", now)
             return self._latency(), answers.REJECTED
         records.accept(message_id, "accepted", now, phone)
         return self._latency(), answers.OK
 
-    def _transient(self, action: Action | None) -> tuple[float, Action]:
+    def _transient(self, outcome: str, action: Action | None) -> tuple[float, Action]:
         if action is None:
-            action = self.rng.choice(answers.GARBAGE)
+            if outcome == "rate_limited":
+                action = self._retry_later
+            else:
+                choices = answers.GARBAGE if outcome == "garbage" else answers.HOSTILE
+                action = self.rng.choice(choices)
         return (0.0 if action is Silence.HANG else self._latency()), action
+
+    def _admit(self, limit: int) -> bool:
+        """Let the request through if fewer than ``limit`` were let through in the last second."""
+        now = self._monotonic()
+        admitted = self._admitted
+        while admitted and admitted[0] <= now - 1.0:
+            admitted.popleft()
+        if len(admitted) >= limit:
+            return False
+        admitted.append(now)
+        return True
 
     def _latency(self) -> float:
         latency, jitter = self.faults.latency, self.faults.latency_jitter

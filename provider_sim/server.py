@@ -28,9 +28,9 @@ class SimulatorServer:
     """The simulator's state and listeners; use :func:`running_simulator` or :meth:`start`.
 
     ``clock`` (epoch seconds, ``time.time`` by default) stamps every recorded
-    instant. Durations (latency, hangs, outages, ``down_for``) run on the
-    event loop's monotonic time, so a fake clock that stands still stalls
-    nothing.
+    instant. Durations (latency, late answers, hangs, outages, the timed
+    windows, the ``max_rps`` second) run on the event loop's monotonic time,
+    so a fake clock that stands still stalls nothing.
     """
 
     def __init__(
@@ -130,7 +130,7 @@ class SimulatorServer:
         self._listener = self._control = None
 
     async def set_faults(self, **changes: Any) -> Faults:
-        """Change faults at run time (``down_for=S`` starts an outage of S seconds)."""
+        """Change faults at run time; ``down_for``, ``unauthorized_for``, ``forbidden_for`` too."""
         self.apply(changes)
         await self.sync_listening()
         return self.faults
@@ -145,11 +145,14 @@ class SimulatorServer:
     def reset(self) -> None:
         """Forget every request seen so far (faults stay)."""
         self.records.clear()
+        self.send.forget()
 
     def stats(self) -> dict[str, Any]:
         return {
             **self.records.stats(),
             "down": self.is_down,
+            "unauthorized": self.send.unauthorized,
+            "forbidden": self.send.forbidden,
             "faults": self.faults.as_dict(),
         }
 
@@ -177,9 +180,14 @@ class SimulatorServer:
         self._window(name, False)
 
     def _window(self, name: str, is_open: bool) -> None:
-        self._timed_down = is_open
-        if not is_open:
-            self.sync_soon()
+        if name == "unauthorized_for":
+            self.send.unauthorized = is_open
+        elif name == "forbidden_for":
+            self.send.forbidden = is_open
+        else:
+            self._timed_down = is_open
+            if not is_open:
+                self.sync_soon()
 
     # -- outages -----------------------------------------------------------------
 
