@@ -178,10 +178,12 @@ class Connection(asyncio.Protocol):
         elif path.startswith(b"/_sim/"):
             response, sync = server.control(method, path, body)
             if sync:
-                # Going down aborts send connections; let this answer leave first.
-                server.connections.discard(self)
                 server.sync_soon()
-            self._write(response, close or sync)
+                if not self.control_only:
+                    # Going down aborts send connections: answer, then close this one.
+                    server.connections.discard(self)
+                    close = True
+            self._write(response, close)
         else:
             self._write(answers.NOT_FOUND, close)
 
@@ -199,10 +201,16 @@ class Connection(asyncio.Protocol):
     def _write(self, response: bytes, close: bool) -> None:
         if self.transport is None:
             return
-        self.transport.write(response)
         if close:
+            # Said in the answer, or a client may send its next request on this
+            # connection before it sees the close (and get a reset).
+            head = response.find(b"\r\n\r\n")
+            if b"\r\nConnection: close" not in response[:head]:
+                response = response[:head] + b"\r\nConnection: close" + response[head:]
+            self.transport.write(response)
             self.transport.close()
             return
+        self.transport.write(response)
         self.busy = False
         if self.queue:
             self._drain()

@@ -312,6 +312,45 @@ async def test_malformed_requests_are_refused_and_closed(raw: bytes, status: int
         await writer.wait_closed()
 
 
+async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return head, await reader.readexactly(length)
+
+
+async def test_connections_close_only_when_the_answer_says_so() -> None:
+    async with running_simulator(control_port=0) as sim:
+        body = b'{"down_for": 60}'
+        change = b"POST /_sim/faults HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        # On the control port, the connection stays open for the next request.
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.control_port)
+        writer.write(change + b"GET /_sim/stats HTTP/1.1\r\n\r\n")
+        head, _ = await _read_response(reader)
+        assert b"Connection: close" not in head
+        head, stats = await _read_response(reader)
+        assert orjson.loads(stats)["down"] is True
+        writer.close()
+        await writer.wait_closed()
+        await sim.set_faults(down_for=0.05)
+        await _until_up(sim)
+        # On the send port it closes, and says so; so does an HTTP/1.0 request.
+        message = orjson.dumps(_message(1))
+        send_10 = b"POST /send/1 HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(message),
+            message,
+        )
+        for request in (change, send_10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+            writer.write(request)
+            head, _ = await _read_response(reader)
+            assert b"\r\nConnection: close\r\n" in head
+            assert await reader.read() == b""
+            writer.close()
+            await writer.wait_closed()
+            await sim.set_faults(down_for=0.05)
+            await _until_up(sim)
+
+
 async def test_down_refuses_and_control_port_stays_up(http: httpx.AsyncClient) -> None:
     async with running_simulator(control_port=0) as sim:
         control = f"http://127.0.0.1:{sim.control_port}"
