@@ -1,4 +1,5 @@
-# One image for the API, the worker, the migrations and the simulator.
+# One image for the API, the worker, the migrations and the simulator (provider_sim,
+# a development tool that nothing else imports).
 #   docker build -t mailings .
 #   docker run --rm mailings mailings --help
 # Only the runtime dependencies, pinned by requirements.prod.lock (`make lock`
@@ -16,6 +17,7 @@ COPY models ./models
 COPY tasks ./tasks
 COPY graphql_api ./graphql_api
 COPY migrations ./migrations
+COPY provider_sim ./provider_sim
 RUN pip install --no-compile --no-deps . \
     && python -m compileall -q /opt/venv
 

@@ -43,7 +43,7 @@ def _migrate(_: argparse.Namespace) -> None:
 
 
 def _provider_sim(args: argparse.Namespace) -> None:
-    from tasks.provider_sim import run_simulator
+    from provider_sim import run_simulator
 
     run_simulator(args)
 
@@ -75,6 +75,8 @@ def _export_schema(_: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from provider_sim import add_fault_options
+
     parser = argparse.ArgumentParser(prog="mailings", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -94,12 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("provider-sim", help="a local stand-in for the send API")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8001)
-    try:
-        from tasks.provider_sim import add_fault_options
-    except ImportError:  # the simulator is optional until it exists
-        pass
-    else:
-        add_fault_options(sim)
+    add_fault_options(sim)
     sim.set_defaults(run=_provider_sim)
 
     report = commands.add_parser("report", help="print or send a day's statistics report")

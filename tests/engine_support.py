@@ -62,6 +62,13 @@ class Simulator:
         result: list[list[Any]] = response.json()
         return result
 
+    async def requests(self) -> list[list[Any]]:
+        """``[msgId, arrived_at, outcome, accepted]`` per send request, in arrival order."""
+        response = await self.http.get("/_sim/requests")
+        response.raise_for_status()
+        result: list[list[Any]] = response.json()
+        return result
+
     async def faults(self, **faults: Any) -> None:
         response = await self.http.post("/_sim/faults", json=faults)
         response.raise_for_status()

@@ -52,7 +52,7 @@ from hypothesis.stateful import (
 
 from models import SendWindow
 from models.db import connection, fetch
-from tasks.provider_sim import SimulatorServer, running_simulator
+from provider_sim import SimulatorServer, running_simulator
 from tests.api_support import MAILING_RESULT
 from tests.conftest import truncate_all
 from tests.factories import make_client
@@ -394,12 +394,10 @@ class SendingMachine(RuleBasedStateMachine):
 
     async def _check_new_arrivals(self) -> None:
         """Every request accepted in this step (at this instant) was allowed now."""
-        records = self.sim.records
-        ids = list(records.arrived_id[self.seen_requests :])
-        outcomes = list(records.arrived_outcome[self.seen_requests :])
-        self.seen_requests = len(records.arrived_id)
-        accepted = [i for i, code in zip(ids, outcomes, strict=True) if _is_accept(code)]
-        _tally("requests", len(ids))
+        requests = self.sim.records.requests_list()[self.seen_requests :]
+        self.seen_requests += len(requests)
+        accepted = [int(message_id) for message_id, _, _, taken in requests if taken]
+        _tally("requests", len(requests))
         _tally("accepted", len(accepted))
         if not accepted:
             return
@@ -471,12 +469,6 @@ class SendingMachine(RuleBasedStateMachine):
             assert self.clock.now >= mailing.end, f"message {row['id']} expired before the end"
         for row in await fetch(conn, "SELECT id, last_error FROM message WHERE status = 'FAILED'"):
             assert str(row["last_error"]).startswith("HTTP 400"), row
-
-
-def _is_accept(code: int) -> bool:
-    from tasks.provider_sim import _OUTCOME_CODE
-
-    return code == _OUTCOME_CODE["accepted"]
 
 
 LOOP: asyncio.AbstractEventLoop

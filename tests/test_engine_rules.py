@@ -15,7 +15,7 @@ import pytest
 
 from models import Mailing, MailingStatus, Message, MessageStatus
 from models.db import connection, execute, is_postgres
-from tasks.provider_sim import SimulatorServer, running_simulator
+from provider_sim import SimulatorServer, running_simulator
 from tests.api_support import MAILING_RESULT
 from tests.factories import make_client
 from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock

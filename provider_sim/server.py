@@ -1,0 +1,300 @@
+"""The simulator's listeners, outages, timed windows and ``/_sim/*`` endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+import structlog
+
+from provider_sim import answers
+from provider_sim.faults import Faults, split_timed
+from provider_sim.protocol import Connection
+from provider_sim.records import Recorder
+from provider_sim.send import SendApi
+
+__all__ = ["HANG_LIMIT", "SimulatorServer", "running_simulator"]
+
+log = structlog.get_logger(__name__)
+
+HANG_LIMIT = 120.0  # s: a hung request is dropped after this, so hangs never pile up
+
+
+class SimulatorServer:
+    """The simulator's state and listeners; use :func:`running_simulator` or :meth:`start`.
+
+    ``clock`` (epoch seconds, ``time.time`` by default) stamps every recorded
+    instant. Durations (latency, late answers, hangs, outages, the timed
+    windows, the ``max_rps`` second) run on the event loop's monotonic time,
+    so a fake clock that stands still stalls nothing.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        control_port: int | None = None,
+        faults: Faults | None = None,
+        clock: Callable[[], float] = time.time,
+        hang_limit: float = HANG_LIMIT,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.control_port = control_port
+        self.hang_limit = hang_limit
+        self.records = Recorder()
+        self.send = SendApi(self.records, clock)
+        self.connections: set[Connection] = set()
+        self._listener: asyncio.Server | None = None
+        self._control: asyncio.Server | None = None
+        self._windows: dict[str, asyncio.TimerHandle] = {}
+        self._timed_down = False
+        self._periodic_down = False
+        self._outages: asyncio.Task[None] | None = None
+        self._syncs: set[asyncio.Task[None]] = set()
+        self._sync_lock = asyncio.Lock()
+        self._started = False
+        self._set(faults or Faults(), initial=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self.send.faults
+
+    @property
+    def arrived_ids(self) -> set[int]:
+        """The msgIds that at least one send request has carried (live; do not change it)."""
+        return self.records.arrived_ids
+
+    async def wait_arrived(self, ids: Iterable[int]) -> None:
+        """Return once a send request has arrived for every id of ``ids``."""
+        await self.records.wait_arrived(ids)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections to the send port now open (hung requests included)."""
+        return len(self.connections)
+
+    @property
+    def is_down(self) -> bool:
+        return self.faults.down or self._periodic_down or self._timed_down
+
+    async def start(self) -> None:
+        if self.control_port is not None:
+            self._control = await asyncio.get_running_loop().create_server(
+                lambda: Connection(self, control_only=True),
+                self.host,
+                self.control_port,
+                reuse_address=True,
+            )
+            self.control_port = self._control.sockets[0].getsockname()[1]
+        if self.faults.outage_every and self._outages is None:
+            self._restart_outages()
+        if self.port == 0:
+            # Bind once to learn the port: an outage closes the listener and
+            # coming back must find the same port.
+            await self._listen()
+        await self.sync_listening()
+        self._started = True
+        log.info("provider simulator listening", url=self.url, control_port=self.control_port)
+
+    async def stop(self) -> None:
+        if self._outages is not None:
+            self._outages.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outages
+            self._outages = None
+        for timer in self._windows.values():
+            timer.cancel()
+        self._windows.clear()
+        for task in list(self._syncs):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for server in (self._listener, self._control):
+            if server is not None:
+                server.close()
+        for connection in list(self.connections):
+            connection.abort()
+        for server in (self._listener, self._control):
+            if server is not None:
+                await server.wait_closed()
+        self._listener = self._control = None
+
+    async def set_faults(self, **changes: Any) -> Faults:
+        """Change faults at run time; ``down_for``, ``unauthorized_for``, ``forbidden_for`` too."""
+        self.apply(changes)
+        await self.sync_listening()
+        return self.faults
+
+    def apply(self, changes: Mapping[str, Any]) -> None:
+        """Validate and apply fault changes; the caller then runs :meth:`sync_listening`."""
+        fault_changes, timed = split_timed(changes)
+        self._set(self.faults.replace(fault_changes))
+        for name, seconds in timed.items():
+            self._open_window(name, seconds)
+
+    def reset(self) -> None:
+        """Forget every request seen so far (faults stay)."""
+        self.records.clear()
+        self.send.forget()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.records.stats(),
+            "down": self.is_down,
+            "unauthorized": self.send.unauthorized,
+            "forbidden": self.send.forbidden,
+            "faults": self.faults.as_dict(),
+        }
+
+    def _set(self, faults: Faults, *, initial: bool = False) -> None:
+        old = self.send.faults
+        self.send.configure(faults, reseed=initial)
+        if (faults.outage_every, faults.outage_for) != (old.outage_every, old.outage_for) or (
+            faults.outage_every and self._outages is None
+        ):
+            self._restart_outages()
+
+    # -- windows that end by themselves ------------------------------------------
+
+    def _open_window(self, name: str, seconds: float) -> None:
+        timer = self._windows.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        self._window(name, True)
+        self._windows[name] = asyncio.get_running_loop().call_later(
+            seconds, self._close_window, name
+        )
+
+    def _close_window(self, name: str) -> None:
+        del self._windows[name]
+        self._window(name, False)
+
+    def _window(self, name: str, is_open: bool) -> None:
+        if name == "unauthorized_for":
+            self.send.unauthorized = is_open
+        elif name == "forbidden_for":
+            self.send.forbidden = is_open
+        else:
+            self._timed_down = is_open
+            if not is_open:
+                self.sync_soon()
+
+    # -- outages -----------------------------------------------------------------
+
+    def _restart_outages(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop yet: start() will come back here
+            loop = asyncio.get_running_loop()
+            if self._outages is not None:
+                self._outages.cancel()
+                self._outages = None
+            self._periodic_down = False
+            if self.faults.outage_every:
+                self._outages = loop.create_task(self._periodic_outages())
+
+    async def _periodic_outages(self) -> None:
+        every, length = self.faults.outage_every, self.faults.outage_for
+        try:
+            while True:
+                await asyncio.sleep(every - length)
+                self._periodic_down = True
+                await self.sync_listening()
+                await asyncio.sleep(length)
+                self._periodic_down = False
+                await self.sync_listening()
+        finally:
+            self._periodic_down = False
+
+    def sync_soon(self) -> None:
+        """Run :meth:`sync_listening` in a task of its own, kept until it is done."""
+        task = asyncio.get_running_loop().create_task(self.sync_listening())
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
+
+    async def sync_listening(self) -> None:
+        """Listen when up; when down, close the listener and every send connection."""
+        async with self._sync_lock:
+            if self.is_down and self._listener is not None:
+                self._listener.close()
+                self._listener = None
+                for connection in list(self.connections):
+                    connection.abort()
+                if self._started:
+                    log.info("provider simulator down", port=self.port)
+            elif not self.is_down and self._listener is None:
+                await self._listen()
+                if self._started:
+                    log.info("provider simulator up", port=self.port)
+
+    async def _listen(self) -> None:
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: Connection(self), self.host, self.port, reuse_address=True, backlog=1024
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    # -- introspection -----------------------------------------------------------
+
+    def control(self, method: bytes, path: bytes, body: bytes) -> tuple[bytes, bool]:
+        """Answer a ``/_sim/...`` request: (response, whether the listener must be synced)."""
+        if method == b"GET" and path == b"/_sim/stats":
+            return answers.response(200, orjson.dumps(self.stats())), False
+        if method == b"GET" and path == b"/_sim/accepted":
+            return answers.response(200, orjson.dumps(self.records.accepted_list())), False
+        if method == b"GET" and path == b"/_sim/requests":
+            return answers.response(200, orjson.dumps(self.records.requests_list())), False
+        if method == b"GET" and path == b"/_sim/faults":
+            return answers.response(200, orjson.dumps(self.faults.as_dict())), False
+        if method == b"POST" and path == b"/_sim/reset":
+            self.reset()
+            return answers.response(200, orjson.dumps({"reset": True})), False
+        if method == b"POST" and path == b"/_sim/faults":
+            try:
+                changes = orjson.loads(body or b"{}")
+                if not isinstance(changes, dict):
+                    raise ValueError("expected a JSON object")
+                self.apply(changes)
+            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+                return answers.json_error(400, str(exc)), False
+            return answers.response(200, orjson.dumps(self.faults.as_dict())), True
+        return answers.NOT_FOUND, False
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    control_port: int | None = None,
+    clock: Callable[[], float] = time.time,
+    hang_limit: float = HANG_LIMIT,
+    **faults: Any,
+) -> AsyncIterator[SimulatorServer]:
+    """Run the simulator on the current event loop for the duration of the block.
+
+    ``faults`` are :class:`Faults` names and the timed windows (``down_for``...).
+    """
+    changes, timed = split_timed(faults)
+    server = SimulatorServer(
+        host,
+        port,
+        control_port=control_port,
+        faults=Faults().replace(changes),
+        clock=clock,
+        hang_limit=hang_limit,
+    )
+    await server.start()
+    try:
+        if timed:
+            await server.set_faults(**timed)
+        yield server
+    finally:
+        await server.stop()
