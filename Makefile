@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots graphiql-assets lock services clean
+.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots graphiql-assets lock migration services clean
 
 install: $(STAMP)
 
@@ -66,6 +66,11 @@ graphiql-assets: install
 lock:
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
 	$(BIN)/uv pip compile --quiet --python-version 3.11 -c requirements.lock pyproject.toml -o requirements.prod.lock
+
+## A new migration for what changed in the models, both dialects: make migration NAME=add_message_note
+migration: install
+	@test -n "$(NAME)" || { echo "usage: make migration NAME=what_it_does" >&2; exit 2; }
+	$(BIN)/python scripts/new_migration.py "$(NAME)"
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Database configuration, connection lifecycle, migrations and raw SQL helpers.
+"""Connection lifecycle, migrations and raw SQL helpers (the config: ``models.tortoise_config``).
 
 Raw SQL is written once with PostgreSQL's ``$1`` placeholders; on SQLite they
 become ``?1``. Every instant passed to SQL comes from Python as an aware UTC
@@ -14,6 +14,7 @@ from typing import Any
 
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 
+from models.tortoise_config import APP, tortoise_config, tortoise_url
 from settings import Settings, get_settings
 
 __all__ = [
@@ -28,45 +29,27 @@ __all__ = [
     "insert_counting",
     "is_postgres",
     "migrate",
-    "tortoise_config",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
-def _tortoise_url(url: str) -> str:
-    # Tortoise names the asyncpg backend "postgres"; accept the usual spellings.
-    for prefix in ("postgresql://", "asyncpg://"):
-        if url.startswith(prefix):
-            return "postgres://" + url[len(prefix) :]
-    return url
-
-
-def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
-    settings = settings or get_settings()
-    url = _tortoise_url(settings.database_url)
+def _make_sqlite_dir(settings: Settings) -> None:
+    # SQLite makes its file but not the directory that holds it.
+    url = tortoise_url(settings.database_url)
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return {
-        "connections": {"default": url},
-        "apps": {
-            "models": {
-                "models": ["models", "aerich.models"],
-                "default_connection": "default",
-            }
-        },
-        "use_tz": True,
-        "timezone": "UTC",
-    }
 
 
 async def init_db(settings: Settings | None = None) -> None:
     """Open the connections of this process (API, worker thread or CLI command)."""
     # The global fallback lets request tasks see the context that the
     # application's lifespan task created.
+    settings = settings or get_settings()
+    _make_sqlite_dir(settings)
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
 
@@ -78,7 +61,9 @@ async def migrate(settings: Settings | None = None) -> list[str]:
     """Apply the aerich migrations that the database has not seen yet."""
     from aerich import Command
 
-    command = Command(tortoise_config(settings), app="models", location=str(MIGRATIONS_DIR))
+    settings = settings or get_settings()
+    _make_sqlite_dir(settings)
+    command = Command(tortoise_config(settings), app=APP, location=str(MIGRATIONS_DIR))
     async with command:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)

@@ -1,0 +1,65 @@
+"""The Tortoise ORM config, as plain data: building it opens nothing and makes nothing.
+
+``[tool.aerich]`` in ``pyproject.toml`` points at ``TORTOISE_ORM`` here, so
+``aerich heads``, ``aerich history`` and ``aerich migrate`` run on the
+database that ``DATABASE_URL`` names. The processes that open the database
+(``models.db``) make SQLite's directory themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from settings import Settings, get_settings
+
+__all__ = ["APP", "TORTOISE_ORM", "tortoise_config", "tortoise_url"]
+
+# The Tortoise app of our models; aerich keeps its migrations in migrations/<APP>/.
+APP = "models"
+
+# Built on first access by ``__getattr__`` below.
+TORTOISE_ORM: dict[str, Any]
+
+
+def tortoise_url(url: str) -> str:
+    """``DATABASE_URL`` as Tortoise spells it."""
+    # Tortoise names the asyncpg backend "postgres"; accept the usual spellings.
+    for prefix in ("postgresql://", "asyncpg://"):
+        if url.startswith(prefix):
+            return "postgres://" + url[len(prefix) :]
+    return url
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "connections": {"default": tortoise_url(settings.database_url)},
+        "apps": {
+            APP: {
+                "models": ["models", "aerich.models"],
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _require_sqlite_dir(url: str) -> None:
+    # Tortoise waits forever on a SQLite file it cannot open (its connection
+    # lock is never released): say what is missing instead.
+    path = url.removeprefix("sqlite://") if url.startswith("sqlite://") else None
+    if path and path != ":memory:" and not Path(path).parent.is_dir():
+        raise FileNotFoundError(
+            f"{Path(path).parent} does not exist: `mailings migrate` creates the database"
+        )
+
+
+def __getattr__(name: str) -> dict[str, Any]:
+    # Built when aerich asks for it, not at import: importing the models must
+    # not read the environment before a test or a command has set it.
+    if name == "TORTOISE_ORM":
+        config = tortoise_config(get_settings())
+        _require_sqlite_dir(config["connections"]["default"])
+        return config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
