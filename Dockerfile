@@ -2,8 +2,9 @@
 # a development tool that nothing else imports).
 #   docker build -t mailings .
 #   docker run --rm mailings mailings --help
-# Only the runtime dependencies, pinned by requirements.prod.lock (`make lock`
-# writes it beside requirements.lock, which adds the development tools).
+# Only the runtime dependencies, pinned with their hashes by requirements.prod.lock
+# (`make lock` writes it beside requirements.lock, which adds the development
+# tools); pip refuses any download whose hash the lock does not list.
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -11,7 +12,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY requirements.prod.lock ./
-RUN pip install --no-compile -r requirements.prod.lock
+RUN pip install --no-compile --require-hashes -r requirements.prod.lock
 COPY pyproject.toml README.md cli.py settings.py logs.py ./
 COPY models ./models
 COPY tasks ./tasks

@@ -2,16 +2,19 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.9
+LOCKS := requirements.uv.lock requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots graphiql-assets lock migration services clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# Every download is checked against the locks' hashes, uv's own included.
+$(STAMP): $(LOCKS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.uv.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
@@ -62,10 +65,12 @@ screenshots: install services
 graphiql-assets: install
 	$(BIN)/python scripts/graphiql_assets.py
 
-## Re-pin the dependencies after editing pyproject.toml (the image installs the .prod subset).
-lock:
-	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
-	$(BIN)/uv pip compile --quiet --python-version 3.11 -c requirements.lock pyproject.toml -o requirements.prod.lock
+## Re-pin the dependencies after editing pyproject.toml or UV_VERSION, with hashes, for every
+## Python that requires-python allows (the image installs the .prod subset).
+lock: install
+	echo "uv==$(UV_VERSION)" | $(BIN)/uv pip compile --quiet --generate-hashes --universal - -o requirements.uv.lock
+	$(BIN)/uv pip compile --quiet --generate-hashes --universal --extra dev pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile --quiet --generate-hashes --universal -c requirements.lock pyproject.toml -o requirements.prod.lock
 
 ## A new migration for what changed in the models, both dialects: make migration NAME=add_message_note
 migration: install

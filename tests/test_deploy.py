@@ -171,7 +171,7 @@ def test_dockerfile_installs_the_runtime_lock_as_a_non_root_user() -> None:
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
     assert re.search(rf"^USER {IMAGE_UID}:{IMAGE_UID}$", final_stage, re.M)
     assert f"--uid {IMAGE_UID}" in final_stage
-    assert "pip install --no-compile -r requirements.prod.lock" in dockerfile
+    assert "pip install --no-compile --require-hashes -r requirements.prod.lock" in dockerfile
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M))
     sources = {source for line in copied for source in line.split()}
