@@ -131,7 +131,8 @@ async def test_the_migrations_build_what_the_models_describe(
     migrated: Schema, scratch: MakeDatabase
 ) -> None:
     generated = await _built("models", await scratch("models"))
-    assert compare(migrated, generated) == []
+    problems = compare(migrated, generated)
+    assert not problems, "the migrations and the models disagree:\n" + "\n".join(problems)
 
 
 async def test_a_model_field_without_a_migration_is_caught(
@@ -169,7 +170,8 @@ async def test_make_migration_writes_one_that_builds_the_models(
 
     migrated = await _built("migrations", await scratch("made"), project / "models")
     generated = await _built("models", await scratch("made_models"), project / "models")
-    assert compare(migrated, generated) == []
+    problems = compare(migrated, generated)
+    assert not problems, "\n".join(problems)
 
 
 def test_the_last_migration_records_the_models(tmp_path: Path) -> None:
