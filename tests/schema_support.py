@@ -59,18 +59,17 @@ def compare(migrated: Schema, generated: Schema) -> list[str]:
         if table not in migrated:
             problems.append(f"table {table}: the models have it, no migration creates it")
             continue
-        ours, theirs = migrated[table], generated[table]
-        for item in sorted(ours.keys() | theirs.keys()):
-            if item not in theirs:
+        by_migrations, by_models = migrated[table], generated[table]
+        for item in sorted(by_migrations.keys() | by_models.keys()):
+            ours, theirs = by_migrations.get(item), by_models.get(item)
+            if theirs is None:
                 fine = item.startswith(_ONLY_IN_MIGRATIONS_IS_FINE)
                 if not fine and (table, item) not in ALLOWED_EXTRAS:
-                    problems.append(f"{table}: {item} only in the migrations: {ours[item]}")
-            elif item not in ours:
-                problems.append(f"{table}: {item} only in the models: {theirs[item]}")
-            elif ours[item] != theirs[item]:
-                problems.append(
-                    f"{table}: {item} differs: migrations {ours[item]!r}, models {theirs[item]!r}"
-                )
+                    problems.append(f"{table}: {item} only in the migrations: {ours}")
+            elif ours is None:
+                problems.append(f"{table}: {item} only in the models: {theirs}")
+            elif ours != theirs:
+                problems.append(f"{table}: {item} differs: migrations {ours!r}, models {theirs!r}")
     for table, item in sorted(ALLOWED_EXTRAS):
         if item not in migrated.get(table, {}):
             problems.append(f"{table}: {item} is allowed as an extra but no migration creates it")
