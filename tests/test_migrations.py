@@ -2,7 +2,7 @@
 
 The schema is built twice in scratch databases, once by the real migrations
 and once by Tortoise from the models, and the two catalogues must agree
-(``tests/schema_support.py``). ``make test`` runs this on PostgreSQL and on
+(``tests/support/schema.py``). ``make test`` runs this on PostgreSQL and on
 SQLite, since every migration carries SQL for each.
 """
 
@@ -26,7 +26,7 @@ import pytest
 from models import Client
 from models.db import MIGRATIONS_DIR
 from tests.conftest import BACKEND, DATA_DIR, PG_ADMIN_URL, RUN_ID
-from tests.schema_support import (
+from tests.support.schema import (
     ROOT,
     Schema,
     build,

@@ -9,7 +9,7 @@ tables, columns (type, nullability, default), indexes and constraints.
 Comments are left out: they are documentation, not structure. So is the
 order of columns: a migration can only add a column at the end.
 
-The builds run in a child process (``python -m tests.schema_support
+The builds run in a child process (``python -m tests.support.schema
 {migrations|models} URL``): aerich and Tortoise keep global state that must
 not meet the test session's, and a test can put a changed copy of ``models/``
 first on the child's path.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Each table's items ("column x", "index y", "constraint z", ...) and what they are.
 Schema = dict[str, dict[str, str]]
@@ -217,7 +217,7 @@ def build(how: str, url: str, models_dir: Path | None = None) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cwd = models_dir.parent if models_dir is not None else ROOT
     result = subprocess.run(
-        [sys.executable, "-m", "tests.schema_support", how, url],
+        [sys.executable, "-m", "tests.support.schema", how, url],
         cwd=cwd,
         env=env,
         capture_output=True,
