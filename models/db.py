@@ -29,6 +29,7 @@ __all__ = [
     "insert_counting",
     "is_postgres",
     "migrate",
+    "tortoise_config",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -31,7 +31,9 @@ def tortoise_url(url: str) -> str:
     return url
 
 
-def tortoise_config(settings: Settings) -> dict[str, Any]:
+def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
+    """The config for ``settings`` (by default the process's own)."""
+    settings = settings or get_settings()
     return {
         "connections": {"default": tortoise_url(settings.database_url)},
         "apps": {
@@ -59,7 +61,7 @@ def __getattr__(name: str) -> dict[str, Any]:
     # Built when aerich asks for it, not at import: importing the models must
     # not read the environment before a test or a command has set it.
     if name == "TORTOISE_ORM":
-        config = tortoise_config(get_settings())
+        config = tortoise_config()
         _require_sqlite_dir(config["connections"]["default"])
         return config
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
