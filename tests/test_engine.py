@@ -235,7 +235,8 @@ async def test_every_fault_class_resolves_once(sim: Simulator) -> None:
         fail_rate=0.15,
         reset_rate=0.05,
         hang_rate=0.02,
-        rate_limit_rate=0.05,
+        # Each 429 holds every send for its Retry-After (1 s): a few, not one in twenty.
+        rate_limit_rate=0.005,
         reject_rate=0.05,
         garbage_rate=0.05,
     )
