@@ -83,7 +83,7 @@ async def _run(
         "seconds": seconds,
         "sent": sent,
         "requests": stats["requests"],
-        "rate_limited": stats["by_outcome"].get("rate_limited", 0),
+        "rate_limited": stats["by_outcome"].get("throttled", 0),
         "duplicates": stats["duplicates"],
         "breaker_opened": log.count("provider circuit opened"),
     }

@@ -177,8 +177,12 @@ class AdaptiveRateLimit:
             if answers_old_rate:
                 return
         achieved = self._achieved(now)
-        current = self._limit_at(now) if self._active else math.inf
-        self._peak = max(min(current, achieved), self.min_rate)
+        # The first cut starts from what the worker achieved; later ones from
+        # the limit in force. The achieved rate of a window that a Retry-After
+        # held still is no measure of the provider: cutting from it spiralled
+        # a worker down to min_rate against a provider that takes 300/s.
+        base = self._limit_at(now) if self._active else achieved
+        self._peak = max(base, self.min_rate)
         self._k = (self._peak * (1 - _DECREASE) / _CUBIC_C) ** (1 / 3)
         self._cut_at = now
         self._active = True
