@@ -5,12 +5,13 @@ A viewer signed in through the provider sees no button the API would refuse.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from tests.admin_support import (
     AUDIENCE,
@@ -138,6 +139,46 @@ async def test_a_refused_token_brings_the_sign_in_back(
     )
     await page.reload()
     await expect(page.locator("h1")).to_have_text("Sign in")
+    await expect(page.locator("#sign-in-error")).to_contain_text("sign in again")
+
+
+async def test_a_page_still_starting_leaves_a_token_stored_after_it_loaded_alone(
+    browser: Browser, token_api: str, watched_pages: list[Watched]
+) -> None:
+    """The race behind the test above: the token arrives while the page waits for its config.
+
+    The first document must not take it up (and erase it on the 401): the
+    one after the reload relies on it to say why the sign-in is back.
+    """
+    watched = await open_page(browser, token_api)
+    watched_pages.append(watched)
+    page = watched.page
+    config_asked = asyncio.Event()
+    release_config = asyncio.Event()
+    graphql_calls: list[str] = []
+    page.on(
+        "request", lambda r: graphql_calls.append(r.url) if r.url.endswith("/graphql") else None
+    )
+
+    async def hold(route: Route) -> None:
+        config_asked.set()
+        await release_config.wait()
+        await route.continue_()
+
+    await page.route("**/admin/config.json", hold)
+    await page.goto("/")
+    await config_asked.wait()
+    await page.evaluate(
+        """() => sessionStorage.setItem(
+            'mailings.token', JSON.stringify({token: 'revoked', via: 'token'}))"""
+    )
+    release_config.set()
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    assert graphql_calls == []  # it started signed out, as the tab was when it loaded
+    await expect(page.locator("#sign-in-error")).to_be_hidden()
+    await page.unroute("**/admin/config.json")
+
+    await page.reload()
     await expect(page.locator("#sign-in-error")).to_contain_text("sign in again")
 
 

@@ -22,11 +22,17 @@ export async function loadConfig() {
   return session.config;
 }
 
+// The tab's saved sign-in, read once as this document starts, before anything
+// awaits. A document still starting up (waiting for its config) must not pick
+// up a sign-in stored after it loaded: it would act on it (send it, and on a
+// 401 erase it) while the document that stored it, or the next one in this
+// tab after a reload, relies on it.
+const savedAtStart = sessionStorage.getItem(TOKEN_KEY);
+
 export function restoreSession() {
-  const saved = sessionStorage.getItem(TOKEN_KEY);
-  if (!saved) return false;
+  if (!savedAtStart) return false;
   try {
-    const { token, via } = JSON.parse(saved);
+    const { token, via } = JSON.parse(savedAtStart);
     adopt(token, via);
     return true;
   } catch {
