@@ -502,3 +502,29 @@ async def test_a_cancelled_mailing_says_what_happened_to_every_message(
     )
     await expect(page.locator(".total-cancelled strong")).to_have_text(f"{stats['cancelled']:,}")
     await screenshot(page, "mailings-cancelled")
+
+
+async def test_back_and_forward_close_the_dialog_of_the_page_left(admin: Watched) -> None:
+    page = admin.page
+    dialog = page.locator("dialog")
+    await page.goto("/#/mailings")
+    await expect(page.locator("h1")).to_have_text("Mailings")
+    await page.click("nav >> text=Clients")
+    await page.click("#new-client")
+    await expect(dialog).to_be_visible()
+    await page.go_back()
+    await expect(page.locator("h1")).to_have_text("Mailings")
+    await expect(dialog).to_have_count(0)
+    await screenshot(page, "dialog-closed-by-back")
+
+    await page.go_forward()
+    await expect(page.locator("h1")).to_have_text("Clients")
+    await expect(dialog).to_have_count(0)
+    await page.click("nav >> text=Mailings")
+    await page.go_back()
+    await expect(page.locator("h1")).to_have_text("Clients")
+    await page.click("#new-client")
+    await expect(dialog).to_be_visible()
+    await page.go_forward()
+    await expect(page.locator("h1")).to_have_text("Mailings")
+    await expect(dialog).to_have_count(0)

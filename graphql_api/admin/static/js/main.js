@@ -34,6 +34,7 @@ let generation = 0;
 
 async function route() {
   const mine = ++generation;
+  closeDialogs();
   cleanup?.();
   cleanup = null;
   if (needsSignIn()) {
@@ -60,6 +61,12 @@ async function route() {
     if (error instanceof GraphQLError && error.status === 401) return;
     mount(view, h("p", { class: "error" }, error.message));
   }
+}
+
+// A dialog belongs to the view it was opened over: leaving that view (a
+// link, Back or Forward, a sign-out) closes it, and a form in it is dropped.
+function closeDialogs() {
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
 }
 
 function renderSession() {
@@ -139,6 +146,7 @@ async function start() {
       signOut();
       resetSubscriptions();
       generation++;
+      closeDialogs();
       showSignIn("Your session has ended or the token was refused: sign in again.");
     },
     forbidden: () => {
