@@ -2,8 +2,15 @@
 // graphql-transport-ws client for subscriptions, sharing one WebSocket.
 
 // `renew()` tries to replace a refused access token (true: retry with the new
-// one); `unauthorized(token)` ends the session of a token the API refused.
-let auth = { token: () => null, renew: async () => false, unauthorized: () => {}, forbidden: () => {} };
+// one); `renewalDue()` says the token is about to expire (or has);
+// `unauthorized(token)` ends the session of a token the API refused.
+let auth = {
+  token: () => null,
+  renew: async () => false,
+  renewalDue: () => false,
+  unauthorized: () => {},
+  forbidden: () => {},
+};
 
 export function configureAuth(hooks) {
   auth = { ...auth, ...hooks };
@@ -180,9 +187,19 @@ class SubscriptionSocket {
     this.ws = null;
     this.acked = false;
     if (event.code === 4403 || event.code === 4401) {
-      for (const { sink } of this.active.values()) sink.error?.(new GraphQLError([{ message: "Forbidden" }]));
-      this.active.clear();
-      auth.unauthorized(this.token);
+      // Refused as it opened. A token renewed since, or due for renewal (a
+      // tab that slept), gets one more connection; any other refusal ends
+      // the session.
+      const refused = this.token;
+      const changed = refused !== auth.token();
+      if (!changed && !auth.renewalDue()) {
+        this.refuse(refused);
+        return;
+      }
+      (changed ? Promise.resolve(true) : auth.renew()).then((renewed) => {
+        if (!renewed) this.refuse(refused);
+        else if (this.active.size) this.connect();
+      });
       return;
     }
     if (this.active.size === 0) return;
@@ -191,6 +208,12 @@ class SubscriptionSocket {
     for (const { sink } of this.active.values()) sink.reconnecting?.();
     const delay = Math.min(10000, 500 * 2 ** this.retry++);
     setTimeout(() => this.active.size && this.connect(), delay);
+  }
+
+  refuse(token) {
+    for (const { sink } of this.active.values()) sink.error?.(new GraphQLError([{ message: "Forbidden" }]));
+    this.active.clear();
+    auth.unauthorized(token);
   }
 
   send(message) {

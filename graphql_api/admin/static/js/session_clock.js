@@ -48,6 +48,11 @@ export function renewNow() {
   return renewing;
 }
 
+// The token is at (or past) the time to renew it.
+export function renewalDue() {
+  return Boolean(session.token && session.expiresAt && session.refreshToken) && Date.now() >= milestones().renewAt;
+}
+
 export function endsAt(instantMs) {
   return formatInstant(new Date(instantMs).toISOString());
 }
