@@ -518,6 +518,7 @@ async def test_back_and_forward_close_the_dialog_of_the_page_left(admin: Watched
     await page.click("nav >> text=Clients")
     await page.click("#new-client")
     await expect(dialog).to_be_visible()
+    await screenshot(page, "dialog-open")
     await page.go_back()
     await expect(page.locator("h1")).to_have_text("Mailings")
     await expect(dialog).to_have_count(0)

@@ -64,14 +64,14 @@ export function progressLine(points) {
   const top = 20; // room for the label above the top line
   const bottom = 24; // room for the time under the axis
   const svg = s("svg", { class: "chart-line", viewBox: `0 0 ${width} ${height}`, role: "img" });
-  if (points.length < 2) {
+  if (points.length < 2 || !points.some((p) => p.total)) {
     svg.setAttribute("aria-label", "Progress over time: waiting for changes");
     svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "chart-empty" }, "Progress over time appears as messages go out"));
     return svg;
   }
   const t0 = points[0].t;
   const span = Math.max(points[points.length - 1].t - t0, 1);
-  const most = Math.max(...points.map((p) => p.total), 1);
+  const most = Math.max(...points.map((p) => p.total));
   const x = (t) => left + ((width - left - right) * (t - t0)) / span;
   const y = (v) => height - bottom - ((height - bottom - top) * v) / most;
   const last = points[points.length - 1];
