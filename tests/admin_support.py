@@ -130,6 +130,10 @@ class PkceProvider(LoopbackServer):
     back with a code; ``/token`` hands out an RS256 access token only for the
     right code, client, redirect URI and ``code_verifier``. Its JWKS is what
     the API verifies the token with.
+
+    Access tokens live ``lifetime`` seconds. With ``refresh`` on, each comes
+    with a refresh token, good for one ``refresh_token`` grant (rotated, as
+    providers advise for browsers), until ``refresh_refused``.
     """
 
     def __init__(self, client_id: str) -> None:
@@ -137,6 +141,10 @@ class PkceProvider(LoopbackServer):
         self.key = rsa_key()
         self.role = "viewer"
         self.subject = "ada"
+        self.lifetime = 600
+        self.refresh = False
+        self.refresh_refused = False
+        self._refresh_tokens: dict[str, dict[str, str]] = {}
         self.authorize_requests: list[dict[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
         self._codes: dict[str, dict[str, str]] = {}
@@ -196,8 +204,16 @@ class PkceProvider(LoopbackServer):
         self._codes[code] = {**query, "role": self.role, "subject": self.subject}
         return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
 
+    def reset(self) -> None:
+        self.role, self.lifetime, self.refresh, self.refresh_refused = "viewer", 600, False, False
+
+    def renewals(self) -> int:
+        return sum(1 for form in self.token_requests if form.get("grant_type") == "refresh_token")
+
     def exchange(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         self.token_requests.append(form)
+        if form.get("grant_type") == "refresh_token":
+            return self._renew(form)
         grant = self._codes.pop(form.get("code", ""), None)
         if (
             grant is None
@@ -210,6 +226,15 @@ class PkceProvider(LoopbackServer):
         challenge = _b64url(hashlib.sha256(form.get("code_verifier", "").encode()).digest())
         if challenge != grant["code_challenge"]:
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+        return 200, self._tokens(grant)
+
+    def _renew(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        grant = self._refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if grant is None or self.refresh_refused or form.get("client_id") != self.client_id:
+            return 400, {"error": "invalid_grant"}
+        return 200, self._tokens(grant)
+
+    def _tokens(self, grant: dict[str, str]) -> dict[str, Any]:
         now = int(time.time())
         claims = {
             "iss": self.issuer,
@@ -218,10 +243,19 @@ class PkceProvider(LoopbackServer):
             "preferred_username": grant["subject"],
             "roles": [grant["role"]],
             "iat": now,
-            "exp": now + 600,
+            "exp": now + self.lifetime,
         }
         token = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "admin-test"})
-        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 600}
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.lifetime,
+        }
+        if self.refresh:
+            refresh_token = secrets.token_urlsafe(24)
+            self._refresh_tokens[refresh_token] = grant
+            body["refresh_token"] = refresh_token
+        return body
 
 
 __all__ = [

@@ -1,16 +1,23 @@
 """Signing in to the admin page: an API token kept for the tab, or OAuth2 with PKCE.
 
 A viewer signed in through the provider sees no button the API would refuse.
+A session from the provider is renewed before its token expires, or ends
+saying so, with one click to sign in again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
+import httpx
+import jwt
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from tests.admin_support import (
     AUDIENCE,
@@ -23,7 +30,7 @@ from tests.admin_support import (
     screenshot,
 )
 from tests.conftest import free_port, start_command, stop_process
-from tests.engine_support import utcnow
+from tests.engine_support import utcnow, wait_until
 from tests.factories import make_client, make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
@@ -66,6 +73,13 @@ def oidc_api(database: str, provider: PkceProvider) -> Iterator[str]:
     proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-oidc")
     yield f"http://127.0.0.1:{port}"
     stop_process(proc)
+
+
+@pytest.fixture
+def sessions(provider: PkceProvider) -> Iterator[PkceProvider]:
+    """The provider, put back as it was after a test that shortens its tokens."""
+    yield provider
+    provider.reset()
 
 
 @pytest.fixture
@@ -141,6 +155,46 @@ async def test_a_refused_token_brings_the_sign_in_back(
     await expect(page.locator("#sign-in-error")).to_contain_text("sign in again")
 
 
+async def test_a_page_still_starting_leaves_a_token_stored_after_it_loaded_alone(
+    browser: Browser, token_api: str, watched_pages: list[Watched]
+) -> None:
+    """The race behind the test above: the token arrives while the page waits for its config.
+
+    The first document must not take it up (and erase it on the 401): the
+    one after the reload relies on it to say why the sign-in is back.
+    """
+    watched = await open_page(browser, token_api)
+    watched_pages.append(watched)
+    page = watched.page
+    config_asked = asyncio.Event()
+    release_config = asyncio.Event()
+    graphql_calls: list[str] = []
+    page.on(
+        "request", lambda r: graphql_calls.append(r.url) if r.url.endswith("/graphql") else None
+    )
+
+    async def hold(route: Route) -> None:
+        config_asked.set()
+        await release_config.wait()
+        await route.continue_()
+
+    await page.route("**/admin/config.json", hold)
+    await page.goto("/")
+    await config_asked.wait()
+    await page.evaluate(
+        """() => sessionStorage.setItem(
+            'mailings.token', JSON.stringify({token: 'revoked', via: 'token'}))"""
+    )
+    release_config.set()
+    await expect(page.locator("h1")).to_have_text("Sign in")
+    assert graphql_calls == []  # it started signed out, as the tab was when it loaded
+    await expect(page.locator("#sign-in-error")).to_be_hidden()
+    await page.unroute("**/admin/config.json")
+
+    await page.reload()
+    await expect(page.locator("#sign-in-error")).to_contain_text("sign in again")
+
+
 async def test_oidc_sign_in_with_pkce_and_roles(
     browser: Browser, oidc_api: str, provider: PkceProvider, watched_pages: list[Watched]
 ) -> None:
@@ -213,3 +267,92 @@ async def test_a_forged_return_from_the_provider_is_refused(
     )
     assert len(provider.token_requests) == before
     assert "code=" not in page.url
+
+
+async def stored_token(page: Page) -> str:
+    saved = await page.evaluate("() => sessionStorage.getItem('mailings.token')")
+    token: str = json.loads(saved)["token"]
+    return token
+
+
+async def test_an_oidc_session_is_renewed_before_its_token_expires(
+    browser: Browser, oidc_api: str, sessions: PkceProvider, watched_pages: list[Watched]
+) -> None:
+    tomorrow = utcnow() + timedelta(days=1)
+    mailing = await make_mailing(
+        text="Still here", start_at=tomorrow, end_at=tomorrow + timedelta(hours=2)
+    )
+    sessions.role = "operator"
+    sessions.lifetime = 10
+    sessions.refresh = True
+    watched = await open_page(browser, oidc_api)
+    watched_pages.append(watched)
+    page = watched.page
+    await page.goto("/#/clients")
+    await page.click("#oidc-sign-in")
+    await expect(page.locator("h1")).to_have_text("Clients")
+    first = await stored_token(page)
+    first_expiry = jwt.decode(first, options={"verify_signature": False})["exp"]
+
+    async def renewed() -> bool:
+        return sessions.renewals() >= 1
+
+    await wait_until(renewed, timeout=60)
+    # Once the first token is refused, the page carries on with a renewed one:
+    # its queries, and its subscriptions on a connection opened with it.
+    await asyncio.sleep(max(0.0, first_expiry + 1 - time.time()))
+    async with httpx.AsyncClient(base_url=oidc_api) as http:
+        refused = await http.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"Authorization": f"Bearer {first}"},
+        )
+    assert refused.status_code == 401
+    await page.click("nav >> text=Mailings")
+    await page.click(f"#mailings-table tr[data-id='{mailing.id}'] a")
+    await expect(page.locator("h1")).to_have_text(f"Mailing {mailing.id}")
+    await expect(page.locator("#live")).to_have_text("\u25cf live")
+    await expect(page.locator("#who")).to_have_text("ada")
+    assert await stored_token(page) != first
+    assert all(
+        form["client_id"] == CLIENT_ID
+        for form in sessions.token_requests
+        if form.get("grant_type") == "refresh_token"
+    )
+
+    # The provider stops renewing it: the session ends, and says so.
+    sessions.refresh_refused = True
+    await expect(page.locator("h1")).to_have_text("Your session ended", timeout=40_000)
+    await expect(page.locator("#sign-in-error")).to_contain_text("It ended at")
+
+
+async def test_an_oidc_session_without_renewal_warns_then_ends_with_one_click_back(
+    browser: Browser, oidc_api: str, sessions: PkceProvider, watched_pages: list[Watched]
+) -> None:
+    sessions.role = "operator"
+    sessions.lifetime = 24  # no refresh token: a warning for the last 12 s
+    watched = await open_page(browser, oidc_api)
+    watched_pages.append(watched)
+    page = watched.page
+    await page.goto("/#/clients")
+    await page.click("#oidc-sign-in")
+    await expect(page.locator("h1")).to_have_text("Clients")
+    notice = page.locator("#notice")
+    await expect(notice).to_be_hidden()
+    await expect(notice).to_be_visible(timeout=40_000)
+    await expect(notice).to_contain_text(re.compile(r"Your session ends at \S+ \S+ UTC\+3\."))
+    await expect(notice.locator("#sign-in-again")).to_be_visible()
+    await screenshot(page, "session-ending")
+
+    await expect(page.locator("h1")).to_have_text("Your session ended", timeout=40_000)
+    await expect(page.locator("#sign-in-error")).to_contain_text(
+        re.compile(r"It ended at \S+ \S+ UTC\+3\. Sign in again")
+    )
+    await expect(notice).to_be_hidden()
+    await screenshot(page, "session-ended")
+
+    sessions.lifetime = 600
+    await page.click("#oidc-sign-in")
+    await expect(page.locator("h1")).to_have_text("Clients")
+    assert page.url == f"{oidc_api}/#/clients"
+    await expect(page.locator("#who")).to_have_text("ada")

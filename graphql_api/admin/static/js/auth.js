@@ -1,11 +1,10 @@
-// Sign-in: an API token typed once and kept for the browser tab
-// (sessionStorage), or OAuth2's authorization-code flow with PKCE.
+// The operator's session: an API token typed once, or the provider's tokens
+// (oidc.js), kept for the browser tab in sessionStorage.
 //
 // `session.canMutate` is the one value the views ask before showing a button
 // that changes something: a viewer never sees a button the API would refuse.
 
 const TOKEN_KEY = "mailings.token";
-const PKCE_KEY = "mailings.pkce";
 
 export const session = {
   config: null,
@@ -13,6 +12,15 @@ export const session = {
   via: "open", // open | token | oidc
   who: "",
   canMutate: true,
+  // From the provider's token response: what renews the session, and when
+  // its access token runs out (ms on this browser's clock).
+  refreshToken: null,
+  tokenEndpoint: null,
+  issuedAt: null,
+  expiresAt: null,
+  // Why the last session ended ({title, reason}), shown with the sign-in
+  // until the next one.
+  ended: null,
 };
 
 export async function loadConfig() {
@@ -22,12 +30,23 @@ export async function loadConfig() {
   return session.config;
 }
 
+// The tab's saved sign-in, read once as this document starts, before anything
+// awaits. A document still starting up (waiting for its config) must not pick
+// up a sign-in stored after it loaded: it would act on it (send it, and on a
+// 401 erase it) while the document that stored it, or the next one in this
+// tab after a reload, relies on it.
+const savedAtStart = sessionStorage.getItem(TOKEN_KEY);
+
 export function restoreSession() {
-  const saved = sessionStorage.getItem(TOKEN_KEY);
-  if (!saved) return false;
+  if (!savedAtStart) return false;
   try {
-    const { token, via } = JSON.parse(saved);
-    adopt(token, via);
+    const saved = JSON.parse(savedAtStart);
+    adopt(saved.token, saved.via, { refreshToken: saved.refreshToken, tokenEndpoint: saved.tokenEndpoint });
+    if (saved.expiresAt) {
+      session.issuedAt = saved.issuedAt;
+      session.expiresAt = saved.expiresAt;
+      save();
+    }
     return true;
   } catch {
     sessionStorage.removeItem(TOKEN_KEY);
@@ -35,21 +54,72 @@ export function restoreSession() {
   }
 }
 
-export function adopt(token, via) {
-  session.token = token;
-  session.via = via;
+// `grant`: what the provider's token endpoint answered besides the token.
+export function adopt(token, via, { refreshToken = null, tokenEndpoint = null, expiresIn = null } = {}) {
   const claims = jwtClaims(token);
-  session.who = claims?.preferred_username ?? claims?.email ?? claims?.sub ?? (via === "token" ? "API token" : "");
-  session.canMutate = permitted(claims);
-  sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token, via }));
+  const now = Date.now();
+  Object.assign(session, {
+    token,
+    via,
+    who: claims?.preferred_username ?? claims?.email ?? claims?.sub ?? (via === "token" ? "API token" : ""),
+    canMutate: permitted(claims),
+    refreshToken: refreshToken || null,
+    tokenEndpoint: tokenEndpoint || null,
+    issuedAt: now,
+    expiresAt: expiry(claims, expiresIn, now),
+    ended: null,
+  });
+  save();
+}
+
+// `expires_in` counts from now, so a browser clock that is off does not
+// matter; a token pasted by hand has only its `exp` claim.
+function expiry(claims, expiresIn, now) {
+  const seconds = Number(expiresIn);
+  if (Number.isFinite(seconds) && seconds > 0) return now + seconds * 1000;
+  if (Number.isFinite(claims?.exp)) return claims.exp * 1000;
+  return null;
+}
+
+function save() {
+  const { token, via, refreshToken, tokenEndpoint, issuedAt, expiresAt } = session;
+  sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token, via, refreshToken, tokenEndpoint, issuedAt, expiresAt }));
+}
+
+// The provider will not renew this session: it lasts until its token expires.
+export function dropRefreshToken() {
+  session.refreshToken = null;
+  if (session.token) save();
 }
 
 export function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
-  session.token = null;
-  session.via = "open";
-  session.who = "";
-  session.canMutate = true;
+  Object.assign(session, {
+    token: null,
+    via: "open",
+    who: "",
+    canMutate: true,
+    refreshToken: null,
+    tokenEndpoint: null,
+    issuedAt: null,
+    expiresAt: null,
+    ended: null,
+  });
+}
+
+// Ends the session, saying why on the sign-in that follows.
+export function endSession(reason, title = "Sign in") {
+  signOut();
+  session.ended = { title, reason };
+}
+
+// The API refused `token`. Only that token's session ends: a request sent
+// before a renewal may come back refused after it, and must not end the
+// renewed session.
+export function forget(token, reason) {
+  if (!token || token !== session.token) return false;
+  endSession(reason);
+  return true;
 }
 
 export function needsSignIn() {
@@ -87,82 +157,4 @@ function jwtClaims(token) {
   } catch {
     return null;
   }
-}
-
-function base64Url(bytes) {
-  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
-function randomString(size = 32) {
-  return base64Url(crypto.getRandomValues(new Uint8Array(size)));
-}
-
-async function discovery(issuer) {
-  const url = `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`the provider's discovery document answered HTTP ${response.status}`);
-  return response.json();
-}
-
-function redirectUri() {
-  return `${location.origin}${location.pathname}`;
-}
-
-export async function beginOidcSignIn() {
-  const oidc = session.config.oidc;
-  const provider = await discovery(oidc.issuer);
-  const verifier = randomString(48);
-  const challenge = base64Url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
-  const state = randomString(16);
-  sessionStorage.setItem(
-    PKCE_KEY,
-    JSON.stringify({ verifier, state, tokenEndpoint: provider.token_endpoint, returnTo: location.hash }),
-  );
-  const url = new URL(provider.authorization_endpoint);
-  const params = new URLSearchParams({
-    response_type: "code",
-    client_id: oidc.clientId,
-    redirect_uri: redirectUri(),
-    scope: oidc.scopes.join(" "),
-    state,
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-  });
-  // Some providers (Auth0) issue a JWT for our API only when asked by audience;
-  // the others ignore the parameter, as OAuth2 requires.
-  if (oidc.audience) params.set("audience", oidc.audience);
-  url.search = params.toString();
-  location.assign(url.toString());
-}
-
-// Back from the provider with ?code=...&state=...: trade the code for a token.
-// Returns null when this load is not such a return, else an error text or "".
-export async function completeOidcSignIn() {
-  const params = new URLSearchParams(location.search);
-  if (!params.has("code") && !params.has("error")) return null;
-  const pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) ?? "null");
-  sessionStorage.removeItem(PKCE_KEY);
-  history.replaceState(null, "", `${location.pathname}${pending?.returnTo ?? ""}`);
-  if (params.has("error")) return `Sign-in failed: ${params.get("error_description") ?? params.get("error")}`;
-  if (!pending || pending.state !== params.get("state")) return "Sign-in failed: the answer did not match this sign-in";
-  const response = await fetch(pending.tokenEndpoint, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      code: params.get("code"),
-      redirect_uri: redirectUri(),
-      client_id: session.config.oidc.clientId,
-      code_verifier: pending.verifier,
-    }),
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok || !body.access_token) {
-    return `Sign-in failed: ${body.error_description ?? body.error ?? `HTTP ${response.status}`}`;
-  }
-  adopt(body.access_token, "oidc");
-  return "";
 }

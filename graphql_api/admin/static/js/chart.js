@@ -1,4 +1,7 @@
 // Inline SVG charts: counts by status as bars, and progress over time.
+import { formatCount } from "./numbers.js";
+import { doneOf } from "./outcome.js";
+
 const SVG = "http://www.w3.org/2000/svg";
 
 function s(tag, attrs = {}, text) {
@@ -14,14 +17,14 @@ export function statusBars(stats) {
   const width = 520;
   const rowHeight = 30;
   const labelWidth = 90;
-  const valueWidth = 70;
+  const valueWidth = 90; // "1,000,000" in bold
   const height = STATUSES.length * rowHeight + 10;
   const scale = Math.max(stats.total, 1);
   const svg = s("svg", {
     class: "chart-bars",
     viewBox: `0 0 ${width} ${height}`,
     role: "img",
-    "aria-label": `Messages by status: ${STATUSES.map((k) => `${k} ${stats[k]}`).join(", ")}`,
+    "aria-label": `Messages by status: ${STATUSES.map((k) => `${k} ${formatCount(stats[k])}`).join(", ")}`,
   });
   const barSpace = width - labelWidth - valueWidth;
   STATUSES.forEach((key, i) => {
@@ -38,55 +41,71 @@ export function statusBars(stats) {
       "data-status": key,
     });
     svg.append(bar);
-    svg.append(s("text", { x: labelWidth + barSpace + 8, y: y + 19, class: "chart-value", "data-count": key }, String(stats[key])));
+    svg.append(s("text", { x: labelWidth + barSpace + 8, y: y + 19, class: "chart-value", "data-count": key }, formatCount(stats[key])));
   });
   return svg;
 }
 
-// Messages done (not pending) over time, from the events seen on this page.
+function duration(ms) {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${formatCount(Math.round(seconds / 3600))} h`;
+}
+
+// Each outcome over time, from the events seen on this page. The y-axis
+// labels sit on their grid lines, left-aligned inside the plot, so a label
+// of any length ("20,000", "1,000,000") is whole: none has to fit a margin.
 export function progressLine(points) {
   const width = 520;
-  const height = 120;
-  const pad = 28;
+  const height = 136;
+  const left = 4;
+  const right = 8;
+  const top = 20; // room for the label above the top line
+  const bottom = 24; // room for the time under the axis
   const svg = s("svg", { class: "chart-line", viewBox: `0 0 ${width} ${height}`, role: "img" });
-  if (points.length < 2) {
+  if (points.length < 2 || !points.some((p) => p.total)) {
     svg.setAttribute("aria-label", "Progress over time: waiting for changes");
     svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "chart-empty" }, "Progress over time appears as messages go out"));
     return svg;
   }
   const t0 = points[0].t;
   const span = Math.max(points[points.length - 1].t - t0, 1);
-  const top = Math.max(...points.map((p) => p.total), 1);
-  const x = (t) => pad + ((width - 2 * pad) * (t - t0)) / span;
-  const y = (v) => height - pad + 8 - ((height - pad - 8) * v) / top;
-  svg.setAttribute("aria-label", `Progress over time: ${points[points.length - 1].done} of ${top} done`);
-  svg.append(s("line", { x1: pad, y1: y(0), x2: width - pad, y2: y(0), class: "chart-axis" }));
-  svg.append(s("line", { x1: pad, y1: y(top), x2: width - pad, y2: y(top), class: "chart-grid" }));
-  svg.append(s("text", { x: pad - 4, y: y(top) + 4, "text-anchor": "end", class: "chart-tick" }, String(top)));
-  svg.append(s("text", { x: pad - 4, y: y(0) + 4, "text-anchor": "end", class: "chart-tick" }, "0"));
-  svg.append(s("text", { x: width - pad, y: height - 4, "text-anchor": "end", class: "chart-tick" }, `${Math.round(span / 1000)} s`));
+  const most = Math.max(...points.map((p) => p.total));
+  const x = (t) => left + ((width - left - right) * (t - t0)) / span;
+  const y = (v) => height - bottom - ((height - bottom - top) * v) / most;
+  const last = points[points.length - 1];
+  svg.setAttribute("aria-label", `Progress over time: ${formatCount(doneOf(last))} of ${formatCount(most)} done`);
+  svg.append(s("line", { x1: left, y1: y(0), x2: width - right, y2: y(0), class: "chart-axis" }));
+  svg.append(s("line", { x1: left, y1: y(most), x2: width - right, y2: y(most), class: "chart-grid" }));
   for (const key of ["sent", "failed", "expired", "cancelled"]) {
     if (!points.some((p) => p[key])) continue;
     const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
     svg.append(s("path", { d: path, class: `chart-series stroke-${key}` }));
   }
+  // Drawn last, with a halo, so a line passing under a label leaves it legible.
+  svg.append(s("text", { x: left, y: y(most) - 4, class: "chart-tick", "data-tick": "top" }, formatCount(most)));
+  svg.append(s("text", { x: left, y: y(0) - 4, class: "chart-tick", "data-tick": "zero" }, "0"));
+  svg.append(s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "chart-tick", "data-tick": "time" }, duration(span)));
   return svg;
 }
 
-// A stacked bar of a mailing's messages by status.
-export function progressBar(stats) {
+// A stacked bar of a mailing's messages. Done parts are solid; cancelled
+// ones are hatched, so a cancelled mailing's bar does not look complete.
+export function progressBar(stats, summary = "") {
   const bar = document.createElement("div");
   bar.className = "progress";
   bar.setAttribute("role", "progressbar");
-  const done = stats.total - stats.pending;
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", String(stats.total));
-  bar.setAttribute("aria-valuenow", String(done));
-  bar.title = STATUSES.map((k) => `${k}: ${stats[k]}`).join(", ");
+  bar.setAttribute("aria-valuenow", String(doneOf(stats)));
+  if (summary) bar.setAttribute("aria-valuetext", summary);
+  bar.title = STATUSES.map((k) => `${k}: ${formatCount(stats[k])}`).join(", ");
   for (const key of ["sent", "failed", "expired", "cancelled"]) {
     if (!stats[key]) continue;
     const part = document.createElement("span");
     part.className = `progress-part fill-${key}`;
+    part.dataset.status = key;
     part.style.width = `${(100 * stats[key]) / Math.max(stats.total, 1)}%`;
     bar.append(part);
   }

@@ -3,7 +3,8 @@ import { session } from "./auth.js";
 import { debounce, h, mount, splitList, toast } from "./dom.js";
 import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
 import { gql } from "./graphql.js";
-import { formatInstant, zoneNames } from "./time.js";
+import { rangeOf } from "./numbers.js";
+import { timeElement, zoneNames } from "./time.js";
 
 const PAGE_SIZE = 25;
 const CLIENT_FIELDS = "id phone operatorCode tag timezone createdAt updatedAt";
@@ -85,7 +86,7 @@ export async function clientsView(root) {
     const { totalCount, pageInfo, edges } = data.clients;
     const from = page * PAGE_SIZE;
     summary.textContent = totalCount
-      ? `${from + 1}–${from + edges.length} of ${totalCount}`
+      ? rangeOf(from + 1, from + edges.length, totalCount)
       : "No clients match";
     mount(table, renderTable(edges.map((e) => e.node)));
     mount(
@@ -117,7 +118,7 @@ export async function clientsView(root) {
             h("td", { class: "mono" }, client.operatorCode),
             h("td", {}, client.tag ? h("span", { class: "tag" }, client.tag) : h("span", { class: "muted" }, "—")),
             h("td", {}, client.timezone),
-            h("td", { class: "muted" }, formatInstant(client.createdAt)),
+            h("td", { class: "muted nowrap" }, timeElement(client.createdAt)),
             session.canMutate
               ? h(
                   "td",

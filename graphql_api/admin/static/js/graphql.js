@@ -1,7 +1,16 @@
 // A small GraphQL client: fetch for queries and mutations, and a minimal
 // graphql-transport-ws client for subscriptions, sharing one WebSocket.
 
-let auth = { token: () => null, unauthorized: () => {}, forbidden: () => {} };
+// `renew()` tries to replace a refused access token (true: retry with the new
+// one); `renewalDue()` says the token is about to expire (or has);
+// `unauthorized(token)` ends the session of a token the API refused.
+let auth = {
+  token: () => null,
+  renew: async () => false,
+  renewalDue: () => false,
+  unauthorized: () => {},
+  forbidden: () => {},
+};
 
 export function configureAuth(hooks) {
   auth = { ...auth, ...hooks };
@@ -15,19 +24,28 @@ export class GraphQLError extends Error {
   }
 }
 
-function authorization() {
-  const token = auth.token();
+function authorization(token = auth.token()) {
   return token ? `Bearer ${token}` : null;
 }
 
+// A request refused with 401 never ran: it may go again once, if the token
+// was renewed meanwhile (or can be now). Otherwise that token's session ends.
+async function withCredential(request) {
+  let sent = auth.token();
+  let response = await request(authorization(sent));
+  if (response.status === 401 && sent && (auth.token() !== sent || (await auth.renew()))) {
+    sent = auth.token();
+    response = await request(authorization(sent));
+  }
+  if (response.status === 401) auth.unauthorized(sent);
+  return response;
+}
+
 export async function gql(query, variables = {}) {
-  const headers = { "Content-Type": "application/json", Accept: "application/json" };
-  const credential = authorization();
-  if (credential) headers.Authorization = credential;
-  const response = await fetch("/graphql", {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ query, variables }),
+  const response = await withCredential((credential) => {
+    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+    if (credential) headers.Authorization = credential;
+    return fetch("/graphql", { method: "POST", headers, body: JSON.stringify({ query, variables }) });
   });
   let body = null;
   try {
@@ -36,7 +54,6 @@ export async function gql(query, variables = {}) {
     body = null;
   }
   if (response.status === 401) {
-    auth.unauthorized();
     throw new GraphQLError(body?.errors ?? [{ message: "Sign in again" }], 401);
   }
   if (response.status === 403) auth.forbidden();
@@ -48,14 +65,11 @@ export async function gql(query, variables = {}) {
 
 // A CSV export (behind the same credentials), saved under its own name.
 export async function download(url) {
-  const headers = {};
-  const credential = authorization();
-  if (credential) headers.Authorization = credential;
   // The API names it by its absolute URL; behind a proxy that may not be how
   // the browser reaches us, and the same origin always is.
   const { pathname, search } = new URL(url, location.href);
-  const response = await fetch(`${pathname}${search}`, { headers });
-  if (response.status === 401) auth.unauthorized();
+  const response = await withCredential((credential) =>
+    fetch(`${pathname}${search}`, { headers: credential ? { Authorization: credential } : {} }));
   if (!response.ok) throw new Error(`The download failed: HTTP ${response.status}`);
   const disposition = response.headers.get("Content-Disposition") ?? "";
   const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? "export.csv";
@@ -90,12 +104,45 @@ class SubscriptionSocket {
     const ws = new WebSocket(this.url(), "graphql-transport-ws");
     this.ws = ws;
     this.acked = false;
+    this.token = auth.token();
     ws.onopen = () => {
-      const credential = authorization();
+      const credential = authorization(this.token);
       ws.send(JSON.stringify({ type: "connection_init", payload: credential ? { authorization: credential } : {} }));
     };
-    ws.onmessage = (event) => this.receive(JSON.parse(event.data));
+    // A connection replaced (by a renewed token) may still say something: old news.
+    ws.onmessage = (event) => this.ws === ws && this.receive(JSON.parse(event.data));
     ws.onclose = (event) => this.closed(ws, event);
+  }
+
+  // A renewed token: the server checks a connection's token when it opens,
+  // so move every subscription to a new connection that carries the new one.
+  renew() {
+    if (!this.ws) return;
+    clearTimeout(this.idleTimer);
+    const old = this.ws;
+    this.ws = null;
+    this.acked = false;
+    old.close(1000, "renewed credential");
+    if (this.active.size) this.connect();
+  }
+
+  // Refused for an expired token: kept, and subscribed again on a renewed
+  // connection; without a renewal, the session ends.
+  expired(id) {
+    const entry = this.active.get(id);
+    if (!entry || entry.stale) return;
+    entry.stale = true;
+    const refused = this.token;
+    if (refused !== auth.token()) {
+      this.renew(); // renewed since this connection opened
+      return;
+    }
+    auth.renew().then((renewed) => {
+      if (renewed || !this.active.has(id)) return;
+      this.active.delete(id);
+      entry.sink.error?.(new GraphQLError([{ message: "Your session has ended" }]));
+      auth.unauthorized(refused);
+    });
   }
 
   receive(message) {
@@ -104,20 +151,29 @@ class SubscriptionSocket {
       case "connection_ack":
         this.acked = true;
         this.retry = 0;
-        for (const [id, { payload }] of this.active) this.send({ id, type: "subscribe", payload });
+        for (const [id, entry] of this.active) {
+          entry.stale = false;
+          this.send({ id, type: "subscribe", payload: entry.payload });
+        }
         break;
       case "ping":
         this.send({ type: "pong" });
         break;
       case "next":
-        if (message.payload?.errors?.length) entry?.sink.error?.(new GraphQLError(message.payload.errors));
+        if (tokenExpired(message.payload?.errors)) this.expired(message.id);
+        else if (message.payload?.errors?.length) entry?.sink.error?.(new GraphQLError(message.payload.errors));
         else entry?.sink.next(message.payload.data);
         break;
       case "error":
+        if (tokenExpired(message.payload)) {
+          this.expired(message.id);
+          break;
+        }
         this.active.delete(message.id);
         entry?.sink.error?.(new GraphQLError(message.payload ?? []));
         break;
       case "complete":
+        if (entry?.stale) break; // to be subscribed again
         this.active.delete(message.id);
         entry?.sink.complete?.();
         break;
@@ -131,9 +187,19 @@ class SubscriptionSocket {
     this.ws = null;
     this.acked = false;
     if (event.code === 4403 || event.code === 4401) {
-      for (const { sink } of this.active.values()) sink.error?.(new GraphQLError([{ message: "Forbidden" }]));
-      this.active.clear();
-      auth.unauthorized();
+      // Refused as it opened. A token renewed since, or due for renewal (a
+      // tab that slept), gets one more connection; any other refusal ends
+      // the session.
+      const refused = this.token;
+      const changed = refused !== auth.token();
+      if (!changed && !auth.renewalDue()) {
+        this.refuse(refused);
+        return;
+      }
+      (changed ? Promise.resolve(true) : auth.renew()).then((renewed) => {
+        if (!renewed) this.refuse(refused);
+        else if (this.active.size) this.connect();
+      });
       return;
     }
     if (this.active.size === 0) return;
@@ -142,6 +208,12 @@ class SubscriptionSocket {
     for (const { sink } of this.active.values()) sink.reconnecting?.();
     const delay = Math.min(10000, 500 * 2 ** this.retry++);
     setTimeout(() => this.active.size && this.connect(), delay);
+  }
+
+  refuse(token) {
+    for (const { sink } of this.active.values()) sink.error?.(new GraphQLError([{ message: "Forbidden" }]));
+    this.active.clear();
+    auth.unauthorized(token);
   }
 
   send(message) {
@@ -185,6 +257,14 @@ export function subscribe(query, variables, sink) {
 
 export function resetSubscriptions() {
   socket.reset();
+}
+
+export function renewSubscriptions() {
+  socket.renew();
+}
+
+function tokenExpired(errors) {
+  return Array.isArray(errors) && errors.some((error) => error?.extensions?.code === "UNAUTHENTICATED");
 }
 
 // Field errors of a ValidationError, by path ("input.phone", "input.17.phone").

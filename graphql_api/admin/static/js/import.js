@@ -3,6 +3,7 @@
 import { clientsFromCsv } from "./csv.js";
 import { h, mount, toast } from "./dom.js";
 import { gql } from "./graphql.js";
+import { countOf, formatCount } from "./numbers.js";
 
 const MAX_ROWS = 10000;
 const PREVIEW_ROWS = 200;
@@ -41,12 +42,12 @@ export async function importView(root) {
     const count = parsed.clients.length;
     const notes = [];
     if (!count) notes.push("No rows yet.");
-    else notes.push(`${count} row${count === 1 ? "" : "s"} read${parsed.header ? " (the first line is a header)" : " (no header: columns phone, operatorCode, tag, timezone)"}.`);
+    else notes.push(`${countOf(count, "row")} read${parsed.header ? " (the first line is a header)" : " (no header: columns phone, operatorCode, tag, timezone)"}.`);
     if (parsed.unknown?.length) notes.push(`Ignored columns: ${parsed.unknown.join(", ")}.`);
-    if (count > MAX_ROWS) notes.push(`At most ${MAX_ROWS} rows go in one import: split the file.`);
+    if (count > MAX_ROWS) notes.push(`At most ${formatCount(MAX_ROWS)} rows go in one import: split the file.`);
     mount(status, notes.map((n) => h("p", {}, n)));
     go.disabled = !count || count > MAX_ROWS;
-    go.textContent = count ? `Import ${count} client${count === 1 ? "" : "s"}` : "Import";
+    go.textContent = count ? `Import ${countOf(count, "client")}` : "Import";
     mount(preview, count ? previewTable(parsed.clients, new Map()) : null);
   }
 
@@ -56,8 +57,8 @@ export async function importView(root) {
     try {
       const { importClients: result } = await gql(IMPORT, { input: parsed.clients.map((c) => c.input) });
       if (result.__typename === "ImportSummary") {
-        toast(`Imported ${result.created} clients`);
-        mount(report, h("p", { class: "success", id: "import-done" }, `Imported ${result.created} clients. `, h("a", { href: "#/clients" }, "See them in the directory")));
+        toast(`Imported ${countOf(result.created, "client")}`);
+        mount(report, h("p", { class: "success", id: "import-done" }, `Imported ${countOf(result.created, "client")}. `, h("a", { href: "#/clients" }, "See them in the directory")));
         return;
       }
       const byRow = rowErrors(result.errors);
@@ -82,7 +83,7 @@ export async function importView(root) {
           h("td", {}, message)));
       }
     }
-    const rows = byRow.size === 1 ? "1 row" : `${byRow.size} rows`;
+    const rows = countOf(byRow.size, "row");
     return h("div", { class: "import-errors", role: "alert" },
       h("p", { class: "error", id: "import-summary" }, `Nothing was imported: ${rows} to fix (${result.message}).`),
       h("div", { class: "table-wrap" },
@@ -137,5 +138,5 @@ function previewTable(clients, byRow, onlyErrors = false) {
           h("tr", { class: byRow.has(row.index) ? "row-invalid" : "" },
             h("td", { class: "num" }, row.line),
             cell(row, "phone"), cell(row, "operatorCode"), cell(row, "tag"), cell(row, "timezone")))))),
-    more > 0 ? h("p", { class: "muted" }, `…and ${more} more rows`) : null);
+    more > 0 ? h("p", { class: "muted" }, `…and ${formatCount(more)} more rows`) : null);
 }

@@ -5,7 +5,9 @@ import { progressBar, progressLine, statusBars } from "./chart.js";
 import { download, gql, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
-import { formatInstant, operatorZone } from "./time.js";
+import { formatCount, rangeOf } from "./numbers.js";
+import { doneOf, progressSummary } from "./outcome.js";
+import { operatorZone, timeElement } from "./time.js";
 
 const PAGE_SIZE = 50;
 const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} messagesCsvUrl } }`;
@@ -61,14 +63,14 @@ export async function mailingView(root, { id }) {
     const zone = operatorZone();
     mount(details,
       h("dt", {}, "Text"), h("dd", { class: "message-text" }, mailing.text),
-      h("dt", {}, `Start (${zone})`), h("dd", {}, formatInstant(mailing.startAt, zone)),
-      h("dt", {}, `End (${zone})`), h("dd", {}, formatInstant(mailing.endAt, zone)),
+      h("dt", {}, "Start"), h("dd", { id: "start-at" }, timeElement(mailing.startAt, zone)),
+      h("dt", {}, "End"), h("dd", { id: "end-at" }, timeElement(mailing.endAt, zone)),
       h("dt", {}, "Audience"), h("dd", {},
         f.operatorCodes.length ? `operator codes ${f.operatorCodes.join(", ")}` : "any operator code",
         "; ",
         f.tags.length ? `tags ${f.tags.join(", ")}` : "any tag"),
       h("dt", {}, "Send window"), h("dd", {}, mailing.sendWindow ? `${mailing.sendWindow.start}–${mailing.sendWindow.end}, each client's local time` : "any time of day"),
-      h("dt", {}, "Updated"), h("dd", {}, formatInstant(mailing.updatedAt, zone)));
+      h("dt", {}, "Updated"), h("dd", {}, timeElement(mailing.updatedAt, zone)));
     renderStats();
   }
 
@@ -76,12 +78,12 @@ export async function mailingView(root, { id }) {
     const s = mailing.stats;
     mount(bars, statusBars(s));
     mount(line, progressLine(points));
-    mount(overall, progressBar(s), h("span", { class: "progress-text", id: "done-count" },
-      `${s.total - s.pending} of ${s.total} done`));
+    const summary = progressSummary(mailing.status, s);
+    mount(overall, progressBar(s, summary), h("span", { class: "progress-text", id: "done-count" }, summary));
   }
 
   function record(stats) {
-    points.push({ t: Date.now(), done: stats.total - stats.pending, ...stats });
+    points.push({ t: Date.now(), ...stats });
     if (points.length > 600) points.splice(1, 1);
   }
 
@@ -96,7 +98,7 @@ export async function mailingView(root, { id }) {
     }
     if (!data.mailing) return;
     const { totalCount, pageInfo, edges } = data.mailing.messages;
-    messagesSummary.textContent = totalCount ? `${page * PAGE_SIZE + 1}–${page * PAGE_SIZE + edges.length} of ${totalCount}` : "";
+    messagesSummary.textContent = totalCount ? rangeOf(page * PAGE_SIZE + 1, page * PAGE_SIZE + edges.length, totalCount) : "";
     mount(messages, edges.length
       ? h("table", { class: "data", id: "messages-table" },
           h("thead", {}, h("tr", {}, ["ID", "Phone", "Status", "Attempts", "Last error", "Sent"].map((c) => h("th", {}, c)))),
@@ -104,9 +106,9 @@ export async function mailingView(root, { id }) {
             h("td", { class: "num" }, m.id),
             h("td", { class: "mono" }, m.phone, m.client ? null : h("span", { class: "muted", title: "client deleted since" }, " (deleted)")),
             h("td", {}, statusBadge(m.status)),
-            h("td", { class: "num" }, String(m.attempts)),
+            h("td", { class: "num" }, formatCount(m.attempts)),
             h("td", { class: "error-cell" }, m.lastError ?? ""),
-            h("td", { class: "muted nowrap" }, formatInstant(m.sentAt))))))
+            h("td", { class: "muted nowrap" }, timeElement(m.sentAt))))))
       : h("p", { class: "empty" }, messageState.status ? `No ${messageState.status} messages.` : "No messages yet: they are made when the mailing starts."));
     mount(pager,
       h("button", { type: "button", disabled: page === 0, onclick: () => { messageState.cursors.pop(); loadMessages(); } }, "← Previous"),

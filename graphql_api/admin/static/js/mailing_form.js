@@ -6,6 +6,7 @@ import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
 import { gql } from "./graphql.js";
 import { zoneDatalist } from "./clients.js";
 import { MAILING_FIELDS } from "./mailing_actions.js";
+import { countOf } from "./numbers.js";
 import { isZone, isoToLocal, localToIso, nowLocal, operatorZone, setOperatorZone } from "./time.js";
 
 const MAX_TEXT = 1000;
@@ -59,7 +60,7 @@ export async function mailingFormView(root, { id } = {}) {
     const filter = { operatorCodes: splitList(codes.value), tags: splitList(tags.value) };
     try {
       const { clients } = await gql(COUNT, { filter });
-      audience.textContent = `Matches ${clients.totalCount} client${clients.totalCount === 1 ? "" : "s"} now`;
+      audience.textContent = `Matches ${countOf(clients.totalCount, "client")} now`;
       audience.classList.toggle("warn", clients.totalCount === 0);
     } catch (error) {
       audience.textContent = error.message;

@@ -4,7 +4,9 @@ import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
 import { download, gql, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
-import { formatInstant } from "./time.js";
+import { formatCount, rangeOf } from "./numbers.js";
+import { breakdown, doneOf, progressSummary } from "./outcome.js";
+import { timeElement } from "./time.js";
 
 const PAGE_SIZE = 20;
 const TOTALS = "statistics { csvUrl totals { total pending sent failed expired cancelled } }";
@@ -62,7 +64,7 @@ export async function mailingsView(root) {
     showTotals(data.statistics.totals);
     csvUrl = data.statistics.csvUrl;
     csvButton.disabled = false;
-    summary.textContent = totalCount ? `${page * PAGE_SIZE + 1}–${page * PAGE_SIZE + edges.length} of ${totalCount}` : "";
+    summary.textContent = totalCount ? rangeOf(page * PAGE_SIZE + 1, page * PAGE_SIZE + edges.length, totalCount) : "";
     const rows = edges.map((e) => row(e.node));
     mount(
       table,
@@ -83,7 +85,7 @@ export async function mailingsView(root) {
   }
 
   function showTotals(t) {
-    mount(totals, STATUSES.map((key) => h("div", { class: `total total-${key}` }, h("strong", {}, String(t[key])), h("span", {}, key))));
+    mount(totals, STATUSES.map((key) => h("div", { class: `total total-${key}` }, h("strong", {}, formatCount(t[key])), h("span", {}, key))));
   }
 
   // The totals cover every mailing; re-read them as the watched ones move.
@@ -108,10 +110,11 @@ export async function mailingsView(root) {
       h("td", { class: "num" }, h("a", { href: `#/mailings/${mailing.id}` }, mailing.id)),
       h("td", { class: "text-cell" }, h("a", { href: `#/mailings/${mailing.id}` }, mailing.text.length > 70 ? `${mailing.text.slice(0, 70)}…` : mailing.text)),
       h("td", {}, statusBadge(mailing.status)),
-      h("td", { class: "muted nowrap" }, formatInstant(mailing.startAt)),
-      h("td", { class: "muted nowrap" }, formatInstant(mailing.endAt)),
-      h("td", { class: "progress-cell" }, progressBar(mailing.stats),
-        h("span", { class: "progress-text" }, `${mailing.stats.total - mailing.stats.pending} / ${mailing.stats.total}`)),
+      h("td", { class: "muted nowrap" }, timeElement(mailing.startAt)),
+      h("td", { class: "muted nowrap" }, timeElement(mailing.endAt)),
+      h("td", { class: "progress-cell" }, progressBar(mailing.stats, progressSummary(mailing.status, mailing.stats)),
+        h("span", { class: "progress-text" }, `${formatCount(doneOf(mailing.stats))} / ${formatCount(mailing.stats.total)}`),
+        h("span", { class: "progress-breakdown" }, breakdown(mailing.stats))),
       h("td", { class: "actions" }, actionButtons(mailing, () => load(), { small: true })),
     );
   }

@@ -1,21 +1,15 @@
 // The admin page: sign-in, then a hash router over the views.
-import {
-  adopt,
-  beginOidcSignIn,
-  completeOidcSignIn,
-  loadConfig,
-  needsSignIn,
-  restoreSession,
-  session,
-  signOut,
-} from "./auth.js";
+import { forget, loadConfig, needsSignIn, restoreSession, session, signOut } from "./auth.js";
 import { clientsView } from "./clients.js";
 import { h, mount, toast } from "./dom.js";
-import { configureAuth, GraphQLError, resetSubscriptions } from "./graphql.js";
+import { configureAuth, GraphQLError, renewSubscriptions, resetSubscriptions } from "./graphql.js";
 import { importView } from "./import.js";
 import { mailingView } from "./mailing.js";
 import { mailingFormView } from "./mailing_form.js";
 import { mailingsView } from "./mailings.js";
+import { completeOidcSignIn } from "./oidc.js";
+import { planSession, renewalDue, renewNow, watchSession } from "./session_clock.js";
+import { hideNotice, showNotice, showSignIn } from "./sign_in.js";
 
 const view = document.getElementById("view");
 const sessionBox = document.getElementById("session");
@@ -34,10 +28,11 @@ let generation = 0;
 
 async function route() {
   const mine = ++generation;
+  closeDialogs();
   cleanup?.();
   cleanup = null;
   if (needsSignIn()) {
-    showSignIn();
+    signIn();
     return;
   }
   document.body.classList.remove("signed-out");
@@ -62,6 +57,12 @@ async function route() {
   }
 }
 
+// A dialog belongs to the view it was opened over: leaving that view (a
+// link, Back or Forward, a sign-out) closes it, and a form in it is dropped.
+function closeDialogs() {
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+}
+
 function renderSession() {
   if (!session.config.authRequired) {
     mount(sessionBox, h("span", { class: "muted", title: "Neither API_TOKEN nor OIDC is configured" }, "Open access"));
@@ -70,59 +71,23 @@ function renderSession() {
   mount(
     sessionBox,
     h("span", { class: "who", id: "who" }, session.who || "Signed in", session.canMutate ? "" : " · viewer"),
-    h("button", { type: "button", class: "small ghost", id: "sign-out", onclick: () => { signOut(); resetSubscriptions(); route(); } }, "Sign out"),
+    h("button", { type: "button", class: "small ghost", id: "sign-out", onclick: () => { signOut(); resetSubscriptions(); hideNotice(); route(); } }, "Sign out"),
   );
 }
 
-function showSignIn(message = "") {
-  document.body.classList.add("signed-out");
-  mount(sessionBox);
-  const config = session.config;
-  const token = h("input", { type: "password", id: "token", name: "token", autocomplete: "current-password", required: true });
-  const error = h("p", { class: "error", id: "sign-in-error", role: "alert", hidden: !message }, message);
-  const form = h(
-    "form",
-    { class: "stack", id: "token-form" },
-    h("label", { for: "token" }, config.apiToken ? "API token" : "Bearer token"),
-    token,
-    h("p", { class: "hint" }, "Kept in this browser tab only, until you sign out or close it."),
-    h("button", { type: "submit" }, "Sign in"),
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const candidate = token.value.trim();
-    const response = await fetch("/graphql", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${candidate}` },
-      body: JSON.stringify({ query: "{ __typename }" }),
-    });
-    if (response.ok) {
-      adopt(candidate, config.oidc && candidate.split(".").length === 3 ? "oidc" : "token");
-      route();
-    } else {
-      error.textContent = response.status === 401 ? "That token was refused." : `The API answered HTTP ${response.status}.`;
-      error.hidden = false;
-      token.select();
-    }
-  });
-  mount(
-    view,
-    h(
-      "section",
-      { class: "card sign-in" },
-      h("h1", {}, "Sign in"),
-      error,
-      config.oidc?.clientId
-        ? [
-            h("button", { type: "button", id: "oidc-sign-in", class: "wide", onclick: () => beginOidcSignIn().catch((e) => { error.textContent = e.message; error.hidden = false; }) },
-              `Sign in with ${new URL(config.oidc.issuer).host}`),
-            h("p", { class: "divider" }, "or paste a token"),
-          ]
-        : null,
-      form,
-    ),
-  );
-  (config.oidc?.clientId ? document.getElementById("oidc-sign-in") : token).focus();
+function signIn(message = "") {
+  showSignIn({ message, signedIn: () => { planSession(); route(); } });
+}
+
+// The session is over (refused, or its token expired): the view goes, with
+// its dialogs and subscriptions, and the sign-in says why.
+function leave() {
+  generation++;
+  closeDialogs();
+  cleanup?.();
+  cleanup = null;
+  resetSubscriptions();
+  signIn();
 }
 
 async function start() {
@@ -134,12 +99,11 @@ async function start() {
   }
   configureAuth({
     token: () => session.token,
-    unauthorized: () => {
+    renew: async () => (await renewNow()) === "renewed",
+    renewalDue,
+    unauthorized: (refused) => {
       if (!session.config.authRequired) return;
-      signOut();
-      resetSubscriptions();
-      generation++;
-      showSignIn("Your session has ended or the token was refused: sign in again.");
+      if (forget(refused, "Your session has ended or the token was refused: sign in again.")) leave();
     },
     forbidden: () => {
       if (session.canMutate) {
@@ -149,10 +113,20 @@ async function start() {
       }
     },
   });
+  watchSession({
+    renewed: () => {
+      renewSubscriptions();
+      hideNotice();
+      if (!needsSignIn()) renderSession();
+    },
+    ending: (expiresAt) => showNotice(expiresAt),
+    ended: () => leave(),
+  });
   const oidcError = await completeOidcSignIn().catch((error) => `Sign-in failed: ${error.message}`);
   if (!session.token) restoreSession();
   window.addEventListener("hashchange", route);
-  if (oidcError) showSignIn(oidcError);
+  planSession();
+  if (oidcError) signIn(oidcError);
   else route();
 }
 

@@ -1,5 +1,6 @@
 // Times as the operator reads them: in a time zone of their choice (the
 // browser's by default), turned into ISO 8601 instants with an offset.
+import { h } from "./dom.js";
 
 const ZONE_KEY = "mailings.zone";
 
@@ -104,16 +105,30 @@ export function isoToLocal(iso, zone) {
   return instantToIso(Date.parse(iso), zone).slice(0, 16);
 }
 
+// "UTC+3", "UTC-3:30", "UTC": the zone as its offset at that instant. An
+// offset is exact and the same in every locale; abbreviations are not (CST is
+// three zones, and Intl gives most zones only "GMT+3" anyway).
+export function zoneLabel(minutes) {
+  if (!minutes) return "UTC";
+  const sign = minutes < 0 ? "-" : "+";
+  const hours = Math.trunc(Math.abs(minutes) / 60);
+  const rest = Math.abs(minutes) % 60;
+  return `UTC${sign}${hours}${rest ? `:${pad(rest)}` : ""}`;
+}
+
+// "2026-12-01 09:00 UTC+3": an instant in the operator's zone, with the zone.
 export function formatInstant(iso, zone = operatorZone()) {
   if (!iso) return "";
-  return new Intl.DateTimeFormat(undefined, {
-    timeZone: zone,
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-  }).format(new Date(iso));
+  const instant = Date.parse(iso);
+  const w = wallClock(instant, zone);
+  const date = `${pad(w.year, 4)}-${pad(w.month)}-${pad(w.day)}`;
+  return `${date} ${pad(w.hour)}:${pad(w.minute)} ${zoneLabel(offsetMinutes(instant, zone))}`;
+}
+
+// The same as a <time> element, naming the zone in full on hover.
+export function timeElement(iso, zone = operatorZone()) {
+  if (!iso) return "";
+  return h("time", { datetime: iso, title: zone }, formatInstant(iso, zone));
 }
 
 export function nowLocal(zone, plusMinutes = 0) {
