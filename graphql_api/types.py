@@ -11,6 +11,7 @@ from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.exports import messages_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.timeline import MailingTimeline, TimelineBucketSize, timeline_of
 
 __all__ = [
     "Client",
@@ -103,6 +104,11 @@ class Message:
     created_at: datetime
     sent_at: datetime | None
     phone: str = strawberry.field(description="The phone it was (or will be) sent to.")
+    finished_at: datetime | None = strawberry.field(
+        description="When it reached its final status (SENT, FAILED, EXPIRED or CANCELLED); "
+        "null while PENDING, and for messages finalised before this time was recorded "
+        "(failed or cancelled ones)."
+    )
     client_id: strawberry.Private[int | None]
 
     @classmethod
@@ -115,8 +121,13 @@ class Message:
             created_at=row.created_at,
             sent_at=row.sent_at,
             phone=row.phone,
+            finished_at=row.finished_at,
             client_id=row.client_id,
         )
+
+    @described_field("When the provider rejected it for good: `finishedAt` of a FAILED message.")
+    def failed_at(self) -> datetime | None:
+        return self.finished_at if self.status is MessageStatus.FAILED else None
 
     @described_field("The client, unless it has been deleted since.")
     async def client(self, info: Info) -> Client | None:
@@ -194,10 +205,27 @@ class Mailing:
 
     @described_field(
         "Where to download this mailing's messages as CSV (id, phone, status, attempts, "
-        "last error, created, sent); send the same Authorization header as to the API."
+        "last error, created, sent, failed, finished); send the same Authorization header "
+        "as to the API."
     )
     def messages_csv_url(self, info: Info) -> str:
         return messages_csv_url(info.context.request, self.key)
+
+    @described_field(
+        "What became of its messages over time, bucket by bucket, from the rows: the whole "
+        "life of the mailing, with its current rate and an estimated end while it runs."
+    )
+    async def timeline(
+        self, info: Info, bucket: TimelineBucketSize = TimelineBucketSize.AUTO
+    ) -> MailingTimeline:
+        return await timeline_of(
+            mailing_id=self.key,
+            status=self.status,
+            start_at=self.start_at,
+            end_at=self.end_at,
+            pending=(await self._stats(info)).pending,
+            bucket=bucket,
+        )
 
     @described_field("The messages of this mailing, in id order.")
     async def messages(

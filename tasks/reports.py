@@ -4,9 +4,9 @@ A day is a calendar day in the report's time zone. A mailing ran on it when
 it had started before the day ended and was not over before the day began
 (it is open still, or it finished, was cancelled or deleted during the day or
 after it). Its counts come from the counters, as of when the report is built;
-"sent that day" counts the messages the provider accepted within the day.
-Failed messages carry no time of failure, so failure reasons are the
-mailing's own, grouped by ``last_error``.
+"sent that day" counts the messages the provider accepted within the day,
+and failure reasons (``last_error`` grouped) are those of the messages that
+failed within the day (``finished_at``).
 """
 
 from __future__ import annotations
@@ -128,19 +128,23 @@ async def _sent_that_day(ids: Sequence[int], start: datetime, end: datetime) -> 
     return counts
 
 
-async def _reasons_by_mailing(ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+async def _reasons_by_mailing(
+    ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, list[tuple[str, int]]]:
     reasons: dict[int, list[tuple[str, int]]] = {}
-    for marks, part in _chunks(ids, 2):
+    for marks, part in _chunks(ids, 4):
         rows = await fetch(
             connection(),
             "SELECT mailing_id, reason, n FROM ("
             " SELECT mailing_id, COALESCE(last_error, '') AS reason, COUNT(*) AS n,"
             " ROW_NUMBER() OVER (PARTITION BY mailing_id"
             " ORDER BY COUNT(*) DESC, COALESCE(last_error, '')) AS place"
-            " FROM message WHERE status = 'FAILED'"
+            " FROM message WHERE status = 'FAILED' AND finished_at >= $2 AND finished_at < $3"
             f" AND mailing_id IN ({marks}) GROUP BY mailing_id, COALESCE(last_error, '')"
             ") ranked WHERE place <= $1 ORDER BY mailing_id, place",
             MAILING_REASONS,
+            start,
+            end,
             *part,
         )
         for row in rows:
@@ -150,14 +154,18 @@ async def _reasons_by_mailing(ids: Sequence[int]) -> dict[int, list[tuple[str, i
     return reasons
 
 
-async def _reasons_of_day(ids: Sequence[int]) -> list[tuple[str, int]]:
+async def _reasons_of_day(
+    ids: Sequence[int], start: datetime, end: datetime
+) -> list[tuple[str, int]]:
     totals: dict[str, int] = {}
-    for marks, part in _chunks(ids, 1):
+    for marks, part in _chunks(ids, 3):
         rows = await fetch(
             connection(),
             "SELECT COALESCE(last_error, '') AS reason, COUNT(*) AS n FROM message"
-            f" WHERE status = 'FAILED' AND mailing_id IN ({marks})"
-            " GROUP BY COALESCE(last_error, '')",
+            " WHERE status = 'FAILED' AND finished_at >= $1 AND finished_at < $2"
+            f" AND mailing_id IN ({marks}) GROUP BY COALESCE(last_error, '')",
+            start,
+            end,
             *part,
         )
         for row in rows:
@@ -184,7 +192,7 @@ async def build_report(day: date, timezone: ZoneInfo, now: datetime) -> DayRepor
     rows = await fetch(connection(), _RAN, start, end)
     ids = [int(row["id"]) for row in rows]
     sent = await _sent_that_day(ids, start, end)
-    reasons = await _reasons_by_mailing(ids)
+    reasons = await _reasons_by_mailing(ids, start, end)
     mailings = tuple(
         MailingReport(
             id=int(row["id"]),
@@ -207,6 +215,6 @@ async def build_report(day: date, timezone: ZoneInfo, now: datetime) -> DayRepor
         timezone=timezone.key,
         generated_at=now,
         mailings=mailings,
-        failure_reasons=tuple(await _reasons_of_day(ids)),
+        failure_reasons=tuple(await _reasons_of_day(ids, start, end)),
         totals=totals,
     )

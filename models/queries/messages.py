@@ -10,7 +10,8 @@ applies those rules to what a worker hands back unsent or for a retry.
 Every status change is made by a statement guarded by the status it
 expects, and the same transaction feeds ``models.counters`` with the rows
 it changed, so the counters never drift. Every finalising statement clears
-the lease, so ``idx_message_leased`` holds only live claims.
+the lease, so ``idx_message_leased`` holds only live claims, and stamps
+``finished_at`` (the timeline, the day's failures); reviving clears it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 from tortoise import BaseDBAsyncClient
 
+from models import clock
 from models.audience import ClientFilter
 from models.counters import (
     count_finalised,
@@ -136,16 +138,17 @@ async def cancel_unmatched(
     conn: BaseDBAsyncClient, mailing_id: int, client_filter: ClientFilter
 ) -> int:
     """Cancel the waiting messages of clients that no longer match (or are gone)."""
-    where, params = client_filter.where(2)
+    where, params = client_filter.where(3)
     changed = await execute(
         conn,
         "UPDATE message SET status = 'CANCELLED', leased_until = NULL, leased_by = NULL,"
-        " last_error = CASE WHEN client_id IS NULL THEN 'client deleted'"
+        " finished_at = $2, last_error = CASE WHEN client_id IS NULL THEN 'client deleted'"
         " ELSE 'client no longer matches' END"
         f" WHERE mailing_id = $1 AND status = 'PENDING' AND {_waiting(conn)}"
         " AND (client_id IS NULL OR NOT EXISTS ("
         f"SELECT 1 FROM client c WHERE c.id = message.client_id AND {where}))",
         mailing_id,
+        clock.now(),
         *params,
     )
     await count_finalised(conn, mailing_id, MessageStatus.CANCELLED, changed)
@@ -166,7 +169,7 @@ async def revive_rematched(
     changed = await execute(
         conn,
         "UPDATE message SET status = 'PENDING', next_attempt_at = $2, waits_for_window = FALSE,"
-        " last_error = NULL, leased_until = NULL, leased_by = NULL,"
+        " last_error = NULL, leased_until = NULL, leased_by = NULL, finished_at = NULL,"
         " phone = (SELECT c.phone FROM client c WHERE c.id = message.client_id),"
         " timezone = (SELECT c.timezone FROM client c WHERE c.id = message.client_id)"
         " WHERE mailing_id = $1 AND status = 'CANCELLED' AND EXISTS ("
@@ -186,10 +189,11 @@ async def finalise_waiting(
     changed = await execute(
         conn,
         f"UPDATE message SET status = '{status.value}', last_error = COALESCE(last_error, $2),"
-        " leased_until = NULL, leased_by = NULL"
+        " leased_until = NULL, leased_by = NULL, finished_at = $3"
         f" WHERE mailing_id = $1 AND status = 'PENDING' AND {_waiting(conn)}",
         mailing_id,
         reason,
+        clock.now(),
     )
     await count_finalised(conn, mailing_id, status, changed)
     return changed
@@ -218,10 +222,11 @@ async def cancel_client_waiting(conn: BaseDBAsyncClient, client_id: int) -> int:
     rows = await fetch(
         conn,
         "UPDATE message SET status = 'CANCELLED', last_error = 'client deleted',"
-        " leased_until = NULL, leased_by = NULL"
+        " leased_until = NULL, leased_by = NULL, finished_at = $2"
         f" WHERE client_id = $1 AND status = 'PENDING' AND {_waiting(conn)}"
         " RETURNING mailing_id",
         client_id,
+        clock.now(),
     )
     await count_finalised_rows(conn, rows, MessageStatus.CANCELLED)
     return len(rows)
@@ -253,17 +258,18 @@ async def follow_client_match(conn: BaseDBAsyncClient, client_id: int, now: date
     dropped = await fetch(
         conn,
         "UPDATE message SET status = 'CANCELLED', last_error = 'client no longer matches',"
-        " leased_until = NULL, leased_by = NULL FROM mailing g, client c"
+        " leased_until = NULL, leased_by = NULL, finished_at = $2 FROM mailing g, client c"
         f" WHERE message.client_id = $1 AND message.status = 'PENDING' AND {_waiting(conn)}"
         f" AND g.id = message.mailing_id AND c.id = message.client_id AND NOT ({matches})"
         " RETURNING message.mailing_id",
         client_id,
+        now,
     )
     await count_finalised_rows(conn, dropped, MessageStatus.CANCELLED)
     revived = await fetch(
         conn,
         "UPDATE message SET status = 'PENDING', next_attempt_at = $2, waits_for_window = FALSE,"
-        " last_error = NULL FROM mailing g, client c"
+        " last_error = NULL, finished_at = NULL FROM mailing g, client c"
         " WHERE message.client_id = $1 AND message.status = 'CANCELLED'"
         " AND g.id = message.mailing_id AND g.deleted_at IS NULL"
         " AND g.status IN ('SCHEDULED', 'RUNNING', 'PAUSED')"
@@ -414,7 +420,8 @@ async def finalise_messages(
         rows = await fetch(
             conn,
             f"UPDATE message SET status = '{status.value}', last_error = {error},"
-            f" sent_at = {sent_at}, leased_until = NULL, leased_by = NULL FROM {table}"
+            f" sent_at = {sent_at}, finished_at = v.at, leased_until = NULL, leased_by = NULL"
+            f" FROM {table}"
             " WHERE message.id = v.id AND message.status = 'PENDING'"
             " RETURNING message.mailing_id",
             *params,
@@ -474,7 +481,7 @@ async def settle_returned(
     in_ids, ids_param = _ids(conn, ids, 1)
     cancelled = await fetch(
         conn,
-        "UPDATE message SET status = 'CANCELLED', last_error = CASE"
+        "UPDATE message SET status = 'CANCELLED', finished_at = $2, last_error = CASE"
         " WHEN message.client_id IS NULL THEN 'client deleted'"
         " WHEN g.status = 'CANCELLED' OR g.deleted_at IS NOT NULL THEN 'mailing cancelled'"
         " ELSE 'client no longer matches' END"
@@ -485,11 +492,12 @@ async def settle_returned(
         f" AND {_client_matches_mailing(conn)}))"
         " RETURNING message.mailing_id",
         ids_param,
+        now,
     )
     await count_finalised_rows(conn, cancelled, MessageStatus.CANCELLED)
     expired = await fetch(
         conn,
-        "UPDATE message SET status = 'EXPIRED',"
+        "UPDATE message SET status = 'EXPIRED', finished_at = $2,"
         " last_error = COALESCE(message.last_error, 'mailing ended before it was sent')"
         f" FROM mailing g WHERE message.id {in_ids} AND message.status = 'PENDING'"
         " AND message.leased_until IS NULL AND g.id = message.mailing_id AND g.end_at <= $2"
