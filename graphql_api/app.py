@@ -34,6 +34,7 @@ from graphql_api.over_http import GraphQLOverHTTP, refusal
 from graphql_api.protection import MASKED_MESSAGE
 from graphql_api.request_id import RequestId
 from graphql_api.schema import schema
+from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
 from models.db import close_db, init_db
 from settings import get_settings
 
@@ -121,6 +122,7 @@ def create_app() -> Starlette:
     """The API application; ``mailings serve`` runs it under uvicorn."""
     settings = get_settings()
     authenticator = Authenticator.from_settings(settings)
+    signer = LinkSigner.from_settings(settings)
     view = GraphQLView(schema, authenticator, allowed_origins=settings.allowed_origins)
     http_view: ASGIApp = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
     if settings.graphiql:
@@ -132,11 +134,11 @@ def create_app() -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            # CSV downloads, behind the same credentials as /graphql.
+            # CSV downloads, behind the same credentials as /graphql, or a signed link.
             Mount(
                 "/exports",
                 routes=export_routes(),
-                middleware=[Middleware(RequireToken, authenticator)],
+                middleware=[Middleware(AcceptSignedLinks, signer, authenticator)],
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
@@ -148,4 +150,5 @@ def create_app() -> Starlette:
         lifespan=_lifespan,
     )
     app.state.authenticator = authenticator
+    app.state.link_signer = signer
     return app

@@ -11,6 +11,7 @@ from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.exports import messages_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.signed_links import LinkSigner
 from graphql_api.timeline import MailingTimeline, TimelineBucketSize, timeline_of
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MessageStats",
     "MessageStatus",
     "SendWindow",
+    "SignedLink",
     "load_stats",
 ]
 
@@ -70,6 +72,21 @@ class MessageStats:
 async def load_stats(info: Info, mailing_id: int) -> MessageStats:
     """A mailing's counters, batched with every other mailing of the response."""
     return MessageStats.from_row(await info.context.loaders.stats.load(mailing_id))
+
+
+@strawberry.type(
+    description="A link that works without the Authorization header, for one export, "
+    "until `expiresAt`: open it in a browser tab or hand it on for a few minutes."
+)
+class SignedLink:
+    url: str
+    expires_at: datetime
+
+    @classmethod
+    def sign(cls, info: Info, url: str, params: dict[str, str] | None = None) -> SignedLink:
+        signer: LinkSigner = info.context.request.app.state.link_signer
+        link = signer.sign(url, params)
+        return cls(url=link.url, expires_at=link.expires_at)
 
 
 @strawberry.type
@@ -210,6 +227,12 @@ class Mailing:
     )
     def messages_csv_url(self, info: Info) -> str:
         return messages_csv_url(info.context.request, self.key)
+
+    @described_field(
+        "A short-lived signed link to `messagesCsvUrl` that needs no Authorization header."
+    )
+    def messages_csv_link(self, info: Info) -> SignedLink:
+        return SignedLink.sign(info, messages_csv_url(info.context.request, self.key))
 
     @described_field(
         "What became of its messages over time, bucket by bucket, from the rows: the whole "

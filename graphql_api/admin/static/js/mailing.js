@@ -2,7 +2,7 @@
 // mailingProgress subscription, and its messages, filterable by status.
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, progressLine, statusBars } from "./chart.js";
-import { download, gql, subscribe } from "./graphql.js";
+import { gql, openExport, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatCount, rangeOf } from "./numbers.js";
@@ -13,7 +13,8 @@ import { paceText, TIMELINE_FIELDS, timelinePoints, withLive } from "./timeline.
 const PAGE_SIZE = 50;
 // While a mailing runs, its timeline (rate, estimated end) is read again this often.
 const TIMELINE_REFRESH_MS = 5000;
-const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} messagesCsvUrl ${TIMELINE_FIELDS} } }`;
+const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} ${TIMELINE_FIELDS} } }`;
+const CSV_LINK = "query MessagesCsv($id: ID!) { mailing(id: $id) { messagesCsvLink { url expiresAt } } }";
 const TIMELINE = `query Timeline($id: ID!) { mailing(id: $id) { status stats { total pending sent failed expired cancelled } ${TIMELINE_FIELDS} } }`;
 const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, $after: String) {
   mailing(id: $id) {
@@ -208,7 +209,7 @@ export async function mailingView(root, { id }) {
         messagesSummary,
         h("div", { class: "spacer" }),
         h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter),
-        h("button", { type: "button", class: "ghost", id: "messages-csv", onclick: () => download(mailing.messagesCsvUrl).catch((e) => toast(e.message, "error")) }, "Download CSV")),
+        h("button", { type: "button", class: "ghost", id: "messages-csv", onclick: () => openExport(CSV_LINK, { id }, (data) => data.mailing.messagesCsvLink).catch((e) => toast(e.message, "error")) }, "Download CSV")),
       messages,
       pager));
   render();
