@@ -226,8 +226,13 @@ async def test_renderings_agree_with_the_figures(day: Day) -> None:
     page = render_html(report)
     assert "Winter &lt;b&gt;sale&lt;/b&gt;, 20% off" in page
     assert "<b>sale</b>" not in page
-    assert "<td>58.3%</td>" in page
-    assert "<li>2 &times; HTTP 400: invalid recipient</li>" in page
+    assert ">58.3%</td>" in page
+    assert "HTTP 400: invalid recipient</td>" in page
+    # Without PUBLIC_URL nothing links; with it each mailing links to its page.
+    assert "<a " not in page
+    linked = render_html(report, "https://mailings.example.com")
+    for mailing in report.mailings:
+        assert f'href="https://mailings.example.com/#/mailings/{mailing.id}"' in linked
 
     header, *rows = list(csv.reader(io.StringIO(render_csv(report).decode())))
     assert header[:3] == ["day", "mailing_id", "status"]
@@ -253,7 +258,10 @@ async def test_an_empty_day_still_makes_a_report(db: str) -> None:
 
 
 async def test_the_email_has_text_html_and_csv(day: Day) -> None:
-    settings = report_settings(report_recipients=("a@example.com", "b@example.com"))
+    settings = report_settings(
+        report_recipients=("a@example.com", "b@example.com"),
+        public_url="https://mailings.example.com/",
+    )
     now = datetime.now(UTC)
     report = await build_report(DAY, MOSCOW, now)
     message = compose_report_email(report, settings, now)
@@ -268,7 +276,7 @@ async def test_the_email_has_text_html_and_csv(day: Day) -> None:
     assert body.get_content() == render_text(report)
     html = message.get_body(("html",))
     assert html is not None
-    assert html.get_content() == render_html(report)
+    assert html.get_content() == render_html(report, "https://mailings.example.com")
     [attachment] = list(message.iter_attachments())
     assert attachment.get_filename() == "mailings-report-2026-01-10.csv"
     assert attachment.get_content_type() == "text/csv"
