@@ -29,7 +29,8 @@ class BucketCount:
 def _epoch(conn: BaseDBAsyncClient, column: str) -> str:
     """Seconds since the epoch of a timestamp column, as SQL."""
     if is_postgres(conn):
-        return f"EXTRACT(EPOCH FROM {column})"
+        # date_part is a double; EXTRACT's numeric costs a third more over a million rows.
+        return f"date_part('epoch', {column})"
     # SQLite stores instants as ISO text, which julianday() reads, offset included;
     # a day number is too coarse a float for whole seconds: round to the millisecond.
     return f"ROUND((julianday({column}) - 2440587.5) * 86400.0, 3)"
