@@ -19,7 +19,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 import models
-from graphql_api import engine
+from graphql_api import wake
 from graphql_api.decorators import described_mutation
 from graphql_api.results import (
     ConflictError,
@@ -146,28 +146,28 @@ def _delete(row: models.Mailing, now: datetime) -> MailingStatus | None:
 async def pause_mailing(mailing_id: int) -> models.Mailing:
     row, changed = await _transition(mailing_id, _pause)
     if changed:
-        await engine.mailing_stopped(row.id)
+        await wake.tend_mailing(row.id)
     return row
 
 
 async def resume_mailing(mailing_id: int) -> models.Mailing:
     row, changed = await _transition(mailing_id, _resume)
     if changed:
-        await engine.mailing_scheduled(row.id, row.start_at)
+        await wake.tend_mailing(row.id, row.start_at)
     return row
 
 
 async def cancel_mailing(mailing_id: int) -> models.Mailing:
     row, changed = await _transition(mailing_id, _cancel)
     if changed:
-        await engine.mailing_stopped(row.id)
+        await wake.tend_mailing(row.id)
     return row
 
 
 async def delete_mailing(mailing_id: int) -> None:
     """Hide the mailing for good, cancelling it if it was not over; its rows stay."""
     row, _ = await _transition(mailing_id, _delete, delete=True)
-    await engine.mailing_stopped(row.id)
+    await wake.tend_mailing(row.id)
 
 
 async def _answer(id_: str, change: Callable[[int], Any]) -> MailingResult:

@@ -13,7 +13,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 import models
-from graphql_api import engine
+from graphql_api import wake
 from graphql_api.cleaning import MailingChanges, check_period, clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
@@ -65,7 +65,7 @@ async def create_mailing(value: MailingInput) -> models.Mailing:
         )
         await models.MailingStats.create(using_db=conn, mailing=row)
     log.info("mailing created", mailing_id=row.id, start_at=row.start_at.isoformat())
-    await engine.mailing_scheduled(row.id, row.start_at)
+    await wake.tend_mailing(row.id, row.start_at)
     return row
 
 
@@ -157,9 +157,9 @@ async def update_mailing(id_: str, patch: MailingPatch) -> models.Mailing:
         raise models.Conflict(f"mailing {mailing_id} kept changing; try again")
     log.info("mailing updated", mailing_id=row.id, fields=sorted(plan.updates))
     if plan.retargeted:
-        await engine.mailing_retargeted(row.id)
+        await wake.tend_mailing(row.id)
     if plan.rescheduled:
-        await engine.mailing_scheduled(row.id, row.start_at)
+        await wake.tend_mailing(row.id, row.start_at)
     return row
 
 

@@ -120,7 +120,7 @@ async def start_mailing(**fields: Any) -> Mailing:
     """A mailing created as the API creates one, and the engine woken for it."""
     fields.setdefault("start_at", utcnow())
     mailing = await make_mailing(**fields)
-    await hooks.mailing_scheduled(mailing.id, mailing.start_at)
+    await hooks.tend_mailing(mailing.id, mailing.start_at)
     return mailing
 
 
