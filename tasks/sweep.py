@@ -18,7 +18,7 @@ import structlog
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models import ClientFilter, Mailing, MailingStatus, MessageStatus, can_transition
+from models import ClientFilter, Mailing, MailingStatus, MessageStatus
 from models.db import connection, execute, fetch
 from models.queries.messages import (
     add_audience,
@@ -26,6 +26,7 @@ from models.queries.messages import (
     finalise_waiting,
     revive_rematched,
 )
+from models.services import compare_and_set
 
 __all__ = ["due_mailing_ids", "tend_mailing"]
 
@@ -47,27 +48,15 @@ async def due_mailing_ids(now: datetime) -> list[int]:
 
 
 async def _set_status(
-    conn: BaseDBAsyncClient,
-    mailing: Mailing,
-    expected: MailingStatus,
-    new: MailingStatus,
-    now: datetime,
+    conn: BaseDBAsyncClient, mailing: Mailing, new: MailingStatus, now: datetime
 ) -> bool:
-    if not can_transition(expected, new):
-        raise AssertionError(f"no transition from {expected} to {new}")
-    changed = await execute(
-        conn,
-        "UPDATE mailing SET status = $3, updated_at = $4, revision = revision + 1"
-        " WHERE id = $1 AND status = $2",
-        mailing.id,
-        expected.value,
-        new.value,
-        now,
-    )
+    """The same compare-and-set as the API's changes (``models.services``)."""
+    old = mailing.status
+    changed = await compare_and_set(conn, mailing, {"status": new, "updated_at": now})
     if changed:
-        log.info("mailing status changed", mailing_id=mailing.id, old=expected, new=new)
+        log.info("mailing status changed", mailing_id=mailing.id, old=old, new=new)
         mailing.status = new
-    return bool(changed)
+    return changed
 
 
 def _filter(mailing: Mailing) -> ClientFilter:
@@ -122,7 +111,7 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
             if mailing.audience_version is None:
                 await _build_audience(conn, mailing, now)
             target = MailingStatus.RUNNING if now < mailing.end_at else MailingStatus.FINISHED
-            await _set_status(conn, mailing, status, target, now)
+            await _set_status(conn, mailing, target, now)
         elif (
             status in (MailingStatus.RUNNING, MailingStatus.PAUSED)
             and mailing.audience_version is not None
@@ -139,9 +128,9 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
                 conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent"
             )
             if status in _OPEN:
-                await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+                await _set_status(conn, mailing, MailingStatus.FINISHED, now)
         elif status is MailingStatus.RUNNING and await _nothing_pending(conn, mailing.id):
-            await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+            await _set_status(conn, mailing, MailingStatus.FINISHED, now)
     final: MailingStatus = mailing.status
     return final
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from graphql_api.mailing_lifecycle import compare_and_set
 from models import Mailing, MailingStats, MailingStatus
 from models.db import connection
+from models.services import compare_and_set
 from tests.api_support import (
     MAILING_RESULT,
     flush_wakeups,

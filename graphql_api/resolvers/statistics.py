@@ -11,11 +11,11 @@ import strawberry
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.exports import statistics_csv_url
-from graphql_api.mailings import live_mailings
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
 from models.counters import summed_counters
 from models.db import connection
+from models.services import live_mailings
 
 __all__ = ["Statistics", "StatisticsQuery", "totals"]
 
