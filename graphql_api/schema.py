@@ -12,7 +12,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from graphql_api.metrics import OperationMetrics
+from graphql_api.http.metrics import OperationMetrics
 from graphql_api.protection import extensions, log_errors
 from graphql_api.resolvers.client_import import ClientImportMutation
 from graphql_api.resolvers.clients import ClientMutation, ClientQuery

@@ -1,4 +1,4 @@
-"""What the API tells the sending engine: the one interface between the two.
+"""What the API tells the sending engine, and reads of it: the one interface between the two.
 
 There is one thing to say, "tend mailing N" (at an instant, or now): the
 engine derives every step from the rows. A hook is called after the API's
@@ -18,7 +18,10 @@ import structlog
 from models import clock
 from tasks import events, jobs
 
-__all__ = ["tend_mailing"]
+__all__ = ["PROGRESS_CHANNELS", "progress_mailing_id", "queue_depth", "tend_mailing"]
+
+# The Redis pub/sub pattern the engine's progress events are published on.
+PROGRESS_CHANNELS = events.CHANNEL_PATTERN
 
 log = structlog.get_logger(__name__)
 
@@ -32,3 +35,15 @@ async def tend_mailing(mailing_id: int, at: datetime | None = None) -> None:
         await asyncio.to_thread(jobs.tend_mailing.schedule, (mailing_id,), eta=at)
         log.info("mailing tend enqueued", mailing_id=mailing_id, at=at.isoformat())
     await events.publish_now(mailing_id)
+
+
+def progress_mailing_id(channel_name: str | bytes) -> int | None:
+    """The mailing a progress event on ``channel_name`` is about (``None``: not one of ours)."""
+    return events.mailing_id_of(channel_name)
+
+
+async def queue_depth() -> tuple[int, int]:
+    """Wake-ups waiting in the queue: (due now, scheduled for later)."""
+    from tasks.queue import huey
+
+    return await asyncio.to_thread(lambda: (huey.pending_count(), huey.scheduled_count()))

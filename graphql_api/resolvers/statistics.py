@@ -10,7 +10,7 @@ import strawberry
 
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
-from graphql_api.exports import statistics_csv_url
+from graphql_api.http.exports import statistics_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
 from models.counters import summed_counters

@@ -10,7 +10,6 @@ depth from their sources, each read when scraped.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,8 @@ from strawberry.extensions import SchemaExtension
 from models import MessageStatus, WorkerHeartbeat
 from models.counters import summed_counters
 from models.db import connection, fetch
-from tasks.worker_metrics import LATENCY_BUCKETS
+from models.worker import LATENCY_BUCKETS
+from tasks import hooks
 
 __all__ = ["OperationMetrics", "metrics_endpoint"]
 
@@ -144,11 +144,7 @@ async def _worker_families(now: datetime) -> list[Metric]:
 
 
 async def _queue_families() -> list[Metric]:
-    from tasks.queue import huey
-
-    pending, scheduled = await asyncio.to_thread(
-        lambda: (huey.pending_count(), huey.scheduled_count())
-    )
+    pending, scheduled = await hooks.queue_depth()
     depth = GaugeMetricFamily("mailings_queue_depth", "Huey tasks waiting.", labels=["kind"])
     depth.add_metric(["pending"], float(pending))
     depth.add_metric(["scheduled"], float(scheduled))
