@@ -25,11 +25,11 @@ def tend_mailing(mailing_id: int) -> None:
 # A tick left waiting behind busy workers is dropped: the next one does its work.
 @huey.periodic_task(crontab(minute="*"), expires=90)
 def send_daily_report() -> None:
-    """Send the daily report if it is due and no other worker has (``tasks.daily_report``)."""
+    """Send the daily report if it is due and no other worker has (``tasks.report.schedule``)."""
     settings = get_settings()
     if not settings.report_enabled:
         return
-    from tasks.daily_report import report_tick
+    from tasks.report.schedule import report_tick
     from tasks.runtime import current_runtime
 
     current_runtime().run(report_tick(settings), timeout=settings.smtp_timeout * 4 + 300)

@@ -24,8 +24,8 @@ import trustme
 from models import DailyReport, MailingStatus, ReportStatus
 from models.db import connection, execute, fetch
 from settings import Settings
-from tasks.daily_report import report_tick
-from tasks.report_mail import send_email
+from tasks.report.mail import send_email
+from tasks.report.schedule import report_tick
 from tests.engine_support import (
     Simulator,
     Worker,

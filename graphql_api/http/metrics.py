@@ -81,7 +81,7 @@ async def _message_and_mailing_families() -> list[Metric]:
         "mailings_messages", "Messages by status, all mailings.", labels=["status"]
     )
     for status in MessageStatus:
-        messages.add_metric([status.value], float(totals[status.value.lower()]))
+        messages.add_metric([status.value], float(totals.as_dict()[status.value.lower()]))
     rows = await fetch(
         conn,
         "SELECT status, COUNT(*) AS n FROM mailing WHERE deleted_at IS NULL GROUP BY status",

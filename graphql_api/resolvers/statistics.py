@@ -22,7 +22,8 @@ __all__ = ["Statistics", "StatisticsQuery", "totals"]
 
 async def totals() -> MessageStats:
     """The counts over every mailing that has not been deleted."""
-    return MessageStats(**await summed_counters(connection(), include_deleted=False))
+    counts = await summed_counters(connection(), include_deleted=False)
+    return MessageStats(**counts.as_dict())
 
 
 @strawberry.type(description="Message counts by status: in total, and per mailing.")
