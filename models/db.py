@@ -29,6 +29,7 @@ __all__ = [
     "insert_counting",
     "is_postgres",
     "migrate",
+    "ping",
     "tortoise_config",
 ]
 
@@ -131,3 +132,8 @@ async def insert_counting(conn: BaseDBAsyncClient, sql: str, *params: Any) -> in
         return int(rows[0]["n"])
     # SQLite allows no INSERT inside WITH, but counts changes correctly.
     return await execute(conn, sql, *params)
+
+
+async def ping() -> None:
+    """A trivial query: raises if the database does not answer."""
+    await fetch(connection(), "SELECT 1 AS ok")

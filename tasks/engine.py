@@ -39,7 +39,8 @@ from tortoise.transactions import in_transaction
 
 from models import ClientFilter, MessageStatus, SendWindow, next_window_opening
 from models import clock as service_clock
-from models.db import connection, fetch
+from models.db import ping
+from models.queries.mailings import due_mailing_ids, running_mailings
 from models.queries.messages import (
     Claimed,
     Finalise,
@@ -57,7 +58,7 @@ from tasks.events import ProgressNotifier
 from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient, SendResult
 from tasks.retry import retry_delay
-from tasks.sweep import due_mailing_ids, tend_mailing
+from tasks.sweep import tend_mailing
 from tasks.worker_metrics import WorkerMetrics
 
 __all__ = ["Engine"]
@@ -282,12 +283,7 @@ class Engine:
         return claimed
 
     async def _load_running(self) -> None:
-        rows = await fetch(
-            connection(),
-            "SELECT id, revision, text, end_at, window_start, window_end,"
-            " filter_operator_codes, filter_tags FROM mailing"
-            " WHERE status = 'RUNNING' AND deleted_at IS NULL ORDER BY id",
-        )
+        rows = await running_mailings()
         running: dict[int, _Running] = {}
         for row in rows:
             window = None
@@ -572,7 +568,7 @@ class Engine:
 
 async def _database_answers() -> bool:
     try:
-        await fetch(connection(), "SELECT 1 AS one")
+        await ping()
     except Exception:
         return False
     return True

@@ -19,7 +19,8 @@ from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models import ClientFilter, Mailing, MailingStatus, MessageStatus
-from models.db import connection, execute, fetch
+from models.queries.counters import pending_messages
+from models.queries.mailings import mark_audience_built
 from models.queries.messages import (
     add_audience,
     cancel_unmatched,
@@ -28,23 +29,11 @@ from models.queries.messages import (
 )
 from models.services import compare_and_set
 
-__all__ = ["due_mailing_ids", "tend_mailing"]
+__all__ = ["tend_mailing"]
 
 log = structlog.get_logger(__name__)
 
 _OPEN = (MailingStatus.SCHEDULED, MailingStatus.RUNNING, MailingStatus.PAUSED)
-
-
-async def due_mailing_ids(now: datetime) -> list[int]:
-    """Mailings the sweep must look at: started or due, or final with pending messages."""
-    rows = await fetch(
-        connection(),
-        "SELECT m.id FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
-        " WHERE (m.status IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND m.start_at <= $1)"
-        " OR s.pending > 0 ORDER BY m.id",
-        now,
-    )
-    return [int(r["id"]) for r in rows]
 
 
 async def _set_status(
@@ -71,13 +60,7 @@ async def _build_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: dateti
     if mailing.audience_version is not None:
         dropped = await cancel_unmatched(conn, mailing.id, client_filter)
         revived = await revive_rematched(conn, mailing.id, client_filter, now)
-    await execute(
-        conn,
-        "UPDATE mailing SET audience_version = $2"
-        " WHERE id = $1 AND (audience_version IS NULL OR audience_version < $2)",
-        mailing.id,
-        mailing.filter_version,
-    )
+    await mark_audience_built(conn, mailing.id, mailing.filter_version)
     log.info(
         "mailing audience built",
         mailing_id=mailing.id,
@@ -136,5 +119,4 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
 
 
 async def _nothing_pending(conn: BaseDBAsyncClient, mailing_id: int) -> bool:
-    rows = await fetch(conn, "SELECT pending FROM mailing_stats WHERE mailing_id = $1", mailing_id)
-    return not rows or int(rows[0]["pending"]) == 0
+    return await pending_messages(conn, mailing_id) == 0

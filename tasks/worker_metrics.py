@@ -15,7 +15,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.db import connection, execute
 from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
 
 __all__ = ["WorkerMetrics"]
@@ -63,6 +62,4 @@ class WorkerMetrics:
                 seen_at=now,
                 metrics=self.snapshot(),
             )
-        await execute(
-            connection(), "DELETE FROM worker_heartbeat WHERE seen_at < $1", now - _KEEP_STOPPED
-        )
+        await WorkerHeartbeat.filter(seen_at__lt=now - _KEEP_STOPPED).delete()

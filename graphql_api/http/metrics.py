@@ -28,8 +28,9 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from models import MessageStatus, WorkerHeartbeat
-from models.counters import summed_counters
-from models.db import connection, fetch
+from models.db import connection
+from models.queries.counters import summed_counters
+from models.queries.mailings import mailings_by_status
 from models.worker import LATENCY_BUCKETS
 from tasks import hooks
 
@@ -82,10 +83,7 @@ async def _message_and_mailing_families() -> list[Metric]:
     )
     for status in MessageStatus:
         messages.add_metric([status.value], float(totals.as_dict()[status.value.lower()]))
-    rows = await fetch(
-        conn,
-        "SELECT status, COUNT(*) AS n FROM mailing WHERE deleted_at IS NULL GROUP BY status",
-    )
+    rows = await mailings_by_status(conn)
     mailings = GaugeMetricFamily("mailings_mailings", "Mailings by status.", labels=["status"])
     for row in rows:
         mailings.add_metric([str(row["status"])], float(row["n"]))

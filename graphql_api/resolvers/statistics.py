@@ -13,8 +13,8 @@ from graphql_api.decorators import described_field
 from graphql_api.http.exports import statistics_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
-from models.counters import summed_counters
 from models.db import connection
+from models.queries.counters import summed_counters
 from models.services import live_mailings
 
 __all__ = ["Statistics", "StatisticsQuery", "totals"]

@@ -8,7 +8,7 @@ worker, which records what the provider said; :func:`settle_returned` then
 applies those rules to what a worker hands back unsent or for a retry.
 
 Every status change is made by a statement guarded by the status it
-expects, and the same transaction feeds ``models.counters`` with the rows
+expects, and the same transaction feeds ``models.queries.counters`` with the rows
 it changed, so the counters never drift. Every finalising statement clears
 the lease, so ``idx_message_leased`` holds only live claims.
 """
@@ -24,14 +24,14 @@ import orjson
 from tortoise import BaseDBAsyncClient
 
 from models.audience import ClientFilter
-from models.counters import (
+from models.db import connection, db_clock, execute, fetch, insert_counting, is_postgres
+from models.queries.counters import (
     count_finalised,
     count_finalised_rows,
     count_new_pending,
     count_revived,
     count_revived_rows,
 )
-from models.db import db_clock, execute, fetch, insert_counting, is_postgres
 from models.status import MessageStatus
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "finalise_waiting",
     "follow_client_edit",
     "follow_client_match",
+    "message_batch",
     "reap_ended_leases",
     "replan_window_waiters",
     "reschedule_messages",
@@ -510,4 +511,16 @@ async def reap_ended_leases(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
         "UPDATE message SET leased_until = NULL, leased_by = NULL"
         f" WHERE leased_until IS NOT NULL AND leased_until <= {db_clock(conn)}"
         " RETURNING id, mailing_id, client_id",
+    )
+
+
+async def message_batch(mailing_id: int, after: int, limit: int) -> list[dict[str, Any]]:
+    """The mailing's messages after id ``after``, in id order (a keyset batch for exports)."""
+    return await fetch(
+        connection(),
+        "SELECT id, phone, status, attempts, last_error, created_at, sent_at FROM message"
+        " WHERE mailing_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        mailing_id,
+        after,
+        limit,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from models.counters import Counts
+from models.mailing import Counts
 from models.queries.reports import (
     mailings_that_ran,
     reasons_by_mailing,

@@ -8,61 +8,23 @@ functions, so the counters never drift and ``stats`` is one primary-key read.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 from tortoise import BaseDBAsyncClient
 
 from models.db import execute, fetch
-from models.reporting import delivery_rate
+from models.mailing import COUNTERS, Counts
 from models.status import MessageStatus
 
 __all__ = [
-    "Counts",
     "count_finalised",
     "count_finalised_rows",
     "count_new_pending",
     "count_revived",
     "count_revived_rows",
+    "pending_messages",
     "summed_counters",
 ]
 
 _COLUMN = {status: status.value.lower() for status in MessageStatus}
-_COUNTERS = ("total", *_COLUMN.values())
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    """Message counts by status; ``total`` is the sum of the others.
-
-    The one shape of the six counters in Python: ``mailing_stats`` rows (the
-    table), the report's figures and the API's ``MessageStats`` are read into
-    or built from it.
-    """
-
-    total: int = 0
-    pending: int = 0
-    sent: int = 0
-    failed: int = 0
-    expired: int = 0
-    cancelled: int = 0
-
-    @classmethod
-    def from_row(cls, row: Any) -> Counts:
-        """From a row (dict) or a ``MailingStats``: anything with the six counters."""
-        get = row.__getitem__ if isinstance(row, dict) else lambda name: getattr(row, name)
-        # int() covers SQLite's types and PostgreSQL's NUMERIC sums (Decimals).
-        return cls(**{name: int(get(name)) for name in _COUNTERS})
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _COUNTERS})
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    @property
-    def delivery_rate(self) -> float | None:
-        return delivery_rate(self.sent, self.failed, self.expired)
 
 
 async def count_new_pending(conn: BaseDBAsyncClient, mailing_id: int, n: int) -> None:
@@ -129,9 +91,15 @@ async def count_finalised_rows(
 
 async def summed_counters(conn: BaseDBAsyncClient, *, include_deleted: bool) -> Counts:
     """Message counts by counter (``total``, ``pending``, ...) over every mailing."""
-    sums = ", ".join(f"COALESCE(SUM(s.{c}), 0) AS {c}" for c in _COUNTERS)
+    sums = ", ".join(f"COALESCE(SUM(s.{c}), 0) AS {c}" for c in COUNTERS)
     where = "" if include_deleted else " WHERE m.deleted_at IS NULL"
     (row,) = await fetch(
         conn, f"SELECT {sums} FROM mailing_stats s JOIN mailing m ON m.id = s.mailing_id{where}"
     )
     return Counts.from_row(row)
+
+
+async def pending_messages(conn: BaseDBAsyncClient, mailing_id: int) -> int:
+    """The mailing's pending counter (0 for a mailing without counters)."""
+    rows = await fetch(conn, "SELECT pending FROM mailing_stats WHERE mailing_id = $1", mailing_id)
+    return int(rows[0]["pending"]) if rows else 0
