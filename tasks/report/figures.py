@@ -16,12 +16,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from models.mailing import Counts
-from models.queries.reports import (
-    mailings_that_ran,
-    reasons_by_mailing,
-    reasons_of_day,
-    sent_that_day,
-)
+from models.queries.messages import reasons_by_mailing, reasons_of_day, sent_that_day
+from models.queries.reports import mailings_that_ran
 from models.reporting import parse_instant
 
 __all__ = [
