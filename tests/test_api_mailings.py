@@ -10,7 +10,8 @@ import pytest
 from models import Mailing, MailingStats, MailingStatus
 from models.db import connection
 from models.services import compare_and_set
-from tests.api_support import (
+from tests.conftest import GraphQLClient
+from tests.support.api import (
     MAILING_RESULT,
     flush_wakeups,
     hours,
@@ -19,8 +20,7 @@ from tests.api_support import (
     queued_wakeups,
     utcnow,
 )
-from tests.conftest import GraphQLClient
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 
 CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"

@@ -15,7 +15,7 @@ import pytest
 
 from models import Mailing, MailingStatus, Message, MessageStatus
 from tasks import hooks
-from tests.engine_support import (
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,

@@ -23,8 +23,8 @@ from settings import Settings
 from tasks.report.figures import build_report, day_bounds
 from tasks.report.mail import compose_report_email, render_csv, render_html, render_text
 from tasks.report.schedule import latest_due_day, report_tick, retry_delay
-from tests.api_support import add_audience, finalise
-from tests.factories import make_client, make_mailing
+from tests.support.api import add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 
 MOSCOW = ZoneInfo("Europe/Moscow")  # UTC+3 all year
 DAY = date(2026, 1, 10)
