@@ -1,13 +1,6 @@
 """The daily report's ledger: one row per reported day, claimed before anything is sent.
 
-Every worker process ticks the report task, so several may find the same day
-due at the same moment. The unique ``day`` decides who sends it: whoever
-inserts the row (or, for a retry, moves it from ``FAILED`` with a
-compare-and-set) owns the attempt until ``next_attempt_at``. A sender that
-dies mid-attempt leaves its claim to expire; the day is then tried again.
-
-Rows move ``SENDING -> SENT`` or ``SENDING -> FAILED -> SENDING ...``; a day
-that keeps failing past the retry horizon becomes ``ABANDONED``, loudly.
+How a day is claimed, retried and given up on is in ``models/queries/reports.py``.
 """
 
 from __future__ import annotations
