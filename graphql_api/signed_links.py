@@ -26,7 +26,7 @@ from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graphql_api.auth import PRINCIPAL_SCOPE_KEY, Authenticator, RequireToken
-from graphql_api.over_http import refusal
+from graphql_api.http.over_http import refusal
 from graphql_api.principal import Principal, Role
 from models import clock
 from settings import Settings

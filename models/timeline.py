@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise import BaseDBAsyncClient
 
-from models.queries.timeline import answered_since, finished_span, outcomes_by_bucket
+from models.queries.messages.timeline import answered_since, finished_span, outcomes_by_bucket
 from models.status import MailingStatus
 
 __all__ = [

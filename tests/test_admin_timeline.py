@@ -14,9 +14,9 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from models import MailingStatus, MessageStatus
-from tests.admin_support import Watched, chromium, open_page, requires_chromium, screenshot
-from tests.api_support import add_audience, finalise
-from tests.factories import make_client, make_mailing
+from tests.support.admin import Watched, chromium, open_page, requires_chromium, screenshot
+from tests.support.api import add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 

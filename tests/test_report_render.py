@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tasks.report_html import render_html
-from tasks.reports import Counts, DayReport, MailingReport
-from tests.admin_support import chromium, requires_chromium, screenshot
+from models.mailing import Counts
+from tasks.report.figures import DayReport, MailingReport
+from tasks.report.html import render_html
+from tests.support.admin import chromium, requires_chromium, screenshot
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 

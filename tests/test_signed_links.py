@@ -18,8 +18,8 @@ import pytest
 
 from models import MailingStatus, MessageStatus
 from settings import Settings, get_settings
-from tests.api_support import add_audience, finalise
-from tests.factories import make_client, make_mailing
+from tests.support.api import add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 from tests.support.inprocess import FakeClock, fake_clock
 
 TOKEN = "signed-links-token"

@@ -15,8 +15,8 @@ import pytest
 from models import MailingStatus, MessageStatus
 from models.timeline import AUTO_BUCKETS, MAX_BUCKETS, bucket_size_for
 from provider_sim import SimulatorServer, running_simulator
-from tests.api_support import MAILING_RESULT, add_audience, finalise
-from tests.factories import make_client, make_mailing
+from tests.support.api import MAILING_RESULT, add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock
 
 NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)

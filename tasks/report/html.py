@@ -14,7 +14,8 @@ import html
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tasks.reports import Counts, DayReport, MailingReport
+from models.mailing import Counts
+from tasks.report.figures import DayReport, MailingReport
 
 __all__ = ["mailing_url", "render_html"]
 

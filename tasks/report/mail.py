@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from models.reporting import csv_lines, format_rate, spreadsheet_safe
 from settings import Settings
-from tasks.report_html import render_html
-from tasks.reports import DayReport, MailingReport
+from tasks.report.figures import DayReport, MailingReport
+from tasks.report.html import render_html
 
 __all__ = [
     "SEND_ERRORS",
