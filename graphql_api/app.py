@@ -35,6 +35,7 @@ from graphql_api.persisted_queries import PersistedQueries
 from graphql_api.protection import MASKED_MESSAGE
 from graphql_api.request_id import RequestId
 from graphql_api.schema import schema
+from graphql_api.websocket import ExpiringTransportWSHandler
 from models.db import close_db, init_db
 from settings import get_settings
 
@@ -45,6 +46,9 @@ log = structlog.get_logger(__name__)
 
 class GraphQLView(GraphQLOverHTTP):
     """Strawberry's ASGI view, with our context, token check and JSON codec."""
+
+    # Closes a WebSocket with 4403 when the token it was opened with expires.
+    graphql_transport_ws_handler_class = ExpiringTransportWSHandler
 
     def __init__(
         self,
