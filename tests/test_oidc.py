@@ -286,6 +286,22 @@ async def test_an_open_subscription_ends_when_its_token_expires(
         raise AssertionError("the close was not logged")
 
 
+async def test_an_operation_under_an_expired_token_runs_nothing(db: str) -> None:
+    """What a message sent in the instant before the close at exp gets (graphql_api.permissions)."""
+    import time
+
+    from graphql_api.context import Context, make_loaders
+    from graphql_api.principal import Principal
+    from graphql_api.schema import schema
+
+    expired = Principal(Role.OPERATOR, "oidc", subject="s", expires_at=time.time() - 1)
+    context = Context(request=None, response=None, loaders=make_loaders(), principal=expired)  # type: ignore[arg-type]
+    result = await schema.execute(CREATE_CLIENT, context_value=context)
+    assert result.errors is not None
+    assert result.errors[0].extensions == {"code": "UNAUTHENTICATED"}
+    assert result.data is None
+
+
 @pytest.fixture
 def rotating_idp() -> Iterator[FakeIdentityProvider]:
     provider = FakeIdentityProvider()
