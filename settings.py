@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     # sizes multiplied through their nesting, every alias counted.
     max_query_nodes: int = Field(default=100_000, ge=1)
     # Automatic persisted queries: bytes of documents kept by hash, in each
-    # API process (graphql_api/persisted_queries.py); 0 turns APQ off.
+    # API process (graphql_api/http/persisted_queries.py); 0 turns APQ off.
     persisted_query_cache_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS) and open its WebSocket;

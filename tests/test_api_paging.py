@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from graphql_api.pagination import encode_cursor
 from models import Client
-from tests.api_support import add_audience
 from tests.conftest import truncate_all
-from tests.factories import make_client, make_mailing
+from tests.support.api import add_audience
+from tests.support.factories import make_client, make_mailing
 from tests.support.inprocess import ApiClient, api_client
 
 T = TypeVar("T")

@@ -15,13 +15,13 @@ import httpx
 import pytest
 from strawberry.http import GraphQLRequestData
 
-from graphql_api.persisted_queries import (
+from graphql_api.http.persisted_queries import (
     BadPersistedQuery,
     PersistedQueries,
     PersistedQueryError,
 )
 from tests.conftest import DATA_DIR
-from tests.factories import make_client
+from tests.support.factories import make_client
 from tests.support.inprocess import api_client
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

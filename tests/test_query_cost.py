@@ -15,7 +15,7 @@ from graphql_api.scalars import SCALAR_MAP
 from graphql_api.schema import schema
 from models import Mailing
 from settings import get_settings
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 from tests.support.inprocess import ApiClient, api_client
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

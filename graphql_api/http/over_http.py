@@ -11,7 +11,7 @@
 - A mutation over GET is a 405 with ``Allow: POST``; a subscription over HTTP
   is a 400 that names the WebSocket.
 - Every refusal, of any kind, is a JSON body ``{"errors": [{"message": ...}]}``.
-- Automatic persisted queries (``graphql_api.persisted_queries``): a hash the
+- Automatic persisted queries (``graphql_api.http.persisted_queries``): a hash the
   store does not hold is a 200 with ``PersistedQueryNotFound``, never cached,
   whatever the media type: clients (Apollo's link, urql's exchange) read it
   from a 200 and send the document, while older ones give APQ up on a 400.
@@ -36,7 +36,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graphql_api.context import Context
-from graphql_api.persisted_queries import (
+from graphql_api.http.persisted_queries import (
     BadPersistedQuery,
     PersistedQueries,
     PersistedQueryError,
