@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import strawberry
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
@@ -21,11 +22,28 @@ from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
 from graphql_api.scalars import SCALAR_MAP
-from settings import get_settings
+from settings import Settings, get_settings
 
 __all__ = ["schema"]
 
-Query = merge_types("Query", (ClientQuery, MailingQuery, StatisticsQuery))
+
+def _query_description(settings: Settings) -> str:
+    return (
+        "What can be read. Lists are Relay connections paged both ways (`first`/`after`, "
+        "`last`/`before`, at most 500 a page) in the order `orderBy` asks for. One request "
+        f"may ask for at most {settings.max_query_nodes:,} list items (`MAX_QUERY_NODES`): "
+        "each connection's page size times those of the lists it is nested in, every alias "
+        "counted; `mailings(first: 100) { edges { node { messages(first: 500) ... } } }` "
+        "asks for 100 + 100 x 500. A request over it is refused before it runs, with its "
+        "cost and the limit in the error's `cost` and `limit` extensions."
+    )
+
+
+# merge_types, with a description.
+Query = strawberry.type(
+    type("Query", (ClientQuery, MailingQuery, StatisticsQuery), {}),
+    description=_query_description(get_settings()),
+)
 Mutation = merge_types(
     "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation)
 )

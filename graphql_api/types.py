@@ -10,7 +10,17 @@ import models
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.http.exports import messages_csv_url
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
 
 __all__ = [
     "Client",
@@ -199,25 +209,36 @@ class Mailing:
     def messages_csv_url(self, info: Info) -> str:
         return messages_csv_url(info.context.request, self.key)
 
-    @described_field("The messages of this mailing, in id order.")
+    @described_field("The messages of this mailing, oldest first unless `orderBy` says otherwise.")
     async def messages(
         self,
         info: Info,
         status: MessageStatus | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
     ) -> Connection[Message]:
         status = or_none(status)
         query = models.Message.filter(mailing_id=self.key)
         if status is not None:
             query = query.filter(status=status)
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             # From the counters: COUNT(*) over a million messages is too slow.
             return (await self._stats(info)).count(status)
 
-        return build_connection(rows, has_next, Message.from_row, count, after)
+        return await paginate(
+            query,
+            Message.from_row,
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
+        )
 
 
 @strawberry.type(description="A mailing's state, sent whenever its counts or status change.")

@@ -9,7 +9,17 @@ import models
 from graphql_api.cleaning import MAX_FILTER_VALUES, clean_client_input, clean_client_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
 from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Client
@@ -27,14 +37,18 @@ class ClientQuery:
         return None if row is None else Client.from_row(row)
 
     @described_field(
-        "Clients in id order, optionally filtered like a mailing and by `timezone` (an IANA "
-        "name); `clients(filter: ..., first: 0) { totalCount }` counts a mailing's audience."
+        "Clients, oldest first unless `orderBy` says otherwise; optionally filtered like a "
+        "mailing and by `timezone` (an IANA name); `clients(filter: ..., first: 0) "
+        "{ totalCount }` counts a mailing's audience."
     )
     async def clients(
         self,
         filter: ClientFilterInput | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
         timezone: str | None = strawberry.UNSET,
     ) -> Connection[Client]:
         query = models.Client.all()
@@ -53,12 +67,20 @@ class ClientQuery:
                 query = query.filter(operator_code__in=[c for c in codes if len(c) <= 3])
             if tags:
                 query = query.filter(tag__in=[t for t in tags if len(t) <= 64])
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             return await query.count()
 
-        return build_connection(rows, has_next, Client.from_row, count, after)
+        return await paginate(
+            query,
+            Client.from_row,
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
+        )
 
 
 @strawberry.type

@@ -9,7 +9,17 @@ from graphql_api import wake
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
 from graphql_api.results import (
     ConflictError,
     MailingResult,
@@ -32,20 +42,33 @@ class MailingQuery:
         row = None if key is None else await live_mailings().filter(id=key).first()
         return None if row is None else Mailing.from_row(row)
 
-    @described_field("Mailings in id order, optionally of one status.")
+    @described_field(
+        "Mailings, optionally of one status, oldest first unless `orderBy` says otherwise."
+    )
     async def mailings(
         self,
         status: MailingStatus | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
     ) -> Connection[Mailing]:
         query = live_mailings(or_none(status))
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             return await query.count()
 
-        return build_connection(rows, has_next, Mailing.from_row, count, after)
+        return await paginate(
+            query,
+            Mailing.from_row,
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
+        )
 
 
 @strawberry.type
