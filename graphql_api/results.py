@@ -14,6 +14,7 @@ __all__ = [
     "ConflictError",
     "DeleteResult",
     "Deleted",
+    "Error",
     "FieldError",
     "ImportResult",
     "ImportSummary",
@@ -21,6 +22,17 @@ __all__ = [
     "NotFoundError",
     "ValidationError",
 ]
+
+
+@strawberry.interface(
+    description="What every expected error has: a message for people. Select "
+    "`... on Error { message }` to handle any error of a result union at once, "
+    "and the concrete type for its details."
+)
+class Error:
+    message: str = strawberry.field(
+        description="What went wrong, in plain words, fit to show to the user."
+    )
 
 
 @strawberry.type(description="One thing wrong with one input field.")
@@ -32,8 +44,7 @@ class FieldError:
 
 
 @strawberry.type(description="The input breaks the rules; nothing was written.")
-class ValidationError:
-    message: str
+class ValidationError(Error):
     errors: list[FieldError]
 
     @classmethod
@@ -45,8 +56,7 @@ class ValidationError:
 
 
 @strawberry.type(description="Nothing with this id exists (or it was deleted).")
-class NotFoundError:
-    message: str
+class NotFoundError(Error):
     id: strawberry.ID
 
     @classmethod
@@ -55,9 +65,7 @@ class NotFoundError:
 
 
 @strawberry.type(description="The request is well formed, but the record's state forbids it.")
-class ConflictError:
-    message: str
-
+class ConflictError(Error):
     @classmethod
     def from_error(cls, error: models.Conflict) -> ConflictError:
         return cls(message=error.message)
