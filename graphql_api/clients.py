@@ -10,7 +10,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 import models
-from graphql_api.cleaning import MAX_FILTER_VALUES, Problems, clean_client, clean_client_patch
+from graphql_api.cleaning import (
+    MAX_FILTER_VALUES,
+    Problems,
+    clean_argument,
+    clean_client,
+    clean_client_patch,
+)
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
@@ -23,7 +29,7 @@ from models.queries.messages import (
     follow_client_edit,
     follow_client_match,
 )
-from models.validation import default_operator_code
+from models.validation import clean_zone_name, default_operator_code, refuse_control_characters
 
 __all__ = [
     "ClientMutation",
@@ -136,13 +142,15 @@ class ClientQuery:
         query = models.Client.all()
         zone = or_none(timezone)
         if zone is not None:
-            # Longer than the column: no client has it (and Tortoise would refuse it).
-            query = query.filter(timezone__in=[zone] if len(zone) <= 64 else [])
+            query = query.filter(timezone=clean_argument("timezone", clean_zone_name, zone))
         client_filter = or_none(filter)
         if client_filter is not None:
             codes, tags = client_filter.operator_codes, client_filter.tags
             if max(len(codes), len(tags)) > MAX_FILTER_VALUES:
                 raise GraphQLError(f"a filter holds at most {MAX_FILTER_VALUES} values a list")
+            for name, values in (("operatorCodes", codes), ("tags", tags)):
+                for index, value in enumerate(values):
+                    clean_argument(f"filter.{name}.{index}", refuse_control_characters, value)
             # A value longer than the column matches no client; Tortoise would
             # refuse it, and an empty list matches nothing.
             if codes:

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from graphql_api.scalars import find_id
 from models import MailingStatus
 from models.db import connection, fetch
 from models.reporting import csv_lines, delivery_rate, format_rate, parse_instant, spreadsheet_safe
@@ -143,12 +144,15 @@ def _error(status_code: int, message: str) -> Response:
 
 
 async def _messages(request: Request) -> Response:
-    mailing_id: int = request.path_params["mailing_id"]
-    found = await fetch(
+    given: str = request.path_params["mailing_id"]
+    # As for GraphQL ids: anything but a key that can exist (beyond int64,
+    # negative, not a number) names no mailing.
+    mailing_id = find_id(given)
+    found = mailing_id is not None and await fetch(
         connection(), "SELECT id FROM mailing WHERE id = $1 AND deleted_at IS NULL", mailing_id
     )
-    if not found:
-        return _error(404, f"mailing {mailing_id} not found")
+    if mailing_id is None or not found:
+        return _error(404, f"mailing {given} not found")
     return _csv_response(_message_batches(mailing_id), f"mailing-{mailing_id}-messages.csv")
 
 
@@ -164,6 +168,6 @@ async def _statistics(request: Request) -> Response:
 def export_routes() -> list[BaseRoute]:
     """The routes to mount at ``/exports`` (named ``exports``), behind the API's auth."""
     return [
-        Route("/mailings/{mailing_id:int}/messages.csv", _messages, name=_MESSAGES),
+        Route("/mailings/{mailing_id}/messages.csv", _messages, name=_MESSAGES),
         Route("/statistics.csv", _statistics, name=_STATISTICS),
     ]
