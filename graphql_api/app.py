@@ -32,6 +32,7 @@ from graphql_api.metrics import metrics_endpoint
 from graphql_api.origins import cors
 from graphql_api.over_http import GraphQLOverHTTP, refusal
 from graphql_api.protection import MASKED_MESSAGE
+from graphql_api.reference import reference_routes
 from graphql_api.request_id import RequestId
 from graphql_api.schema import schema
 from models.db import close_db, init_db
@@ -140,6 +141,8 @@ def create_app() -> Starlette:
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
+            # The reference, from the schema's descriptions; public like GraphiQL's page.
+            *reference_routes(schema, graphiql=settings.graphiql),
             # The operators' admin page at /, a client of /graphql like any other.
             *admin_routes(settings),
         ],
