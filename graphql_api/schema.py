@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import strawberry
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -25,11 +25,29 @@ from settings import get_settings
 
 __all__ = ["schema"]
 
-Query = merge_types("Query", (ClientQuery, MailingQuery, StatisticsQuery))
-Mutation = merge_types(
-    "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingLifecycleMutation)
+
+def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
+    """One root type from the fields of several (``merge_types``, with a description)."""
+    return strawberry.type(type(name, parts, {}), description=description)
+
+
+Query = _root(
+    "Query",
+    "What can be read: clients, mailings, their messages and statistics.",
+    (ClientQuery, MailingQuery, StatisticsQuery),
 )
-Subscription = merge_types("Subscription", (ProgressSubscription,))
+Mutation = _root(
+    "Mutation",
+    "What can be changed. Each mutation answers a union: its result, or an error type (all "
+    "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
+    "with a 403.",
+    (ClientMutation, ClientImportMutation, MailingMutation, MailingLifecycleMutation),
+)
+Subscription = _root(
+    "Subscription",
+    "Live updates, over a WebSocket at `/graphql` (`graphql-transport-ws`).",
+    (ProgressSubscription,),
+)
 
 
 class _Schema(Schema):
