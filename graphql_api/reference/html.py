@@ -44,7 +44,8 @@ def _notes(member: Member) -> str:
 def _table(head: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> str:
     header = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+    table = f'<table class="cols-{len(head)}">'
+    return f"{table}<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _arguments(members: tuple[Member, ...]) -> str:
