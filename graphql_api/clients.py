@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 import structlog
 from graphql import GraphQLError
@@ -10,6 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 import models
+from graphql_api.arguments import ClientId
 from graphql_api.cleaning import (
     MAX_FILTER_VALUES,
     Problems,
@@ -123,21 +126,35 @@ async def delete_client(id_: str) -> int:
 @strawberry.type
 class ClientQuery:
     @described_field("A client by id; null if there is none.")
-    async def client(self, id: strawberry.ID) -> Client | None:
+    async def client(self, id: ClientId) -> Client | None:
         key = find_id(id)
         row = None if key is None else await models.Client.get_or_none(id=key)
         return None if row is None else Client.from_row(row)
 
     @described_field(
-        "Clients in id order, optionally filtered like a mailing and by `timezone` (an IANA "
-        "name); `clients(filter: ..., first: 0) { totalCount }` counts a mailing's audience."
+        "Clients in id order, optionally filtered like a mailing and by `timezone`; "
+        "`clients(filter: ..., first: 0) { totalCount }` counts a mailing's audience."
     )
     async def clients(
         self,
-        filter: ClientFilterInput | None = strawberry.UNSET,
+        filter: Annotated[
+            ClientFilterInput | None,
+            strawberry.argument(
+                description="Only the clients a mailing with this filter would reach. A tag or "
+                "operator code no client can have matches nothing; a control character is "
+                "refused (`BAD_USER_INPUT`)."
+            ),
+        ] = strawberry.UNSET,
         first: int | None = strawberry.UNSET,
         after: str | None = strawberry.UNSET,
-        timezone: str | None = strawberry.UNSET,
+        timezone: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only clients in this time zone, an IANA name (old aliases too, "
+                "which clients made before may have); a name that is no zone is refused "
+                "(`BAD_USER_INPUT`), not answered with an empty list."
+            ),
+        ] = strawberry.UNSET,
     ) -> Connection[Client]:
         query = models.Client.all()
         zone = or_none(timezone)
@@ -167,15 +184,30 @@ class ClientQuery:
 
 @strawberry.type
 class ClientMutation:
-    @strawberry.mutation
-    async def create_client(self, input: ClientInput) -> ClientResult:
+    @described_mutation(
+        "Add a client. Answers the `Client`, or a `ValidationError` naming every field that "
+        "breaks the rules (a phone already in use included); nothing is written then. Never "
+        "a `NotFoundError` (the result union is shared with `updateClient`)."
+    )
+    async def create_client(
+        self, input: Annotated[ClientInput, strawberry.argument(description="The new client.")]
+    ) -> ClientResult:
         try:
             return Client.from_row(await create_client(input))
         except models.InvalidInput as error:
             return ValidationError.from_error(error)
 
-    @described_mutation("Change some fields of a client.")
-    async def update_client(self, id: strawberry.ID, input: ClientPatch) -> ClientResult:
+    @described_mutation(
+        "Change some fields of a client; its pending messages follow (a new phone or time "
+        "zone; a tag or code that no longer matches a running mailing cancels its message "
+        "there). Answers the `Client`, a `ValidationError` (nothing is written then), or a "
+        "`NotFoundError`."
+    )
+    async def update_client(
+        self,
+        id: ClientId,
+        input: Annotated[ClientPatch, strawberry.argument(description="What to change.")],
+    ) -> ClientResult:
         try:
             return Client.from_row(await update_client(id, input))
         except models.InvalidInput as error:
@@ -183,8 +215,11 @@ class ClientMutation:
         except models.NotFound as error:
             return NotFoundError.from_error(error)
 
-    @described_mutation("Delete a client: its pending messages are cancelled.")
-    async def delete_client(self, id: strawberry.ID) -> DeleteResult:
+    @described_mutation(
+        "Delete a client: its pending messages are cancelled; its sent messages stay in the "
+        "statistics, with the phone they went to. Answers `Deleted` or a `NotFoundError`."
+    )
+    async def delete_client(self, id: ClientId) -> DeleteResult:
         try:
             return Deleted(id=strawberry.ID(str(await delete_client(id))))
         except models.NotFound as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 import structlog
@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 import models
 from graphql_api import engine
+from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import MailingChanges, check_period, clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
@@ -26,7 +27,7 @@ from graphql_api.results import (
     ValidationError,
 )
 from graphql_api.scalars import find_id, parse_id
-from graphql_api.types import Mailing, MailingStatus
+from graphql_api.types import Mailing
 from models import MailingStatus as Status
 from models import clock
 from models.queries.messages import cancel_unmatched, replan_window_waiters, revive_rematched
@@ -166,7 +167,7 @@ async def update_mailing(id_: str, patch: MailingPatch) -> models.Mailing:
 @strawberry.type
 class MailingQuery:
     @described_field("A mailing by id; null if there is none or it was deleted.")
-    async def mailing(self, id: strawberry.ID) -> Mailing | None:
+    async def mailing(self, id: MailingId) -> Mailing | None:
         key = find_id(id)
         row = None if key is None else await live_mailings().filter(id=key).first()
         return None if row is None else Mailing.from_row(row)
@@ -174,7 +175,7 @@ class MailingQuery:
     @described_field("Mailings in id order, optionally of one status.")
     async def mailings(
         self,
-        status: MailingStatus | None = strawberry.UNSET,
+        status: MailingStatusFilter = strawberry.UNSET,
         first: int | None = strawberry.UNSET,
         after: str | None = strawberry.UNSET,
     ) -> Connection[Mailing]:
@@ -189,17 +190,30 @@ class MailingQuery:
 
 @strawberry.type
 class MailingMutation:
-    @described_mutation("Create a mailing; it starts by itself at startAt.")
-    async def create_mailing(self, input: MailingInput) -> MailingResult:
+    @described_mutation(
+        "Create a mailing; it starts by itself at `startAt` (within about a second if that "
+        "has passed), even across restarts. Answers the `Mailing`, SCHEDULED, or a "
+        "`ValidationError` naming every field that breaks the rules; nothing is written then. "
+        "Never a `NotFoundError` or `ConflictError` (the result union is shared)."
+    )
+    async def create_mailing(
+        self, input: Annotated[MailingInput, strawberry.argument(description="The new mailing.")]
+    ) -> MailingResult:
         try:
             return Mailing.from_row(await create_mailing(input))
         except models.InvalidInput as error:
             return ValidationError.from_error(error)
 
     @described_mutation(
-        "Change what is not sent yet; a FINISHED or CANCELLED mailing is a conflict."
+        "Change a mailing; what is not sent yet follows at once (see `MailingPatch`), what is "
+        "sent stays. Answers the `Mailing`, a `ValidationError`, a `NotFoundError`, or a "
+        "`ConflictError` for a FINISHED or CANCELLED mailing; nothing is written on an error."
     )
-    async def update_mailing(self, id: strawberry.ID, input: MailingPatch) -> MailingResult:
+    async def update_mailing(
+        self,
+        id: MailingId,
+        input: Annotated[MailingPatch, strawberry.argument(description="What to change.")],
+    ) -> MailingResult:
         try:
             return Mailing.from_row(await update_mailing(id, input))
         except models.InvalidInput as error:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import strawberry
 
+from graphql_api.arguments import MailingStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.exports import statistics_csv_url
 from graphql_api.mailings import live_mailings
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
-from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
+from graphql_api.types import Mailing, MailingSummary, MessageStats
 from models.counters import summed_counters
 from models.db import connection
 
@@ -41,7 +42,7 @@ class Statistics:
     @described_field("Each mailing with its counts, in id order.")
     async def mailings(
         self,
-        status: MailingStatus | None = strawberry.UNSET,
+        status: MailingStatusFilter = strawberry.UNSET,
         first: int | None = strawberry.UNSET,
         after: str | None = strawberry.UNSET,
     ) -> Connection[MailingSummary]:

@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 import models
+from graphql_api.arguments import MessageStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_enum, described_field
 from graphql_api.exports import messages_csv_url
@@ -281,7 +282,7 @@ class Mailing:
     async def messages(
         self,
         info: Info,
-        status: MessageStatus | None = strawberry.UNSET,
+        status: MessageStatusFilter = strawberry.UNSET,
         first: int | None = strawberry.UNSET,
         after: str | None = strawberry.UNSET,
     ) -> Connection[Message]:

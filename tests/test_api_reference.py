@@ -15,6 +15,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
+    get_named_type,
     is_introspection_type,
     is_specified_scalar_type,
 )
@@ -49,6 +50,21 @@ def elements(graphql_schema: GraphQLSchema) -> Iterator[tuple[str, str | None]]:
         elif isinstance(type_, GraphQLEnumType):
             for value_name, value in type_.values.items():
                 yield f"{name}.{value_name}", value.description
+
+
+def test_every_mutation_names_the_errors_it_can_answer() -> None:
+    mutation = served().mutation_type
+    assert mutation is not None
+    unnamed = []
+    for name, field in mutation.fields.items():
+        result = get_named_type(field.type)
+        assert isinstance(result, GraphQLUnionType), name
+        for member in result.types:
+            if "Error" in [i.name for i in member.interfaces] and member.name not in (
+                field.description or ""
+            ):
+                unnamed.append(f"{name}: {member.name}")
+    assert unnamed == []
 
 
 def test_error_types_share_the_error_interface() -> None:
