@@ -22,7 +22,7 @@ from graphql_api.cleaning import (
 )
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import After, Connection, First, build_connection, keyset_page, or_none
 from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Client
@@ -145,8 +145,8 @@ class ClientQuery:
                 "refused (`BAD_USER_INPUT`)."
             ),
         ] = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
         timezone: Annotated[
             str | None,
             strawberry.argument(

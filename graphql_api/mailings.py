@@ -19,7 +19,7 @@ from graphql_api.cleaning import MailingChanges, check_period, clean_mailing, cl
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
 from graphql_api.mailing_lifecycle import ATTEMPTS, compare_and_set, live_mailing
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import After, Connection, First, build_connection, keyset_page, or_none
 from graphql_api.results import (
     ConflictError,
     MailingResult,
@@ -176,8 +176,8 @@ class MailingQuery:
     async def mailings(
         self,
         status: MailingStatusFilter = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
     ) -> Connection[Mailing]:
         query = live_mailings(or_none(status))
         rows, has_next = await keyset_page(query, first, after)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -19,8 +19,10 @@ from graphql_api.scalars import find_id
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
+    "After",
     "Connection",
     "Edge",
+    "First",
     "PageInfo",
     "build_connection",
     "decode_cursor",
@@ -43,12 +45,32 @@ def or_none(value: ValueT | None) -> ValueT | None:
     return None if isinstance(value, UnsetType) else value
 
 
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"At most this many items, from the start or from `after`: 0 to "
+        f"{MAX_PAGE_SIZE} (more is cut to {MAX_PAGE_SIZE}); {DEFAULT_PAGE_SIZE} when left out. "
+        "`first: 0` answers only `totalCount`."
+    ),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(description="Only items after this cursor (a page's `endCursor`)."),
+]
+
+
 @strawberry.type(description="Where a page sits; pass `endCursor` as `after` for the next one.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description="`after` was given, so items may precede this page."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The first edge's cursor; null when the page has no edges."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor; null when the page has no edges."
+    )
 
 
 @strawberry.type(description="One item of a page, with its cursor.")

@@ -13,7 +13,7 @@ from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.exports import statistics_csv_url
 from graphql_api.mailings import live_mailings
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import After, Connection, First, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingSummary, MessageStats
 from models.counters import summed_counters
 from models.db import connection
@@ -43,8 +43,8 @@ class Statistics:
     async def mailings(
         self,
         status: MailingStatusFilter = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
     ) -> Connection[MailingSummary]:
         query = live_mailings(or_none(status))
         rows, has_next = await keyset_page(query, first, after)

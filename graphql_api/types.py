@@ -11,7 +11,7 @@ from graphql_api.arguments import MessageStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_enum, described_field
 from graphql_api.exports import messages_csv_url
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import After, Connection, First, build_connection, keyset_page, or_none
 
 __all__ = [
     "Client",
@@ -283,8 +283,8 @@ class Mailing:
         self,
         info: Info,
         status: MessageStatusFilter = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
     ) -> Connection[Message]:
         status = or_none(status)
         query = models.Message.filter(mailing_id=self.key)

@@ -12,6 +12,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
@@ -50,6 +51,28 @@ def elements(graphql_schema: GraphQLSchema) -> Iterator[tuple[str, str | None]]:
         elif isinstance(type_, GraphQLEnumType):
             for value_name, value in type_.values.items():
                 yield f"{name}.{value_name}", value.description
+
+
+def test_every_schema_element_is_described() -> None:
+    found = list(elements(served()))
+    assert len(found) > 150  # the walk sees the whole schema
+    missing = [path for path, description in found if not (description or "").strip()]
+    assert missing == [], f"{len(missing)} elements without a description: {missing}"
+
+
+def test_every_nullable_field_says_what_null_means() -> None:
+    unexplained = []
+    for name, type_ in served().type_map.items():
+        if is_introspection_type(type_) or not isinstance(
+            type_, GraphQLObjectType | GraphQLInterfaceType
+        ):
+            continue
+        for field_name, field in type_.fields.items():
+            if not isinstance(field.type, GraphQLNonNull) and "null" not in (
+                field.description or ""
+            ):
+                unexplained.append(f"{name}.{field_name}")
+    assert unexplained == []
 
 
 def test_every_mutation_names_the_errors_it_can_answer() -> None:
