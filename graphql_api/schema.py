@@ -21,6 +21,7 @@ from graphql_api.progress import ProgressSubscription
 from graphql_api.protection import extensions, log_errors
 from graphql_api.scalars import SCALAR_MAP
 from graphql_api.statistics import StatisticsQuery
+from graphql_api.time_zones import TimeZoneQuery
 from settings import get_settings
 
 __all__ = ["schema"]
@@ -34,7 +35,7 @@ def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
 Query = _root(
     "Query",
     "What can be read: clients, mailings, their messages and statistics.",
-    (ClientQuery, MailingQuery, StatisticsQuery),
+    (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
 )
 Mutation = _root(
     "Mutation",

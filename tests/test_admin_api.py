@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from graphql_api.admin import public_config
 from graphql_api.admin.routes import STATIC_DIR, content_security_policy
+from models.time_zones import canonical_zones
 from settings import Settings
 from tests.conftest import GraphQLClient
 from tests.factories import make_client
@@ -130,3 +131,11 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
                     path,
                     scheme,
                 )
+
+
+async def test_time_zones_are_the_names_a_client_may_have(gql: GraphQLClient) -> None:
+    """What the page suggests in its zone fields, instead of the browser's older names."""
+    names = (await gql.execute("{ timeZones }"))["timeZones"]
+    assert names == sorted(canonical_zones())
+    assert {"UTC", "Europe/Moscow", "Asia/Kolkata", "Europe/Kyiv"} <= set(names)
+    assert not {"Asia/Calcutta", "Europe/Kiev", "localtime", "Factory"} & set(names)
