@@ -66,8 +66,9 @@ class ValidationError(Error):
 
 
 @strawberry.type(
-    description="Nothing with this id exists: there never was, it was deleted, or the id "
-    "cannot name anything (not a positive 64-bit integer)."
+    description="Nothing with this id exists: there never was, or it was deleted. (An id "
+    "that cannot name anything, not a positive 64-bit integer, is a `NotFoundError` where "
+    "the union has no `ValidationError`, as for the deletions.)"
 )
 class NotFoundError(Error):
     id: strawberry.ID = strawberry.field(description="The id as it was given.")

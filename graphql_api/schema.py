@@ -12,16 +12,16 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from graphql_api.client_import import ClientImportMutation
-from graphql_api.clients import ClientMutation, ClientQuery
-from graphql_api.mailing_lifecycle import MailingLifecycleMutation
-from graphql_api.mailings import MailingMutation, MailingQuery
-from graphql_api.metrics import OperationMetrics
-from graphql_api.progress import ProgressSubscription
+from graphql_api.http.metrics import OperationMetrics
 from graphql_api.protection import extensions, log_errors
+from graphql_api.resolvers.client_import import ClientImportMutation
+from graphql_api.resolvers.clients import ClientMutation, ClientQuery
+from graphql_api.resolvers.mailing_status import MailingStatusMutation
+from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
+from graphql_api.resolvers.progress import ProgressSubscription
+from graphql_api.resolvers.statistics import StatisticsQuery
+from graphql_api.resolvers.time_zones import TimeZoneQuery
 from graphql_api.scalars import SCALAR_MAP
-from graphql_api.statistics import StatisticsQuery
-from graphql_api.time_zones import TimeZoneQuery
 from settings import get_settings
 
 __all__ = ["schema"]
@@ -42,7 +42,7 @@ Mutation = _root(
     "What can be changed. Each mutation answers a union: its result, or an error type (all "
     "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
     "with a 403.",
-    (ClientMutation, ClientImportMutation, MailingMutation, MailingLifecycleMutation),
+    (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation),
 )
 Subscription = _root(
     "Subscription",

@@ -10,7 +10,7 @@ import models
 from graphql_api.arguments import MessageStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_enum, described_field
-from graphql_api.exports import messages_csv_url
+from graphql_api.http.exports import messages_csv_url
 from graphql_api.pagination import After, Connection, First, build_connection, keyset_page, or_none
 
 __all__ = [

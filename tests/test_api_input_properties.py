@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from graphql_api.protection import MASKED_MESSAGE
 from models.db import connection, fetch
-from tests.factories import make_client, make_mailing
+from tests.support.factories import make_client, make_mailing
 from tests.support.inprocess import ApiClient, api_client
 
 T = TypeVar("T")
