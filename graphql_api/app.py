@@ -35,6 +35,7 @@ from graphql_api.http.persisted_queries import PersistedQueries
 from graphql_api.http.request_id import RequestId
 from graphql_api.http.websocket import ExpiringTransportWSHandler
 from graphql_api.protection import MASKED_MESSAGE
+from graphql_api.reference import reference_routes
 from graphql_api.schema import schema
 from models.db import close_db, init_db
 from settings import get_settings
@@ -153,6 +154,8 @@ def create_app() -> Starlette:
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
+            # The reference, from the schema's descriptions; public like GraphiQL's page.
+            *reference_routes(schema, graphiql=settings.graphiql),
             # The operators' admin page at /, a client of /graphql like any other.
             *admin_routes(settings),
         ],

@@ -130,16 +130,18 @@ class PageInfo:
     )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a page, with its cursor.")
 class Edge(Generic[NodeT]):
-    cursor: str
-    node: NodeT
+    cursor: str = strawberry.field(
+        description="An opaque position: pass it as `after` or `before` to page on from this item."
+    )
+    node: NodeT = strawberry.field(description="The item.")
 
 
 @strawberry.type(description="A page of a list, in the order `orderBy` asks for.")
 class Connection(Generic[NodeT]):
-    edges: list[Edge[NodeT]]
-    page_info: PageInfo
+    edges: list[Edge[NodeT]] = strawberry.field(description="This page's items, in order.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits in the list.")
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @described_field("How many items the whole list holds, across all pages.")

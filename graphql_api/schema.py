@@ -9,7 +9,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -21,6 +20,7 @@ from graphql_api.resolvers.mailing_status import MailingStatusMutation
 from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
+from graphql_api.resolvers.time_zones import TimeZoneQuery
 from graphql_api.scalars import SCALAR_MAP
 from settings import Settings, get_settings
 
@@ -39,15 +39,28 @@ def _query_description(settings: Settings) -> str:
     )
 
 
-# merge_types, with a description.
-Query = strawberry.type(
-    type("Query", (ClientQuery, MailingQuery, StatisticsQuery), {}),
-    description=_query_description(get_settings()),
+def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
+    """One root type from the fields of several (``merge_types``, with a description)."""
+    return strawberry.type(type(name, parts, {}), description=description)
+
+
+Query = _root(
+    "Query",
+    _query_description(get_settings()),
+    (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
 )
-Mutation = merge_types(
-    "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation)
+Mutation = _root(
+    "Mutation",
+    "What can be changed. Each mutation answers a union: its result, or an error type (all "
+    "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
+    "with a 403.",
+    (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation),
 )
-Subscription = merge_types("Subscription", (ProgressSubscription,))
+Subscription = _root(
+    "Subscription",
+    "Live updates, over a WebSocket at `/graphql` (`graphql-transport-ws`).",
+    (ProgressSubscription,),
+)
 
 
 class _Schema(Schema):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 import models
 from graphql_api import wake
+from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
@@ -27,7 +30,7 @@ from graphql_api.results import (
     ValidationError,
 )
 from graphql_api.scalars import find_id, parse_id
-from graphql_api.types import Mailing, MailingStatus
+from graphql_api.types import Mailing
 from models import services
 from models.services import live_mailings
 
@@ -37,7 +40,7 @@ __all__ = ["MailingMutation", "MailingQuery"]
 @strawberry.type
 class MailingQuery:
     @described_field("A mailing by id; null if there is none or it was deleted.")
-    async def mailing(self, id: strawberry.ID) -> Mailing | None:
+    async def mailing(self, id: MailingId) -> Mailing | None:
         key = find_id(id)
         row = None if key is None else await live_mailings().filter(id=key).first()
         return None if row is None else Mailing.from_row(row)
@@ -47,7 +50,7 @@ class MailingQuery:
     )
     async def mailings(
         self,
-        status: MailingStatus | None = strawberry.UNSET,
+        status: MailingStatusFilter = strawberry.UNSET,
         first: First = strawberry.UNSET,
         after: After = strawberry.UNSET,
         last: Last = strawberry.UNSET,
@@ -73,8 +76,15 @@ class MailingQuery:
 
 @strawberry.type
 class MailingMutation:
-    @described_mutation("Create a mailing; it starts by itself at startAt.")
-    async def create_mailing(self, input: MailingInput) -> MailingResult:
+    @described_mutation(
+        "Create a mailing; it starts by itself at `startAt` (within about a second if that "
+        "has passed), even across restarts. Answers the `Mailing`, SCHEDULED, or a "
+        "`ValidationError` naming every field that breaks the rules; nothing is written then. "
+        "Never a `NotFoundError` or `ConflictError` (the result union is shared)."
+    )
+    async def create_mailing(
+        self, input: Annotated[MailingInput, strawberry.argument(description="The new mailing.")]
+    ) -> MailingResult:
         try:
             row = await services.create_mailing(clean_mailing(input), wake.tend_mailing)
             return Mailing.from_row(row)
@@ -82,9 +92,15 @@ class MailingMutation:
             return ValidationError.from_error(error)
 
     @described_mutation(
-        "Change what is not sent yet; a FINISHED or CANCELLED mailing is a conflict."
+        "Change a mailing; what is not sent yet follows at once (see `MailingPatch`), what is "
+        "sent stays. Answers the `Mailing`, a `ValidationError`, a `NotFoundError`, or a "
+        "`ConflictError` for a FINISHED or CANCELLED mailing; nothing is written on an error."
     )
-    async def update_mailing(self, id: strawberry.ID, input: MailingPatch) -> MailingResult:
+    async def update_mailing(
+        self,
+        id: MailingId,
+        input: Annotated[MailingPatch, strawberry.argument(description="What to change.")],
+    ) -> MailingResult:
         try:
             mailing_id = parse_id(id)
             changes = clean_mailing_patch(input)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
+from graphql_api.arguments import MailingStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.http.exports import statistics_csv_url
@@ -22,7 +23,7 @@ from graphql_api.pagination import (
     or_none,
     paginate,
 )
-from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
+from graphql_api.types import Mailing, MailingSummary, MessageStats
 from models.db import connection
 from models.queries.counters import summed_counters
 from models.services import live_mailings
@@ -52,7 +53,7 @@ class Statistics:
     @described_field("Each mailing with its counts, oldest first unless `orderBy` says otherwise.")
     async def mailings(
         self,
-        status: MailingStatus | None = strawberry.UNSET,
+        status: MailingStatusFilter = strawberry.UNSET,
         first: First = strawberry.UNSET,
         after: After = strawberry.UNSET,
         last: Last = strawberry.UNSET,
