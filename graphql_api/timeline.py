@@ -21,22 +21,22 @@ __all__ = ["MailingTimeline", "TimelineBucket", "TimelineBucketSize", "timeline_
     f"than {MAX_BUCKETS} buckets is widened to the next one that fits."
 )
 class TimelineBucketSize(Enum):
-    AUTO = 0
-    SECOND = 1
-    TEN_SECONDS = 10
-    MINUTE = 60
-    TEN_MINUTES = 600
-    HOUR = 3600
-    DAY = 86400
+    AUTO = strawberry.enum_value(0, description="The smallest size that fits about 120 buckets.")
+    SECOND = strawberry.enum_value(1, description="One second.")
+    TEN_SECONDS = strawberry.enum_value(10, description="Ten seconds.")
+    MINUTE = strawberry.enum_value(60, description="One minute.")
+    TEN_MINUTES = strawberry.enum_value(600, description="Ten minutes.")
+    HOUR = strawberry.enum_value(3600, description="One hour.")
+    DAY = strawberry.enum_value(86400, description="One day (UTC).")
 
 
 @strawberry.type(description="The messages that reached each final status within one bucket.")
 class TimelineBucket:
     start: datetime = strawberry.field(description="The bucket's first instant (UTC).")
-    sent: int
-    failed: int
-    expired: int
-    cancelled: int
+    sent: int = strawberry.field(description="Messages the provider accepted in the bucket.")
+    failed: int = strawberry.field(description="Messages the provider rejected for good.")
+    expired: int = strawberry.field(description="Messages whose mailing ended before they went.")
+    cancelled: int = strawberry.field(description="Messages withdrawn before they went out.")
 
 
 @strawberry.type(
@@ -81,7 +81,7 @@ async def timeline_of(
         end_at=end_at,
         pending=pending,
         now=clock.now(),
-        bucket_seconds=bucket.value or None,
+        bucket_seconds=int(bucket.value) or None,
     )
     return MailingTimeline(
         bucket_seconds=built.bucket_seconds,
