@@ -58,9 +58,10 @@ schema: install
 bench: install services
 	$(BIN)/python -m bench
 
-## Refresh docs/screenshots/ from the admin page's and GraphiQL's browser tests.
+## Refresh docs/screenshots/ from the browser tests (admin page, GraphiQL, the report email).
 screenshots: install services
-	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_sign_in.py tests/test_graphiql_browser.py
+	ADMIN_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_admin_browser.py tests/test_admin_timeline.py \
+	  tests/test_admin_sign_in.py tests/test_graphiql_browser.py tests/test_report_render.py
 
 ## Refresh GraphiQL's vendored browser files with npm, at the versions pinned in scripts/graphiql/.
 graphiql-assets: install

@@ -1,4 +1,7 @@
-"""The ``mailings`` command (SPEC section 4)."""
+"""mailings: the API, the sending workers, migrations, reports and the send-API simulator.
+
+How to run and operate it: README.md; how a mailing goes out: docs/sending.md.
+"""
 
 from __future__ import annotations
 
@@ -61,11 +64,12 @@ def _report(args: argparse.Namespace) -> None:
     except SEND_ERRORS as error:
         sys.exit(f"mailings report --send: not sent: {type(error).__name__}: {error}")
     if not args.send:
-        render = {"text": render_text, "html": render_html}.get(args.format)
-        if render is None:
+        if args.format == "csv":
             sys.stdout.buffer.write(render_csv(report))
+        elif args.format == "html":
+            sys.stdout.write(render_html(report, settings.public_url))
         else:
-            sys.stdout.write(render(report))
+            sys.stdout.write(render_text(report))
 
 
 def _export_schema(_: argparse.Namespace) -> None:

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # Seconds of clock skew tolerated on exp, nbf and iat.
     oidc_leeway: float = Field(default=30.0, ge=0)
 
+    # Signed export links (graphql_api.signed_links): the HMAC key, shared by
+    # every API process; unset, each process makes its own, so its links work
+    # on it alone. And how long a link stays good, in seconds.
+    export_link_secret: SecretStr | None = None
+    export_link_ttl: int = Field(default=300, ge=10, le=86_400)
+
     # The daily report email: sent only when SMTP_HOST and REPORT_RECIPIENTS are set.
     smtp_host: str | None = None
     # Unset: 25 without TLS, 587 with starttls, 465 with tls.
@@ -125,6 +131,9 @@ class Settings(BaseSettings):
     # Yesterday's report goes out once this local time (HH:MM) has passed.
     report_time: time = time(8, 0)
     report_timezone: str = "UTC"
+    # Where operators open the admin page (https://mailings.example.com); the
+    # daily report links each mailing there. Unset: no links.
+    public_url: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -140,6 +149,8 @@ class Settings(BaseSettings):
         "oidc_audience",
         "oidc_jwks_url",
         "oidc_client_id",
+        "export_link_secret",
+        "public_url",
         mode="before",
     )
     @classmethod
@@ -181,6 +192,15 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"unknown time zone {value!r}") from error
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or " " in value:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
 
     @field_validator("oidc_algorithms")
     @classmethod

@@ -37,6 +37,7 @@ from graphql_api.http.websocket import ExpiringTransportWSHandler
 from graphql_api.protection import MASKED_MESSAGE
 from graphql_api.reference import reference_routes
 from graphql_api.schema import schema
+from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
 from models.db import close_db, init_db
 from settings import get_settings
 
@@ -130,6 +131,7 @@ def create_app() -> Starlette:
     """The API application; ``mailings serve`` runs it under uvicorn."""
     settings = get_settings()
     authenticator = Authenticator.from_settings(settings)
+    signer = LinkSigner.from_settings(settings)
     view = GraphQLView(
         schema,
         authenticator,
@@ -146,11 +148,11 @@ def create_app() -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            # CSV downloads, behind the same credentials as /graphql.
+            # CSV downloads, behind the same credentials as /graphql, or a signed link.
             Mount(
                 "/exports",
                 routes=export_routes(),
-                middleware=[Middleware(RequireToken, authenticator)],
+                middleware=[Middleware(AcceptSignedLinks, signer, authenticator)],
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
@@ -164,4 +166,5 @@ def create_app() -> Starlette:
         lifespan=_lifespan,
     )
     app.state.authenticator = authenticator
+    app.state.link_signer = signer
     return app

@@ -23,11 +23,12 @@ class Principal:
     """The authenticated caller of one request or WebSocket connection.
 
     ``via`` says how: ``open`` (no credentials configured, for local use),
-    ``api_token`` (``API_TOKEN``, an operator) or ``oidc`` (a provider's JWT).
+    ``api_token`` (``API_TOKEN``, an operator), ``oidc`` (a provider's JWT) or
+    ``signed_link`` (a signed export link, good for that one download).
     """
 
     role: Role
-    via: Literal["open", "api_token", "oidc"]
+    via: Literal["open", "api_token", "oidc", "signed_link"]
     subject: str | None = None
     # Epoch seconds; a WebSocket outlives its token, so operations check it.
     expires_at: float | None = None

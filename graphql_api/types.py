@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -22,6 +23,8 @@ from graphql_api.pagination import (
     or_none,
     paginate,
 )
+from graphql_api.signed_links import LinkSigner
+from graphql_api.timeline import MailingTimeline, TimelineBucketSize, timeline_of
 
 __all__ = [
     "Client",
@@ -34,6 +37,7 @@ __all__ = [
     "MessageStats",
     "MessageStatus",
     "SendWindow",
+    "SignedLink",
     "load_stats",
 ]
 
@@ -109,6 +113,21 @@ async def load_stats(info: Info, mailing_id: int) -> MessageStats:
     return MessageStats.from_row(await info.context.loaders.stats.load(mailing_id))
 
 
+@strawberry.type(
+    description="A link that works without the Authorization header, for one export, "
+    "until `expiresAt`: open it in a browser tab or hand it on for a few minutes."
+)
+class SignedLink:
+    url: str = strawberry.field(description="The export's URL with `expires` and `signature`.")
+    expires_at: datetime = strawberry.field(description="When the link stops working (UTC).")
+
+    @classmethod
+    def sign(cls, info: Info, url: str, params: dict[str, str] | None = None) -> SignedLink:
+        signer: LinkSigner = info.context.request.app.state.link_signer
+        link = signer.sign(url, params)
+        return cls(url=link.url, expires_at=link.expires_at)
+
+
 @strawberry.type(description="A person messages are sent to, in the client directory.")
 class Client:
     id: strawberry.ID = strawberry.field(
@@ -167,6 +186,11 @@ class Message:
     phone: str = strawberry.field(
         description="The phone it was (or will be) sent to, kept if the client is deleted."
     )
+    finished_at: datetime | None = strawberry.field(
+        description="When it reached its final status (SENT, FAILED, EXPIRED or CANCELLED); "
+        "null while PENDING, and for messages finalised before this time was recorded "
+        "(failed or cancelled ones)."
+    )
     client_id: strawberry.Private[int | None]
 
     @classmethod
@@ -179,8 +203,16 @@ class Message:
             created_at=row.created_at,
             sent_at=row.sent_at,
             phone=row.phone,
+            finished_at=row.finished_at,
             client_id=row.client_id,
         )
+
+    @described_field(
+        "When the provider rejected it for good (`finishedAt` of a FAILED message); null "
+        "unless FAILED."
+    )
+    def failed_at(self) -> datetime | None:
+        return self.finished_at if self.status is MessageStatus.FAILED else None
 
     @described_field("The client it is for; null when the client has been deleted since.")
     async def client(self, info: Info) -> Client | None:
@@ -280,10 +312,38 @@ class Mailing:
 
     @described_field(
         "Where to download this mailing's messages as CSV (id, phone, status, attempts, "
-        "last error, created, sent); send the same Authorization header as to the API."
+        "last error, created, sent, failed, finished); send the same Authorization header "
+        "as to the API."
     )
     def messages_csv_url(self, info: Info) -> str:
         return messages_csv_url(info.context.request, self.key)
+
+    @described_field(
+        "A short-lived signed link to `messagesCsvUrl` that needs no Authorization header."
+    )
+    def messages_csv_link(self, info: Info) -> SignedLink:
+        return SignedLink.sign(info, messages_csv_url(info.context.request, self.key))
+
+    @described_field(
+        "What became of its messages over time, bucket by bucket, from the rows: the whole "
+        "life of the mailing, with its current rate and an estimated end while it runs."
+    )
+    async def timeline(
+        self,
+        info: Info,
+        bucket: Annotated[
+            TimelineBucketSize,
+            strawberry.argument(description="How long each bucket is; AUTO fits the span."),
+        ] = TimelineBucketSize.AUTO,
+    ) -> MailingTimeline:
+        return await timeline_of(
+            mailing_id=self.key,
+            status=self.status,
+            start_at=self.start_at,
+            end_at=self.end_at,
+            pending=(await self._stats(info)).pending,
+            bucket=bucket,
+        )
 
     @described_field(
         "Its messages (one per client of its audience), optionally of one status, oldest "

@@ -48,6 +48,9 @@ class Message(Model):
     leased_by = fields.BigIntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
+    # When it reached its final status (the provider's answer for SENT and
+    # FAILED; the cancel or expiry otherwise); cleared if it is revived.
+    finished_at = fields.DatetimeField(null=True)
 
     mailing_id: int
     client_id: int | None
@@ -55,6 +58,7 @@ class Message(Model):
     class Meta:
         table = "message"
         unique_together = (("mailing", "client"),)
-        # Listing a mailing's messages by status, in id order. The claim index
-        # (pending messages by due time) is partial and lives in the migration.
-        indexes = (("mailing", "status", "id"), ("client",))
+        # Listing a mailing's messages by status, in id order; a mailing's
+        # timeline (outcomes by time, read from the index alone). The claim
+        # index (pending messages by due time) is partial and lives in the migration.
+        indexes = (("mailing", "status", "id"), ("client",), ("mailing", "finished_at", "status"))

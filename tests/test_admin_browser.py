@@ -233,6 +233,11 @@ async def test_operator_sends_a_mailing_from_clients_to_finished(
     await expect(page.locator("#messages-table tbody tr")).to_have_count(31)
     await expect(page.locator("#messages-table tr[data-status=PENDING]")).to_have_count(0)
     await screenshot(page, "mailing-finished", full_page=True)
+    # After a reload the line is the mailing's whole life, read from its timeline.
+    await page.reload()
+    await expect(page.locator("#timeline-chart .chart-line")).to_have_attribute(
+        "aria-label", "Progress over time: 31 of 31 done"
+    )
 
     lines = (await download_by_clicking(page, "#messages-csv")).strip().splitlines()
     assert len(lines) == 1 + 31  # a header, then every message

@@ -120,7 +120,7 @@ async def test_api_token_is_asked_once_and_kept_for_the_tab(
     assert API_TOKEN in stored
     assert await page.evaluate("() => localStorage.getItem('mailings.token')") is None
 
-    # Downloads send it as well.
+    # Downloads go through a signed link, asked for with it: the browser sends no header.
     assert "Scheduled" in await download_by_clicking(page, "#statistics-csv")
 
     # The subscription's connection_init carries the token too.

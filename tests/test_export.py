@@ -17,7 +17,18 @@ from tests.support.api import add_audience, finalise
 from tests.support.factories import make_client, make_mailing
 
 TOKEN = "export-token"
-MESSAGE_HEADER = ["id", "phone", "status", "attempts", "last_error", "created_at", "sent_at"]
+MESSAGE_HEADER = [
+    "id",
+    "phone",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "sent_at",
+    "failed_at",
+    "finished_at",
+]
+FAILED_AT = datetime(2026, 11, 30, 12, 34, 56, 789000, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +59,7 @@ async def _mailing_with_outcomes() -> int:
     mailing = await make_mailing(text="=cmd|' /C calc'!A0", status=MailingStatus.RUNNING)
     await add_audience(mailing)
     await finalise(mailing.id, MessageStatus.SENT, 2)
-    [failed] = await finalise(mailing.id, MessageStatus.FAILED, 1)
+    [failed] = await finalise(mailing.id, MessageStatus.FAILED, 1, at=FAILED_AT)
     await execute(
         connection(),
         "UPDATE message SET last_error = $2 WHERE id = $1",
@@ -95,12 +106,15 @@ async def test_messages_csv(http: httpx.AsyncClient) -> None:
         sent_at = datetime.fromisoformat(row[6])
         assert sent_at.tzinfo is not None
         assert abs(datetime.now(UTC) - sent_at) < timedelta(minutes=5)
+        assert (row[7], row[8]) == ("", row[6])  # not failed; finished when sent
     [failed] = by_status["FAILED"]
     # Quotes, commas and the newline survive; the formula is defused.
     assert failed[4] == '\'=HTTP 400: {"code": 400, "message": "bad, \\"quoted\\"\nrecipient"}'
+    assert failed[6] == ""
+    assert datetime.fromisoformat(failed[7]) == datetime.fromisoformat(failed[8]) == FAILED_AT
     [pending] = by_status["PENDING"]
     assert pending[4] == ""
-    assert pending[6] == ""
+    assert pending[6:] == ["", "", ""]
     assert all(len(row[1]) == 11 and row[1].startswith("7") for row in rows)
     datetime.fromisoformat(pending[5])
 

@@ -122,6 +122,9 @@ async def day(db: str) -> Day:
     await add_audience(d.running)
     await finalise(d.running.id, MessageStatus.SENT, 2)
     await set_sent_at(d.running.id, 2, msk(before, 11))
+    # Failed the day before: not one of the day's failure reasons.
+    await finalise(d.running.id, MessageStatus.FAILED, 1, at=msk(before, 12))
+    await set_errors(d.running.id, ["HTTP 400: failed the day before"])
     # Ran and finished within the day.
     d.finished = await mailing_on(
         msk(DAY, 9),
@@ -133,7 +136,7 @@ async def day(db: str) -> Day:
     await add_audience(d.finished)
     await finalise(d.finished.id, MessageStatus.SENT, 5)
     await set_sent_at(d.finished.id, 4, msk(DAY, 10))  # the fifth: sent "now", another day
-    await finalise(d.finished.id, MessageStatus.FAILED, 3)
+    await finalise(d.finished.id, MessageStatus.FAILED, 3, at=msk(DAY, 15))
     await set_errors(
         d.finished.id,
         ["HTTP 400: invalid recipient", "HTTP 400: blocked", "HTTP 400: invalid recipient"],
@@ -176,9 +179,12 @@ async def test_report_holds_the_mailings_that_ran_that_day(day: Day) -> None:
     assert [m.id for m in report.mailings] == [day.running.id, day.finished.id, day.deleted.id]
     running, finished, deleted = report.mailings
 
-    assert (running.counts.total, running.counts.sent, running.counts.pending) == (10, 2, 8)
+    assert (running.counts.total, running.counts.sent, running.counts.pending) == (10, 2, 7)
     assert running.sent_that_day == 0
-    assert running.counts.delivery_rate == 1.0
+    assert running.counts.delivery_rate == pytest.approx(2 / 3)
+    # Its failure came the day before: the day's reasons are the day's.
+    assert running.counts.failed == 1
+    assert running.failure_reasons == ()
 
     c = finished.counts
     assert (c.total, c.pending, c.sent, c.failed, c.expired, c.cancelled) == (10, 0, 5, 3, 1, 1)
@@ -196,7 +202,7 @@ async def test_report_holds_the_mailings_that_ran_that_day(day: Day) -> None:
     assert deleted.counts.delivery_rate is None
 
     t = report.totals
-    assert (t.total, t.pending, t.sent, t.failed, t.expired, t.cancelled) == (20, 8, 7, 3, 1, 1)
+    assert (t.total, t.pending, t.sent, t.failed, t.expired, t.cancelled) == (20, 7, 7, 4, 1, 1)
     assert report.sent_that_day == 4
     assert report.failure_reasons == finished.failure_reasons
     assert report.timezone == "Europe/Moscow"
@@ -208,8 +214,8 @@ async def test_renderings_agree_with_the_figures(day: Day) -> None:
     text = render_text(report)
     assert text.startswith("Mailings report for 2026-01-10 (Europe/Moscow)\n")
     assert "Mailings that ran: 3" in text
-    assert "Messages: 20 total, 7 sent, 3 failed, 1 expired, 1 cancelled, 8 pending" in text
-    assert "Delivery rate: 63.6%" in text  # 7 / (7 + 3 + 1)
+    assert "Messages: 20 total, 7 sent, 4 failed, 1 expired, 1 cancelled, 7 pending" in text
+    assert "Delivery rate: 58.3%" in text  # 7 / (7 + 4 + 1)
     assert "Sent during the day: 4" in text
     assert "       2  HTTP 400: invalid recipient" in text
     assert f"Mailing {day.finished.id}: 'Winter <b>sale</b>, 20% off'" in text
@@ -220,8 +226,13 @@ async def test_renderings_agree_with_the_figures(day: Day) -> None:
     page = render_html(report)
     assert "Winter &lt;b&gt;sale&lt;/b&gt;, 20% off" in page
     assert "<b>sale</b>" not in page
-    assert "<td>63.6%</td>" in page
-    assert "<li>2 &times; HTTP 400: invalid recipient</li>" in page
+    assert ">58.3%</td>" in page
+    assert "HTTP 400: invalid recipient</td>" in page
+    # Without PUBLIC_URL nothing links; with it each mailing links to its page.
+    assert "<a " not in page
+    linked = render_html(report, "https://mailings.example.com")
+    for mailing in report.mailings:
+        assert f'href="https://mailings.example.com/#/mailings/{mailing.id}"' in linked
 
     header, *rows = list(csv.reader(io.StringIO(render_csv(report).decode())))
     assert header[:3] == ["day", "mailing_id", "status"]
@@ -247,12 +258,15 @@ async def test_an_empty_day_still_makes_a_report(db: str) -> None:
 
 
 async def test_the_email_has_text_html_and_csv(day: Day) -> None:
-    settings = report_settings(report_recipients=("a@example.com", "b@example.com"))
+    settings = report_settings(
+        report_recipients=("a@example.com", "b@example.com"),
+        public_url="https://mailings.example.com/",
+    )
     now = datetime.now(UTC)
     report = await build_report(DAY, MOSCOW, now)
     message = compose_report_email(report, settings, now)
     assert message["Subject"] == (
-        "Mailings report 2026-01-10: 3 mailings, 7 sent, 3 failed, 1 expired"
+        "Mailings report 2026-01-10: 3 mailings, 7 sent, 4 failed, 1 expired"
     )
     assert message["To"] == "a@example.com, b@example.com"
     assert message["From"] == "reports@mailings.test"
@@ -262,7 +276,7 @@ async def test_the_email_has_text_html_and_csv(day: Day) -> None:
     assert body.get_content() == render_text(report)
     html = message.get_body(("html",))
     assert html is not None
-    assert html.get_content() == render_html(report)
+    assert html.get_content() == render_html(report, "https://mailings.example.com")
     [attachment] = list(message.iter_attachments())
     assert attachment.get_filename() == "mailings-report-2026-01-10.csv"
     assert attachment.get_content_type() == "text/csv"

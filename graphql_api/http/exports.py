@@ -33,7 +33,17 @@ _MESSAGES = "mailing_messages"
 _STATISTICS = "statistics"
 BATCH_SIZE = 5000
 
-MESSAGE_FIELDS = ("id", "phone", "status", "attempts", "last_error", "created_at", "sent_at")
+MESSAGE_FIELDS = (
+    "id",
+    "phone",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "sent_at",
+    "failed_at",
+    "finished_at",
+)
 STATISTICS_FIELDS = (
     "mailing_id",
     "status",
@@ -73,6 +83,8 @@ def _message_line(row: dict[str, Any]) -> tuple[object, ...]:
         "" if error is None else spreadsheet_safe(str(error)),
         _instant(row["created_at"]),
         _instant(row["sent_at"]),
+        _instant(row["finished_at"] if row["status"] == "FAILED" else None),
+        _instant(row["finished_at"]),
     )
 
 

@@ -23,7 +23,7 @@ from graphql_api.pagination import (
     or_none,
     paginate,
 )
-from graphql_api.types import Mailing, MailingSummary, MessageStats
+from graphql_api.types import Mailing, MailingSummary, MessageStats, SignedLink
 from models.db import connection
 from models.queries.counters import summed_counters
 from models.services import live_mailings
@@ -49,6 +49,15 @@ class Statistics:
     )
     def csv_url(self, info: Info) -> str:
         return statistics_csv_url(info.context.request)
+
+    @described_field(
+        "A short-lived signed link to `csvUrl` (narrowed to `status` if given) that needs no "
+        "Authorization header."
+    )
+    def csv_link(self, info: Info, status: MailingStatusFilter = strawberry.UNSET) -> SignedLink:
+        status = or_none(status)
+        params = {} if status is None else {"status": status.value}
+        return SignedLink.sign(info, statistics_csv_url(info.context.request), params)
 
     @described_field("Each mailing with its counts, oldest first unless `orderBy` says otherwise.")
     async def mailings(

@@ -4,9 +4,9 @@ A day is a calendar day in the report's time zone. A mailing ran on it when
 it had started before the day ended and was not over before the day began
 (it is open still, or it finished, was cancelled or deleted during the day or
 after it). Its counts come from the counters, as of when the report is built;
-"sent that day" counts the messages the provider accepted within the day.
-Failed messages carry no time of failure, so failure reasons are the
-mailing's own, grouped by ``last_error``.
+"sent that day" counts the messages the provider accepted within the day,
+and failure reasons (``last_error`` grouped) are those of the messages that
+failed within the day (``finished_at``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ async def build_report(day: date, timezone: ZoneInfo, now: datetime) -> DayRepor
     rows = await mailings_that_ran(start, end)
     ids = [int(row["id"]) for row in rows]
     sent = await sent_that_day(ids, start, end)
-    reasons = await reasons_by_mailing(ids)
+    reasons = await reasons_by_mailing(ids, start, end)
     mailings = tuple(
         MailingReport(
             id=int(row["id"]),
@@ -91,6 +91,6 @@ async def build_report(day: date, timezone: ZoneInfo, now: datetime) -> DayRepor
         timezone=timezone.key,
         generated_at=now,
         mailings=mailings,
-        failure_reasons=tuple(await reasons_of_day(ids)),
+        failure_reasons=tuple(await reasons_of_day(ids, start, end)),
         totals=totals,
     )

@@ -1,4 +1,4 @@
-"""The daily report as an email: plain text, HTML and a CSV attachment, sent over SMTP.
+"""The daily report as an email: plain text, HTML (``tasks.report_html``) and a CSV attachment.
 
 Sending is plain ``smtplib``, run in a thread: one message a day needs no
 async SMTP client. The Message-ID is the same for every attempt at a day's
@@ -8,7 +8,6 @@ between the server's acceptance and our record of it.
 
 from __future__ import annotations
 
-import html
 import smtplib
 import ssl
 from datetime import datetime
@@ -19,6 +18,7 @@ from zoneinfo import ZoneInfo
 from models.reporting import csv_lines, format_rate, spreadsheet_safe
 from settings import Settings
 from tasks.report.figures import DayReport, MailingReport
+from tasks.report.html import render_html
 
 __all__ = [
     "SEND_ERRORS",
@@ -115,62 +115,6 @@ def render_text(report: DayReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(value: object) -> str:
-    return f"<td>{html.escape(str(value))}</td>"
-
-
-def render_html(report: DayReport) -> str:
-    """The HTML part: the same figures as the text, as tables."""
-    t = report.totals
-    e = html.escape
-    head = "".join(
-        f"<th>{name}</th>"
-        for name in (
-            "Mailing", "Text", "Status", "Total", "Sent", "Sent that day", "Failed",
-            "Expired", "Cancelled", "Pending", "Delivery rate", "Top failure reason",
-        )
-    )  # fmt: skip
-    rows = []
-    for mailing in report.mailings:
-        c = mailing.counts
-        top = mailing.failure_reasons[0][0] if mailing.failure_reasons else ""
-        cells = (
-            mailing.id, _preview(mailing.text), _status(mailing), c.total, c.sent,
-            mailing.sent_that_day, c.failed, c.expired, c.cancelled, c.pending,
-            percent(c.delivery_rate), top,
-        )  # fmt: skip
-        rows.append("<tr>" + "".join(_cell(value) for value in cells) + "</tr>")
-    reasons = "".join(
-        f"<li>{n} &times; {e(reason or '(none recorded)')}</li>"
-        for reason, n in report.failure_reasons
-    )
-    body = [
-        "<!DOCTYPE html><html><body>",
-        f"<h1>Mailings report for {e(report.day.isoformat())} ({e(report.timezone)})</h1>",
-        f"<p>Counts as of {e(_local(report.generated_at, report))}.</p>",
-        "<table><tbody>",
-        f"<tr><th>Mailings that ran</th><td>{len(report.mailings)}</td></tr>",
-        f"<tr><th>Messages</th><td>{t.total}</td></tr>",
-        f"<tr><th>Sent</th><td>{t.sent}</td></tr>",
-        f"<tr><th>Failed</th><td>{t.failed}</td></tr>",
-        f"<tr><th>Expired</th><td>{t.expired}</td></tr>",
-        f"<tr><th>Cancelled</th><td>{t.cancelled}</td></tr>",
-        f"<tr><th>Pending</th><td>{t.pending}</td></tr>",
-        f"<tr><th>Delivery rate</th><td>{percent(t.delivery_rate)}</td></tr>",
-        f"<tr><th>Sent during the day</th><td>{report.sent_that_day}</td></tr>",
-        "</tbody></table>",
-    ]
-    if reasons:
-        body += ["<h2>Top failure reasons</h2>", f"<ul>{reasons}</ul>"]
-    if rows:
-        body += ["<h2>Mailings</h2>", f"<table><thead><tr>{head}</tr></thead><tbody>"]
-        body += [*rows, "</tbody></table>"]
-    else:
-        body.append("<p>No mailing ran on this day.</p>")
-    body.append("</body></html>")
-    return "\n".join(body) + "\n"
-
-
 def render_csv(report: DayReport) -> bytes:
     """One row per mailing that ran, for the attachment."""
     lines: list[tuple[object, ...]] = [_CSV_FIELDS]
@@ -209,7 +153,7 @@ def compose_report_email(report: DayReport, settings: Settings, now: datetime) -
     domain = settings.report_sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<daily-report-{report.day.isoformat()}@{domain}>"
     message.set_content(render_text(report))
-    message.add_alternative(render_html(report), subtype="html")
+    message.add_alternative(render_html(report, settings.public_url), subtype="html")
     message.add_attachment(
         render_csv(report),
         maintype="text",

@@ -55,9 +55,12 @@ async def add_audience(mailing: Mailing, due_at: datetime | None = None) -> int:
     )
 
 
-async def finalise(mailing_id: int, status: MessageStatus, count: int) -> list[int]:
-    """Move ``count`` pending messages of the mailing to ``status``, counters included."""
+async def finalise(
+    mailing_id: int, status: MessageStatus, count: int, at: datetime | None = None
+) -> list[int]:
+    """Move ``count`` pending messages of the mailing to ``status`` at ``at``, counters included."""
     conn = connection()
+    at = at or utcnow()
     rows = await fetch(
         conn,
         "SELECT id FROM message WHERE mailing_id = $1 AND status = 'PENDING' ORDER BY id LIMIT $2",
@@ -69,11 +72,12 @@ async def finalise(mailing_id: int, status: MessageStatus, count: int) -> list[i
     for message_id in ids:
         changed += await execute(
             conn,
-            "UPDATE message SET status = $2, sent_at = $3, attempts = 1"
+            "UPDATE message SET status = $2, sent_at = $3, finished_at = $4, attempts = 1"
             " WHERE id = $1 AND status = 'PENDING'",
             message_id,
             status.value,
-            utcnow() if status is MessageStatus.SENT else None,
+            at if status is MessageStatus.SENT else None,
+            at,
         )
     await count_finalised(conn, mailing_id, status, changed)
     return ids

@@ -10,7 +10,8 @@ applies those rules to what a worker hands back unsent or for a retry.
 Every status change is made by a statement guarded by the status it
 expects, and the same transaction feeds ``models.queries.counters`` with the rows
 it changed, so the counters never drift. Every finalising statement clears
-the lease, so ``idx_message_leased`` holds only live claims.
+the lease, so ``idx_message_leased`` holds only live claims, and stamps
+``finished_at`` (the timeline, the day's failures); reviving clears it.
 """
 
 from models.queries.messages.audience import (

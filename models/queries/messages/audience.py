@@ -7,6 +7,7 @@ from datetime import datetime
 
 from tortoise import BaseDBAsyncClient
 
+from models import clock
 from models.audience import ClientFilter
 from models.db import execute, fetch, insert_counting
 from models.queries.counters import (
@@ -64,16 +65,17 @@ async def cancel_unmatched(
     conn: BaseDBAsyncClient, mailing_id: int, client_filter: ClientFilter
 ) -> int:
     """Cancel the waiting messages of clients that no longer match (or are gone)."""
-    where, params = client_filter.where(2)
+    where, params = client_filter.where(3)
     changed = await execute(
         conn,
         "UPDATE message SET status = 'CANCELLED', leased_until = NULL, leased_by = NULL,"
-        " last_error = CASE WHEN client_id IS NULL THEN 'client deleted'"
+        " finished_at = $2, last_error = CASE WHEN client_id IS NULL THEN 'client deleted'"
         " ELSE 'client no longer matches' END"
         f" WHERE mailing_id = $1 AND status = 'PENDING' AND {waiting(conn)}"
         " AND (client_id IS NULL OR NOT EXISTS ("
         f"SELECT 1 FROM client c WHERE c.id = message.client_id AND {where}))",
         mailing_id,
+        clock.now(),
         *params,
     )
     await count_finalised(conn, mailing_id, MessageStatus.CANCELLED, changed)
@@ -94,7 +96,7 @@ async def revive_rematched(
     changed = await execute(
         conn,
         "UPDATE message SET status = 'PENDING', next_attempt_at = $2, waits_for_window = FALSE,"
-        " last_error = NULL, leased_until = NULL, leased_by = NULL,"
+        " last_error = NULL, leased_until = NULL, leased_by = NULL, finished_at = NULL,"
         " phone = (SELECT c.phone FROM client c WHERE c.id = message.client_id),"
         " timezone = (SELECT c.timezone FROM client c WHERE c.id = message.client_id)"
         " WHERE mailing_id = $1 AND status = 'CANCELLED' AND EXISTS ("
@@ -114,10 +116,11 @@ async def finalise_waiting(
     changed = await execute(
         conn,
         f"UPDATE message SET status = '{status.value}', last_error = COALESCE(last_error, $2),"
-        " leased_until = NULL, leased_by = NULL"
+        " leased_until = NULL, leased_by = NULL, finished_at = $3"
         f" WHERE mailing_id = $1 AND status = 'PENDING' AND {waiting(conn)}",
         mailing_id,
         reason,
+        clock.now(),
     )
     await count_finalised(conn, mailing_id, status, changed)
     return changed
@@ -146,10 +149,11 @@ async def cancel_client_waiting(conn: BaseDBAsyncClient, client_id: int) -> int:
     rows = await fetch(
         conn,
         "UPDATE message SET status = 'CANCELLED', last_error = 'client deleted',"
-        " leased_until = NULL, leased_by = NULL"
+        " leased_until = NULL, leased_by = NULL, finished_at = $2"
         f" WHERE client_id = $1 AND status = 'PENDING' AND {waiting(conn)}"
         " RETURNING mailing_id",
         client_id,
+        clock.now(),
     )
     await count_finalised_rows(conn, rows, MessageStatus.CANCELLED)
     return len(rows)
@@ -181,17 +185,18 @@ async def follow_client_match(conn: BaseDBAsyncClient, client_id: int, now: date
     dropped = await fetch(
         conn,
         "UPDATE message SET status = 'CANCELLED', last_error = 'client no longer matches',"
-        " leased_until = NULL, leased_by = NULL FROM mailing g, client c"
+        " leased_until = NULL, leased_by = NULL, finished_at = $2 FROM mailing g, client c"
         f" WHERE message.client_id = $1 AND message.status = 'PENDING' AND {waiting(conn)}"
         f" AND g.id = message.mailing_id AND c.id = message.client_id AND NOT ({matches})"
         " RETURNING message.mailing_id",
         client_id,
+        now,
     )
     await count_finalised_rows(conn, dropped, MessageStatus.CANCELLED)
     revived = await fetch(
         conn,
         "UPDATE message SET status = 'PENDING', next_attempt_at = $2, waits_for_window = FALSE,"
-        " last_error = NULL FROM mailing g, client c"
+        " last_error = NULL, finished_at = NULL FROM mailing g, client c"
         " WHERE message.client_id = $1 AND message.status = 'CANCELLED'"
         " AND g.id = message.mailing_id AND g.deleted_at IS NULL"
         " AND g.status IN ('SCHEDULED', 'RUNNING', 'PAUSED')"

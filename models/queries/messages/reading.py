@@ -21,8 +21,8 @@ async def message_batch(mailing_id: int, after: int, limit: int) -> list[dict[st
     """The mailing's messages after id ``after``, in id order (a keyset batch for exports)."""
     return await fetch(
         connection(),
-        "SELECT id, phone, status, attempts, last_error, created_at, sent_at FROM message"
-        " WHERE mailing_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        "SELECT id, phone, status, attempts, last_error, created_at, sent_at, finished_at"
+        " FROM message WHERE mailing_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         mailing_id,
         after,
         limit,
@@ -52,19 +52,24 @@ async def sent_that_day(ids: Sequence[int], start: datetime, end: datetime) -> d
     return counts
 
 
-async def reasons_by_mailing(ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+async def reasons_by_mailing(
+    ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, list[tuple[str, int]]]:
+    """Each mailing's top reasons among its messages that failed from ``start`` to ``end``."""
     reasons: dict[int, list[tuple[str, int]]] = {}
-    for marks, part in _chunks(ids, 2):
+    for marks, part in _chunks(ids, 4):
         rows = await fetch(
             connection(),
             "SELECT mailing_id, reason, n FROM ("
             " SELECT mailing_id, COALESCE(last_error, '') AS reason, COUNT(*) AS n,"
             " ROW_NUMBER() OVER (PARTITION BY mailing_id"
             " ORDER BY COUNT(*) DESC, COALESCE(last_error, '')) AS place"
-            " FROM message WHERE status = 'FAILED'"
+            " FROM message WHERE status = 'FAILED' AND finished_at >= $2 AND finished_at < $3"
             f" AND mailing_id IN ({marks}) GROUP BY mailing_id, COALESCE(last_error, '')"
             ") ranked WHERE place <= $1 ORDER BY mailing_id, place",
             MAILING_REASONS,
+            start,
+            end,
             *part,
         )
         for row in rows:
@@ -74,14 +79,19 @@ async def reasons_by_mailing(ids: Sequence[int]) -> dict[int, list[tuple[str, in
     return reasons
 
 
-async def reasons_of_day(ids: Sequence[int]) -> list[tuple[str, int]]:
+async def reasons_of_day(
+    ids: Sequence[int], start: datetime, end: datetime
+) -> list[tuple[str, int]]:
+    """The top reasons among the mailings' messages that failed from ``start`` to ``end``."""
     totals: dict[str, int] = {}
-    for marks, part in _chunks(ids, 1):
+    for marks, part in _chunks(ids, 3):
         rows = await fetch(
             connection(),
             "SELECT COALESCE(last_error, '') AS reason, COUNT(*) AS n FROM message"
-            f" WHERE status = 'FAILED' AND mailing_id IN ({marks})"
-            " GROUP BY COALESCE(last_error, '')",
+            " WHERE status = 'FAILED' AND finished_at >= $1 AND finished_at < $2"
+            f" AND mailing_id IN ({marks}) GROUP BY COALESCE(last_error, '')",
+            start,
+            end,
             *part,
         )
         for row in rows:

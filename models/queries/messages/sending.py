@@ -165,7 +165,8 @@ async def finalise_messages(
         rows = await fetch(
             conn,
             f"UPDATE message SET status = '{status.value}', last_error = {error},"
-            f" sent_at = {sent_at}, leased_until = NULL, leased_by = NULL FROM {table}"
+            f" sent_at = {sent_at}, finished_at = v.at, leased_until = NULL, leased_by = NULL"
+            f" FROM {table}"
             " WHERE message.id = v.id AND message.status = 'PENDING'"
             " RETURNING message.mailing_id",
             *params,
@@ -225,7 +226,7 @@ async def settle_returned(
     in_ids, ids_param = id_list(conn, ids, 1)
     cancelled = await fetch(
         conn,
-        "UPDATE message SET status = 'CANCELLED', last_error = CASE"
+        "UPDATE message SET status = 'CANCELLED', finished_at = $2, last_error = CASE"
         " WHEN message.client_id IS NULL THEN 'client deleted'"
         " WHEN g.status = 'CANCELLED' OR g.deleted_at IS NOT NULL THEN 'mailing cancelled'"
         " ELSE 'client no longer matches' END"
@@ -236,11 +237,12 @@ async def settle_returned(
         f" AND {client_matches_mailing(conn)}))"
         " RETURNING message.mailing_id",
         ids_param,
+        now,
     )
     await count_finalised_rows(conn, cancelled, MessageStatus.CANCELLED)
     expired = await fetch(
         conn,
-        "UPDATE message SET status = 'EXPIRED',"
+        "UPDATE message SET status = 'EXPIRED', finished_at = $2,"
         " last_error = COALESCE(message.last_error, 'mailing ended before it was sent')"
         f" FROM mailing g WHERE message.id {in_ids} AND message.status = 'PENDING'"
         " AND message.leased_until IS NULL AND g.id = message.mailing_id AND g.end_at <= $2"

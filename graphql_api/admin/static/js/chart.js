@@ -1,5 +1,5 @@
 // Inline SVG charts: counts by status as bars, and progress over time.
-import { formatCount } from "./numbers.js";
+import { formatCount, formatDuration } from "./numbers.js";
 import { doneOf } from "./outcome.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -46,17 +46,12 @@ export function statusBars(stats) {
   return svg;
 }
 
-function duration(ms) {
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  return `${formatCount(Math.round(seconds / 3600))} h`;
-}
-
-// Each outcome over time, from the events seen on this page. The y-axis
-// labels sit on their grid lines, left-aligned inside the plot, so a label
-// of any length ("20,000", "1,000,000") is whole: none has to fit a margin.
-export function progressLine(points) {
+// Each outcome over time: cumulative counts at each point, from the
+// mailing's timeline and then the live events. The y-axis labels sit on
+// their grid lines, left-aligned inside the plot, so a label of any length
+// ("20,000", "1,000,000") is whole: none has to fit a margin. Under the axis:
+// when the first point was (``startLabel``) and how long the line spans.
+export function progressLine(points, { startLabel = "" } = {}) {
   const width = 520;
   const height = 136;
   const left = 4;
@@ -86,7 +81,8 @@ export function progressLine(points) {
   // Drawn last, with a halo, so a line passing under a label leaves it legible.
   svg.append(s("text", { x: left, y: y(most) - 4, class: "chart-tick", "data-tick": "top" }, formatCount(most)));
   svg.append(s("text", { x: left, y: y(0) - 4, class: "chart-tick", "data-tick": "zero" }, "0"));
-  svg.append(s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "chart-tick", "data-tick": "time" }, duration(span)));
+  if (startLabel) svg.append(s("text", { x: left, y: height - 8, class: "chart-tick", "data-tick": "start" }, startLabel));
+  svg.append(s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "chart-tick", "data-tick": "time" }, formatDuration(span)));
   return svg;
 }
 

@@ -63,23 +63,19 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
-// A CSV export (behind the same credentials), saved under its own name.
-export async function download(url) {
+// A CSV export through a signed link asked for just now: it needs no
+// header, so the browser fetches it itself (streamed to disk, named by the
+// server), as it would from a link opened in a tab.
+export async function openExport(query, variables, pick) {
+  const { url } = pick(await gql(query, variables));
   // The API names it by its absolute URL; behind a proxy that may not be how
   // the browser reaches us, and the same origin always is.
   const { pathname, search } = new URL(url, location.href);
-  const response = await withCredential((credential) =>
-    fetch(`${pathname}${search}`, { headers: credential ? { Authorization: credential } : {} }));
-  if (!response.ok) throw new Error(`The download failed: HTTP ${response.status}`);
-  const disposition = response.headers.get("Content-Disposition") ?? "";
-  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? "export.csv";
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(await response.blob());
-  link.download = name;
+  link.href = `${pathname}${search}`;
   document.body.append(link);
   link.click();
   link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
 // graphql-transport-ws: connection_init (with the token), connection_ack,

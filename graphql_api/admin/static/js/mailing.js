@@ -2,15 +2,21 @@
 // mailingProgress subscription, and its messages, filterable by status.
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, progressLine, statusBars } from "./chart.js";
-import { download, gql, subscribe } from "./graphql.js";
+import { gql, openExport, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatCount, rangeOf } from "./numbers.js";
 import { doneOf, progressSummary } from "./outcome.js";
-import { operatorZone, timeElement } from "./time.js";
+import { formatInstant, operatorZone, timeElement } from "./time.js";
+import { paceText, TIMELINE_FIELDS, timelinePoints, withLive } from "./timeline.js";
 
 const PAGE_SIZE = 50;
-const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} messagesCsvUrl } }`;
+// While a mailing runs, its timeline (rate, estimated end) is read again
+// every 5 s, less often for a big one (reading it scans the mailing's index).
+const refreshEvery = (total) => Math.min(30000, 5000 + total / 50);
+const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} ${TIMELINE_FIELDS} } }`;
+const CSV_LINK = "query MessagesCsv($id: ID!) { mailing(id: $id) { messagesCsvLink { url expiresAt } } }";
+const TIMELINE = `query Timeline($id: ID!) { mailing(id: $id) { status stats { total pending sent failed expired cancelled } ${TIMELINE_FIELDS} } }`;
 const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, $after: String) {
   mailing(id: $id) {
     messages(status: $status, first: $first, after: $after) {
@@ -27,13 +33,15 @@ export async function mailingView(root, { id }) {
     mount(root, h("p", { class: "error" }, `Mailing ${id} not found (or deleted).`), h("a", { href: "#/mailings" }, "Back to mailings"));
     return undefined;
   }
-  const points = [];
+  let timeline = mailing.timeline;
+  let live = null; // the last live event, as a point of the line
   const messageState = { status: "", cursors: [null] };
   const head = h("div", { class: "view-head" });
   const details = h("dl", { class: "details" });
   const bars = h("div", { class: "chart", id: "status-chart" });
-  const line = h("div", { class: "chart" });
-  const live = h("span", { class: "live", id: "live" });
+  const line = h("div", { class: "chart", id: "timeline-chart" });
+  const pace = h("p", { class: "pace", id: "pace" });
+  const liveBadge = h("span", { class: "live", id: "live" });
   const overall = h("div", { class: "overall" });
   const messages = h("div", { class: "table-wrap" });
   const messagesSummary = h("span", { class: "muted" });
@@ -49,7 +57,7 @@ export async function mailingView(root, { id }) {
     mount(head,
       h("h1", {}, `Mailing ${mailing.id}`),
       statusBadge(mailing.status),
-      live,
+      liveBadge,
       h("div", { class: "spacer" }),
       actionButtons(mailing, (changed) => {
         if (!changed) location.hash = "#/mailings";
@@ -57,6 +65,8 @@ export async function mailingView(root, { id }) {
           mailing = { ...mailing, ...changed };
           render();
           if (!stop && !TERMINAL.has(mailing.status)) follow();
+          keepRefreshing();
+          refreshTimeline();
         }
       }));
     const f = mailing.filter;
@@ -77,14 +87,38 @@ export async function mailingView(root, { id }) {
   function renderStats() {
     const s = mailing.stats;
     mount(bars, statusBars(s));
-    mount(line, progressLine(points));
+    const points = withLive(timelinePoints(timeline, s.total), live);
+    const startLabel = points.length ? formatInstant(new Date(points[0].t).toISOString()) : "";
+    mount(line, progressLine(points, { startLabel }));
+    pace.textContent = paceText(mailing.status, timeline);
     const summary = progressSummary(mailing.status, s);
     mount(overall, progressBar(s, summary), h("span", { class: "progress-text", id: "done-count" }, summary));
   }
 
   function record(stats) {
-    points.push({ t: Date.now(), ...stats });
-    if (points.length > 600) points.splice(1, 1);
+    live = { t: Date.now(), ...stats };
+  }
+
+  // The timeline again, for the rate and the estimate, and outcomes that
+  // now have their bucket.
+  let refreshing = null;
+  async function refreshTimeline() {
+    try {
+      const data = await gql(TIMELINE, { id });
+      if (!data.mailing) return;
+      timeline = data.mailing.timeline;
+      live = null;
+      if (TERMINAL.has(data.mailing.status)) {
+        clearInterval(refreshing);
+        refreshing = null;
+      }
+      renderStats();
+    } catch (error) {
+      pace.textContent = `Timeline not refreshed: ${error.message}`;
+    }
+  }
+  function keepRefreshing() {
+    if (!refreshing && !TERMINAL.has(mailing.status)) refreshing = setInterval(refreshTimeline, refreshEvery(mailing.stats.total));
   }
 
   async function loadMessages() {
@@ -123,12 +157,12 @@ export async function mailingView(root, { id }) {
 
   let stop = null;
   function follow() {
-    live.textContent = "connecting…";
-    live.className = "live";
+    liveBadge.textContent = "connecting…";
+    liveBadge.className = "live";
     stop = subscribe(PROGRESS, { id }, {
       next: ({ mailingProgress: event }) => {
-        live.textContent = "● live";
-        live.className = "live on";
+        liveBadge.textContent = "● live";
+        liveBadge.className = "live on";
         const statusChanged = event.status !== mailing.status;
         mailing = { ...mailing, status: event.status, stats: event.stats };
         record(event.stats);
@@ -137,20 +171,24 @@ export async function mailingView(root, { id }) {
         // The last change deserves no wait: the table shows the final outcome.
         if (TERMINAL.has(event.status)) loadMessages();
         else refreshMessages();
+        if (statusChanged) refreshTimeline();
       },
       reconnecting: () => {
-        live.textContent = "reconnecting…";
-        live.className = "live";
+        liveBadge.textContent = "reconnecting…";
+        liveBadge.className = "live";
       },
       error: (error) => {
         stop = null;
-        live.textContent = `live updates stopped: ${error.message}`;
-        live.className = "live";
+        liveBadge.textContent = `live updates stopped: ${error.message}`;
+        liveBadge.className = "live";
       },
       complete: () => {
         stop = null;
-        live.textContent = "";
-        live.className = "live";
+        liveBadge.textContent = "";
+        liveBadge.className = "live";
+        clearInterval(refreshing);
+        refreshing = null;
+        refreshTimeline();
       },
     });
   }
@@ -163,7 +201,8 @@ export async function mailingView(root, { id }) {
         h("h2", {}, "Messages by status"),
         overall,
         bars,
-        h("h3", {}, "Progress while this page is open"),
+        h("h3", {}, "Progress over time"),
+        pace,
         line)),
     h("section", {},
       h("div", { class: "view-head" },
@@ -171,12 +210,17 @@ export async function mailingView(root, { id }) {
         messagesSummary,
         h("div", { class: "spacer" }),
         h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter),
-        h("button", { type: "button", class: "ghost", id: "messages-csv", onclick: () => download(mailing.messagesCsvUrl).catch((e) => toast(e.message, "error")) }, "Download CSV")),
+        h("button", { type: "button", class: "ghost", id: "messages-csv", onclick: () => openExport(CSV_LINK, { id }, (data) => data.mailing.messagesCsvLink).catch((e) => toast(e.message, "error")) }, "Download CSV")),
       messages,
       pager));
-  record(mailing.stats);
   render();
   await loadMessages();
-  if (!TERMINAL.has(mailing.status)) follow();
-  return () => stop?.();
+  if (!TERMINAL.has(mailing.status)) {
+    follow();
+    keepRefreshing();
+  }
+  return () => {
+    stop?.();
+    clearInterval(refreshing);
+  };
 }

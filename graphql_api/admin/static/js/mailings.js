@@ -2,14 +2,15 @@
 import { session } from "./auth.js";
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
-import { download, gql, subscribe } from "./graphql.js";
+import { gql, openExport, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { formatCount, rangeOf } from "./numbers.js";
 import { breakdown, doneOf, progressSummary } from "./outcome.js";
 import { timeElement } from "./time.js";
 
 const PAGE_SIZE = 20;
-const TOTALS = "statistics { csvUrl totals { total pending sent failed expired cancelled } }";
+const TOTALS = "statistics { totals { total pending sent failed expired cancelled } }";
+const CSV_LINK = "query StatisticsCsv($status: MailingStatus) { statistics { csvLink(status: $status) { url expiresAt } } }";
 const LIST = `query Mailings($status: MailingStatus, $first: Int, $after: String) {
   mailings(status: $status, first: $first, after: $after, orderBy: NEWEST_FIRST) {
     totalCount
@@ -26,13 +27,13 @@ const state = { status: "", cursors: [null] };
 
 export async function mailingsView(root) {
   const subscriptions = new Map();
-  let csvUrl = null;
+  // The mailings of the status shown, or every one.
   const csvButton = h("button", {
     type: "button",
     class: "ghost",
     id: "statistics-csv",
-    disabled: true, // until the first page tells where the file is
-    onclick: () => download(csvUrl).catch((e) => toast(e.message, "error")),
+    onclick: () => openExport(CSV_LINK, { status: state.status || null }, (data) => data.statistics.csvLink)
+      .catch((e) => toast(e.message, "error")),
   }, "Statistics CSV");
   const table = h("div", { class: "table-wrap" });
   const totals = h("div", { class: "totals", id: "totals" });
@@ -62,8 +63,6 @@ export async function mailingsView(root) {
     }
     const { totalCount, pageInfo, edges } = data.mailings;
     showTotals(data.statistics.totals);
-    csvUrl = data.statistics.csvUrl;
-    csvButton.disabled = false;
     summary.textContent = totalCount ? rangeOf(page * PAGE_SIZE + 1, page * PAGE_SIZE + edges.length, totalCount) : "";
     const rows = edges.map((e) => row(e.node));
     mount(

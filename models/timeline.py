@@ -1,0 +1,150 @@
+"""A mailing's timeline: what became of its messages, bucket by bucket, its rate and its end.
+
+Built from the rows (``message.finished_at``), so it shows a mailing's whole
+life whenever it is asked, not only what a watcher saw. The number of
+buckets is bounded: a bucket too small for the span is widened to the next
+size that fits (the answer says which size it used).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise import BaseDBAsyncClient
+
+from models.queries.messages.timeline import answered_since, finished_span, outcomes_by_bucket
+from models.status import MailingStatus
+
+__all__ = [
+    "AUTO_BUCKETS",
+    "BUCKET_SIZES",
+    "MAX_BUCKETS",
+    "RATE_WINDOW",
+    "Timeline",
+    "TimelineBucket",
+    "bucket_size_for",
+    "build_timeline",
+    "estimated_done_at",
+]
+
+# Bucket sizes in seconds, smallest first: whole seconds, minutes, hours, a day.
+BUCKET_SIZES = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+# At most this many buckets in an answer; an automatic size aims at fewer,
+# enough for a chart a few hundred pixels wide.
+MAX_BUCKETS = 1000
+AUTO_BUCKETS = 120
+# The current rate counts the provider's answers over about the last minute.
+RATE_WINDOW = timedelta(seconds=60)
+_MIN_RATE_WINDOW = timedelta(seconds=5)
+_OUTCOMES = ("SENT", "FAILED", "EXPIRED", "CANCELLED")
+
+
+@dataclass(slots=True)
+class TimelineBucket:
+    start: datetime
+    sent: int = 0
+    failed: int = 0
+    expired: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    bucket_seconds: int
+    buckets: tuple[TimelineBucket, ...]
+    # Final messages without a time: finalised before finished_at was recorded.
+    undated: int
+    rate: float
+    estimated_done_at: datetime | None
+
+
+def bucket_size_for(span: timedelta, wanted: int | None) -> int:
+    """The bucket size (seconds) to use: ``wanted``, widened until the span fits.
+
+    ``None`` asks for the smallest size giving at most ``AUTO_BUCKETS``.
+    """
+    limit = AUTO_BUCKETS if wanted is None else MAX_BUCKETS
+    for size in BUCKET_SIZES:
+        if wanted is not None and size < wanted:
+            continue
+        if span.total_seconds() / size < limit:
+            return size
+    return BUCKET_SIZES[-1] * max(1, math.ceil(span.total_seconds() / BUCKET_SIZES[-1] / limit))
+
+
+def estimated_done_at(
+    *,
+    status: MailingStatus,
+    pending: int,
+    rate: float,
+    now: datetime,
+    end_at: datetime,
+) -> datetime | None:
+    """When the last pending message should be answered at ``rate``, ``end_at`` at the latest.
+
+    None when the mailing is not running, or nothing moves (waiting for a
+    window, the provider down): then no estimate would mean anything.
+    """
+    if status is not MailingStatus.RUNNING:
+        return None
+    if pending == 0:
+        return now
+    if rate <= 0:
+        return None
+    return min(now + timedelta(seconds=pending / rate), end_at)
+
+
+async def build_timeline(
+    conn: BaseDBAsyncClient,
+    *,
+    mailing_id: int,
+    status: MailingStatus,
+    start_at: datetime,
+    end_at: datetime,
+    pending: int,
+    now: datetime,
+    bucket_seconds: int | None,
+) -> Timeline:
+    """The timeline of one mailing, as of ``now``; ``bucket_seconds`` None: chosen to fit."""
+    span = await finished_span(conn, mailing_id)
+    size = bucket_size_for(span[1] - span[0] if span else timedelta(0), bucket_seconds)
+    buckets: dict[int, TimelineBucket] = {}
+    first = last = 0
+    if span is not None:
+        first, last = int(span[0].timestamp() // size), int(span[1].timestamp() // size)
+        buckets = {
+            index: TimelineBucket(start=datetime.fromtimestamp(index * size, UTC))
+            for index in range(first, last + 1)
+        }
+    undated = 0
+    for row in await outcomes_by_bucket(conn, mailing_id, size):
+        if row.status not in _OUTCOMES:
+            continue
+        if row.index is None:
+            undated += row.count
+            continue
+        # The database's and Python's float arithmetic may disagree at an edge.
+        bucket = buckets[min(max(row.index, first), last)]
+        name = row.status.lower()
+        setattr(bucket, name, getattr(bucket, name) + row.count)
+    rate = await _rate(conn, mailing_id, start_at, now) if status is MailingStatus.RUNNING else 0.0
+    return Timeline(
+        bucket_seconds=size,
+        buckets=tuple(buckets[index] for index in sorted(buckets)),
+        undated=undated,
+        rate=rate,
+        estimated_done_at=estimated_done_at(
+            status=status, pending=pending, rate=rate, now=now, end_at=end_at
+        ),
+    )
+
+
+async def _rate(
+    conn: BaseDBAsyncClient, mailing_id: int, start_at: datetime, now: datetime
+) -> float:
+    """Answers a second over the last minute, or since the start if that is later."""
+    since = max(now - RATE_WINDOW, start_at)
+    window = max(now - since, _MIN_RATE_WINDOW)
+    return await answered_since(conn, mailing_id, since, now) / window.total_seconds()

@@ -1,0 +1,113 @@
+"""The admin page draws a mailing's whole life from ``Mailing.timeline``, in headless Chromium.
+
+A mailing whose messages went out before the page was ever opened still
+shows its whole line; a reload shows the same; a running one shows its rate
+and when it should be done. The screenshots are the README's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from models import MailingStatus, MessageStatus
+from tests.support.admin import Watched, chromium, open_page, requires_chromium, screenshot
+from tests.support.api import add_audience, finalise
+from tests.support.factories import make_client, make_mailing
+
+pytestmark = [pytest.mark.slow, requires_chromium]
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def admin(browser: Browser, api_url: str, db: str) -> AsyncIterator[Watched]:
+    watched = await open_page(browser, api_url)
+    yield watched
+    await watched.context.close()
+    watched.assert_clean()
+
+
+def minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+async def mailing_sent_earlier(status: MailingStatus, start: datetime) -> int:
+    """1,200 messages answered over the 20 minutes after ``start``."""
+    for _ in range(1200):
+        await make_client()
+    mailing = await make_mailing(
+        text="Weekend offer", start_at=start, end_at=start + timedelta(hours=2), status=status
+    )
+    await add_audience(mailing, due_at=start)
+    for n in range(20):
+        at = start + timedelta(minutes=n, seconds=30)
+        await finalise(mailing.id, MessageStatus.SENT, 40 + n, at=at)
+        await finalise(mailing.id, MessageStatus.FAILED, 1 + n % 3, at=at)
+    left = 1200 - sum(40 + n + 1 + n % 3 for n in range(20))
+    await finalise(mailing.id, MessageStatus.EXPIRED, left, at=start + timedelta(minutes=20))
+    return mailing.id
+
+
+async def test_a_finished_mailing_shows_its_whole_timeline_after_a_reload(
+    admin: Watched,
+) -> None:
+    start = minute(datetime.now(UTC) - timedelta(hours=3))
+    mailing_id = await mailing_sent_earlier(MailingStatus.FINISHED, start)
+    page = admin.page
+    await page.goto(f"/#/mailings/{mailing_id}")
+    chart = page.locator("#timeline-chart .chart-line")
+    # Nothing happened while the page was open: the line is the timeline's.
+    await expect(chart).to_have_attribute("aria-label", "Progress over time: 1,200 of 1,200 done")
+    await expect(chart.locator("[data-tick=top]")).to_have_text("1,200")
+    # From the first outcome (start + 30 s: its bucket, in the operator's zone) over 20 min.
+    shown_start = (start + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M") + " UTC+3"
+    await expect(chart.locator("[data-tick=start]")).to_have_text(shown_start)
+    await expect(chart.locator("[data-tick=time]")).to_have_text("20 min")
+    await expect(chart.locator(".stroke-sent")).to_have_count(1)
+    await expect(chart.locator(".stroke-failed")).to_have_count(1)
+    await expect(chart.locator(".stroke-expired")).to_have_count(1)
+    await expect(page.locator("#pace")).to_be_hidden()
+    await page.reload()
+    await expect(chart).to_have_attribute("aria-label", "Progress over time: 1,200 of 1,200 done")
+    await expect(chart.locator("[data-tick=time]")).to_have_text("20 min")
+    # The line rises through the 20 minutes: many points, not two.
+    path = await chart.locator(".stroke-sent").get_attribute("d")
+    assert path is not None
+    assert path.count("L") >= 20, path
+    await screenshot(page, "mailing-timeline", full_page=True)
+
+
+async def test_a_running_mailing_shows_its_rate_and_when_it_should_be_done(
+    admin: Watched,
+) -> None:
+    # Answers in each of the last 20 minutes, 600 still pending.
+    start = minute(datetime.now(UTC)) - timedelta(minutes=20)
+    for _ in range(1230):
+        await make_client()
+    mailing = await make_mailing(
+        text="Flash sale", start_at=start, end_at=start + timedelta(hours=5),
+        status=MailingStatus.RUNNING,
+    )  # fmt: skip
+    await add_audience(mailing, due_at=start)
+    now = datetime.now(UTC)
+    for n in range(20):
+        await finalise(mailing.id, MessageStatus.SENT, 29, at=start + timedelta(minutes=n))
+        await finalise(mailing.id, MessageStatus.FAILED, 1, at=start + timedelta(minutes=n))
+    # The last minute: 30 answers (0.5 a second), so 600 pending take 20 minutes.
+    await finalise(mailing.id, MessageStatus.SENT, 30, at=now - timedelta(seconds=10))
+    page = admin.page
+    await page.goto(f"/#/mailings/{mailing.id}")
+    pace = page.locator("#pace")
+    await expect(pace).to_contain_text("0.5 messages/s over the last minute")
+    await expect(pace).to_contain_text("done in about 20 min")
+    await expect(pace).to_contain_text("UTC+3)")
+    await expect(page.locator("#timeline-chart [data-tick=top]")).to_have_text("1,230")
+    await screenshot(page, "mailing-running-pace", full_page=True)
