@@ -30,7 +30,7 @@ def _serve(args: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     from tasks.consumer import run_consumer
 
-    run_consumer(workers=args.workers)
+    run_consumer(workers=args.workers, child=args.child)
 
 
 def _migrate(_: argparse.Namespace) -> None:
@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run the Huey consumer that does all sending")
-    worker.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    worker.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    # A process started by the first one: it shares its figures and serves nothing.
+    worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)
 
     commands.add_parser("migrate", help="apply the migrations to DATABASE_URL").set_defaults(

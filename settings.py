@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "console"
+    # The worker's own /healthz, /readyz and /metrics (tasks/worker_http.py);
+    # port 0: not served.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=8002, ge=0, le=65535)
 
     # Where the embedded defaults (SQLite database, SQLite Huey) keep their files.
     data_dir: Path = _DATA_DIR
