@@ -37,10 +37,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from models.db import connection, fetch
 from tasks.runtime import EngineRuntime
 
-__all__ = ["STALE_AFTER", "WorkerProbes", "WorkerServer"]
+__all__ = ["PATHS", "STALE_AFTER", "WorkerProbes", "WorkerServer"]
 
 log = structlog.get_logger(__name__)
 
+PATHS = ("/healthz", "/readyz", "/metrics")
 STALE_AFTER = 10.0  # seconds without a heartbeat before a process counts as stuck
 _TIMEOUT = 2.0  # seconds each dependency gets to answer
 
