@@ -1,4 +1,4 @@
-"""The ``mailings`` command (SPEC section 4)."""
+"""The ``mailings`` command: the API, the worker, migrations, reports and development tools."""
 
 from __future__ import annotations
 
@@ -68,6 +68,12 @@ def _report(args: argparse.Namespace) -> None:
             sys.stdout.write(render(report))
 
 
+def _watch(args: argparse.Namespace) -> None:
+    from tasks.console_watch import watch
+
+    watch(sys.stdout, every=args.every)
+
+
 def _export_schema(_: argparse.Namespace) -> None:
     from graphql_api.schema import schema
 
@@ -77,7 +83,12 @@ def _export_schema(_: argparse.Namespace) -> None:
 def _parser() -> argparse.ArgumentParser:
     from provider_sim import add_fault_options
 
-    parser = argparse.ArgumentParser(prog="mailings", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mailings",
+        description="The mailing service: its API, worker, migrations, reports and tools.",
+        epilog='Settings come from the environment (README.md, "Settings"); how sending'
+        " works: docs/sending.md; the API: schema.graphql and docs/.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the GraphQL API")
@@ -111,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("text", "html", "csv"), default="text")
     report.set_defaults(run=_report)
 
+    watch = commands.add_parser(
+        "watch", help="print each mailing's progress: started, every few seconds, finished"
+    )
+    watch.add_argument(
+        "--every", type=float, default=5.0, help="seconds between progress lines (default 5)"
+    )
+    watch.set_defaults(run=_watch)
+
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         run=_export_schema
     )
@@ -122,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from logs import configure_logging
 
     args = _parser().parse_args(argv)
-    configure_logging()
+    configure_logging(role=args.command)
     args.run(args)
 
 
