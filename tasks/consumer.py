@@ -8,8 +8,10 @@ than leaving it short of a process without anyone knowing.
 
 The processes share their Prometheus figures through a directory of their
 own (prometheus-client's multiprocess mode), made fresh by the first process
-and removed when it stops. prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR``
-when it is first imported, so this module sets it before anything imports it.
+(``$TMPDIR/mailings-worker-metrics-<pid>``) and removed when it stops; one
+left by a worker killed outright is removed by the next one to start.
+prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` when it is first
+imported, so this module sets it before anything imports it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = ["run_consumer"]
 log = structlog.get_logger(__name__)
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_DIR_PREFIX = "mailings-worker-metrics-"
 
 
 def _share_metrics_between_processes() -> Path:
@@ -39,10 +42,28 @@ def _share_metrics_between_processes() -> Path:
         raise RuntimeError(
             "prometheus_client was imported before the worker set its multiprocess directory"
         )
-    path = Path(tempfile.mkdtemp(prefix="mailings-worker-metrics-"))
+    base = Path(tempfile.gettempdir())
+    # Directories of workers that were killed outright (or of an earlier
+    # container with this pid, on a Kubernetes emptyDir) go first.
+    for old in base.glob(f"{_DIR_PREFIX}*"):
+        pid = old.name.removeprefix(_DIR_PREFIX)
+        if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"{_DIR_PREFIX}{os.getpid()}"
+    path.mkdir(mode=0o700)
     # Written, not read: the child processes and prometheus-client take it from here.
     os.environ[_MULTIPROC_ENV] = str(path)
     return path
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def run_consumer(workers: int = 1, *, child: bool = False) -> None:
@@ -63,7 +84,12 @@ def run_consumer(workers: int = 1, *, child: bool = False) -> None:
 
     server = None
     if not child and settings.worker_metrics_port:
-        server = WorkerServer(settings.worker_metrics_host, settings.worker_metrics_port)
+        try:
+            server = WorkerServer(settings.worker_metrics_host, settings.worker_metrics_port)
+        except SystemExit:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+            raise
     children = [
         subprocess.Popen([sys.executable, "-m", "cli", "worker", "--workers", "1", "--child"])
         for _ in range(workers - 1)

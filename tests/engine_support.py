@@ -90,9 +90,12 @@ class Worker:
             env={**FAST_ENGINE_ENV, "PROVIDER_URL": sim.url, **env},
             log_name="worker",
         )
-        deadline = time.monotonic() + 30
+        # As long as servers get (conftest): a loaded machine starts Python slowly.
+        deadline = time.monotonic() + 60
         while "engine started" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                # Not left running to load the machine further.
+                stop_process(self.proc, timeout=20)
                 raise RuntimeError(f"the worker did not start:\n{self.log()}")
             time.sleep(0.05)
 

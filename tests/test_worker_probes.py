@@ -120,7 +120,9 @@ async def test_a_worker_killed_outright_shows_as_down_within_30_s(
     await wait_until(alive, timeout=30)
     killed = time.monotonic()
     worker.kill()
+    # Its scrape fails at once: Prometheus' `up` for it is 0 from the next scrape.
     assert await _down(f"{worker.metrics_url}/healthz")
+    assert await _down(f"{worker.metrics_url}/metrics")
 
     async def gone() -> bool:
         return await _workers_alive(api_url) == 0
