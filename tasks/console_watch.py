@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from models.db import close_db, connection, fetch, init_db
+from models.db import close_db, init_db
+from models.queries.mailings import mailings_to_watch
 from models.status import MailingStatus
 
 __all__ = ["ProgressWatch", "watch"]
@@ -54,22 +55,10 @@ class ProgressWatch:
         self._seen: dict[int, _Seen] = {}
         self._newest = -1  # ids above this are mailings created since the last read
 
-    async def _read(self) -> list[dict[str, object]]:
-        watched = ", ".join(str(int(i)) for i in self._seen) or "NULL"
-        statuses = ", ".join(f"'{status.value}'" for status in _OPEN)
-        return await fetch(
-            connection(),
-            "SELECT m.id, m.status, s.total, s.pending, s.sent, s.failed, s.expired, s.cancelled"
-            " FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
-            f" WHERE m.deleted_at IS NULL AND (m.status IN ({statuses})"
-            f" OR m.id IN ({watched}) OR m.id > $1) ORDER BY m.id",
-            self._newest,
-        )
-
     async def poll(self) -> list[str]:
         """Read once; the lines that read says (none at all when nothing moved)."""
         first = self._newest < 0
-        rows = await self._read()
+        rows = await mailings_to_watch(list(self._seen), self._newest)
         now = self._clock()
         lines: list[str] = []
         present = set()

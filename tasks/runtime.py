@@ -29,7 +29,7 @@ from tasks.pacing import SendPacer
 from tasks.provider import make_provider_client
 from tasks.worker_metrics import sample_forever
 
-__all__ = ["EngineRuntime", "engine", "start_engine"]
+__all__ = ["EngineRuntime", "current_runtime", "start_engine"]
 
 log = structlog.get_logger(__name__)
 
@@ -133,7 +133,7 @@ def start_engine(settings: Settings | None = None) -> EngineRuntime:
     return _runtime
 
 
-def engine() -> EngineRuntime:
+def current_runtime() -> EngineRuntime:
     """This process's running engine."""
     if _runtime is None:
         raise RuntimeError("no engine runs in this process: start it with `mailings worker`")

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from models import WorkerHeartbeat
-from models.db import connection, execute
+from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
 
 if TYPE_CHECKING:
     from tasks.breaker import CircuitBreaker
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEARTBEAT",
-    "LATENCY_BUCKETS",
     "OUTCOMES",
     "REGISTRY",
     "WorkerMetrics",
@@ -42,7 +40,6 @@ __all__ = [
     "sample_forever",
 ]
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OUTCOMES = ("sent", "rejected", "rate_limited", "unauthorized", "transient")
 BREAKER_STATES = ("closed", "half_open", "open")
 _KEEP_STOPPED = timedelta(days=1)
@@ -180,9 +177,7 @@ class WorkerMetrics:
 
 async def forget_stopped_workers(now: datetime) -> None:
     """Delete the rows of workers not seen for a day (the heartbeat clean-up)."""
-    await execute(
-        connection(), "DELETE FROM worker_heartbeat WHERE seen_at < $1", now - _KEEP_STOPPED
-    )
+    await WorkerHeartbeat.filter(seen_at__lt=now - _KEEP_STOPPED).delete()
 
 
 async def sample_forever(engine: Engine, breaker: CircuitBreaker, pacer: SendPacer) -> None:

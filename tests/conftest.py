@@ -50,7 +50,7 @@ TEST_ENV = {
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",
     "API_TOKEN": "",
-    # Workers serve their probes only where a test asks (engine_support.Worker):
+    # Workers serve their probes only where a test asks (tests/support/engine.py: Worker):
     # several runs share this machine, and a fixed port would collide.
     "WORKER_METRICS_PORT": "0",
 }

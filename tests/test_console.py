@@ -16,14 +16,14 @@ from models import MailingStats, MailingStatus
 from models.mailing import Mailing
 from tasks.console_watch import ProgressWatch
 from tests.conftest import TEST_ENV, free_port
-from tests.engine_support import (
+from tests.support.engine import (
     add_clients,
     start_mailing,
     utcnow,
     wait_for_status,
     wait_until,
 )
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import MailingStatus
-from tests.engine_support import (
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,

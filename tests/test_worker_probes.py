@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models import MailingStatus, WorkerHeartbeat
 from tasks.worker_metrics import forget_stopped_workers
-from tests.engine_support import (
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,
