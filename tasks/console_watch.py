@@ -53,11 +53,12 @@ class ProgressWatch:
         self._every = every
         self._clock = clock
         self._seen: dict[int, _Seen] = {}
-        self._newest = -1  # ids above this are mailings created since the last read
+        self._newest = 0  # ids above this are mailings created since the last read
+        self._first = True  # the first read: what runs already is not "started"
 
     async def poll(self) -> list[str]:
         """Read once; the lines that read says (none at all when nothing moved)."""
-        first = self._newest < 0
+        first, self._first = self._first, False
         rows = await mailings_to_watch(list(self._seen), self._newest)
         now = self._clock()
         lines: list[str] = []

@@ -45,6 +45,13 @@ async def _set(mailing_id: int, status: MailingStatus | None = None, **counts: i
 
 async def test_watch_tells_a_mailing_s_life_in_a_few_lines(db: str) -> None:
     clock = _Clock()
+    # An empty database first: the first mailing created after is still new.
+    empty = ProgressWatch(every=5.0, clock=clock)
+    assert await empty.poll() == []
+    first = await make_mailing(status=MailingStatus.RUNNING)
+    await _set(first.id, total=3, pending=3)
+    assert await empty.poll() == [f"mailing {first.id} started: 3 messages"]
+    await Mailing.filter(id=first.id).delete()
     watch = ProgressWatch(every=5.0, clock=clock)
     over = await make_mailing(status=MailingStatus.FINISHED)
     running = await make_mailing(status=MailingStatus.RUNNING)
