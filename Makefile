@@ -57,9 +57,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Regenerate schema.graphql from the code.
+## Regenerate schema.graphql and the reference generated from it, docs/api.md.
 schema: install
 	$(BIN)/mailings export-schema > schema.graphql
+	$(BIN)/mailings export-docs > docs/api.md
 
 bench: install services
 	$(BIN)/python -m bench

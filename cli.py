@@ -80,6 +80,13 @@ def _export_schema(_: argparse.Namespace) -> None:
     sys.stdout.write(schema.as_str() + "\n")
 
 
+def _export_docs(_: argparse.Namespace) -> None:
+    from graphql_api.reference import api_markdown
+    from graphql_api.schema import schema
+
+    sys.stdout.write(api_markdown(schema))
+
+
 def _parser() -> argparse.ArgumentParser:
     from provider_sim import add_fault_options
 
@@ -133,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         run=_export_schema
     )
+    commands.add_parser(
+        "export-docs", help="print the API reference as Markdown (docs/api.md)"
+    ).set_defaults(run=_export_docs)
     return parser
 
 

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=200_000, ge=100)
     max_query_aliases: int = Field(default=30, ge=1)
+    # List items one request may ask for (graphql_api/query_cost.py): page
+    # sizes multiplied through their nesting, every alias counted.
+    max_query_nodes: int = Field(default=100_000, ge=1)
+    # Automatic persisted queries: bytes of documents kept by hash, in each
+    # API process (graphql_api/http/persisted_queries.py); 0 turns APQ off.
+    persisted_query_cache_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS) and open its WebSocket;
     # "*" allows any. The API's own origin is always allowed on the WebSocket.

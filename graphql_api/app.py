@@ -31,8 +31,11 @@ from graphql_api.http.health import healthz, readyz
 from graphql_api.http.metrics import metrics_endpoint
 from graphql_api.http.origins import cors
 from graphql_api.http.over_http import GraphQLOverHTTP, refusal
+from graphql_api.http.persisted_queries import PersistedQueries
 from graphql_api.http.request_id import RequestId
+from graphql_api.http.websocket import ExpiringTransportWSHandler
 from graphql_api.protection import MASKED_MESSAGE
+from graphql_api.reference import reference_routes
 from graphql_api.schema import schema
 from models.db import close_db, init_db
 from settings import get_settings
@@ -45,12 +48,16 @@ log = structlog.get_logger(__name__)
 class GraphQLView(GraphQLOverHTTP):
     """Strawberry's ASGI view, with our context, token check and JSON codec."""
 
+    # Closes a WebSocket with 4403 when the token it was opened with expires.
+    graphql_transport_ws_handler_class = ExpiringTransportWSHandler
+
     def __init__(
         self,
         schema: BaseSchema,
         authenticator: Authenticator,
         *,
         allowed_origins: Sequence[str] = (),
+        persisted_queries: PersistedQueries | None = None,
     ) -> None:
         # Only graphql-transport-ws: the legacy graphql-ws protocol has no
         # connection hook in which to check the token. GraphiQL is served in
@@ -64,6 +71,8 @@ class GraphQLView(GraphQLOverHTTP):
             allowed_origins=allowed_origins,
         )
         self.authenticator = authenticator
+        if persisted_queries is not None:
+            self.persisted_queries = persisted_queries
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -121,7 +130,12 @@ def create_app() -> Starlette:
     """The API application; ``mailings serve`` runs it under uvicorn."""
     settings = get_settings()
     authenticator = Authenticator.from_settings(settings)
-    view = GraphQLView(schema, authenticator, allowed_origins=settings.allowed_origins)
+    view = GraphQLView(
+        schema,
+        authenticator,
+        allowed_origins=settings.allowed_origins,
+        persisted_queries=PersistedQueries(settings.persisted_query_cache_bytes),
+    )
     http_view: ASGIApp = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
     if settings.graphiql:
         http_view = ServeGraphiQL(http_view)
@@ -140,6 +154,8 @@ def create_app() -> Starlette:
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
+            # The reference, from the schema's descriptions; public like GraphiQL's page.
+            *reference_routes(schema, graphiql=settings.graphiql),
             # The operators' admin page at /, a client of /graphql like any other.
             *admin_routes(settings),
         ],

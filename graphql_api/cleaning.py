@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from graphql import GraphQLError
 from strawberry.types.unset import UnsetType
 
 import models
@@ -29,6 +30,7 @@ from models.services.mailings import MailingChanges, MailingFields
 __all__ = [
     "MAX_FILTER_VALUES",
     "Problems",
+    "clean_argument",
     "clean_client",
     "clean_client_input",
     "clean_client_patch",
@@ -75,6 +77,20 @@ class Problems:
             raise models.InvalidInput(self.found)
 
 
+def clean_argument(name: str, rule: Callable[[InT], OutT], value: InT) -> OutT:
+    """``rule(value)`` for an argument of a query, which has no result union to answer in.
+
+    The refusal is a GraphQL error naming the argument (``BAD_USER_INPUT``,
+    as Apollo names it), never a quiet empty answer.
+    """
+    try:
+        return rule(value)
+    except ValueError as error:
+        raise GraphQLError(
+            f"`{name}` {error}", extensions={"code": "BAD_USER_INPUT", "field": name}
+        ) from None
+
+
 def _given(value: Any) -> bool:
     return not isinstance(value, UnsetType)
 
@@ -87,7 +103,13 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(
             "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-31T09:00:00+03:00"
         ) from None
-    return validation.clean_instant(parsed).astimezone(UTC)
+    try:
+        return validation.clean_instant(parsed).astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is a valid text for an instant before year 1.
+        raise ValueError(
+            "is out of range: in UTC it must fall between 0001-01-01 and 9999-12-31"
+        ) from None
 
 
 def clean_client(value: ClientInput, path: str, problems: Problems) -> ClientFields | None:

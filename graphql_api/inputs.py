@@ -25,13 +25,25 @@ __all__ = [
 ]
 
 
-@strawberry.input(description="A new client; operatorCode defaults to the phone's digits 2-4.")
+@strawberry.input(description="A new client; only the phone is required.")
 class ClientInput:
-    phone: str = strawberry.field(description="11 digits starting with 7: 7XXXXXXXXXX.")
-    operator_code: str | None = strawberry.UNSET
-    tag: str | None = strawberry.UNSET
+    phone: str = strawberry.field(
+        description="11 ASCII digits starting with 7 (`7XXXXXXXXXX`), no spaces or `+`; "
+        "unique among clients."
+    )
+    operator_code: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="3 digits; left out or null: the phone's digits 2-4.",
+    )
+    tag: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A free label, at most 64 characters, no control characters; left out or "
+        "null: empty.",
+    )
     timezone: str | None = strawberry.field(
-        default=strawberry.UNSET, description="An IANA name such as Europe/Moscow; UTC if left out."
+        default=strawberry.UNSET,
+        description="A canonical IANA time zone name such as `Europe/Moscow` (old aliases like "
+        "`Asia/Calcutta` are refused with the name to use); left out or null: `UTC`.",
     )
 
 
@@ -50,39 +62,110 @@ def _client_input_from(cls: type, value: Mapping[str, Any], _: InputContext) -> 
 get_object_definition(ClientInput, strict=True).from_input = _client_input_from
 
 
-@strawberry.input(description="Fields left out keep their value; null resets one to its default.")
+@strawberry.input(
+    description="Changes to a client: fields left out keep their value; null resets one to its "
+    "default (not allowed for `phone`). The rules are those of `ClientInput`."
+)
 class ClientPatch:
-    phone: str | None = strawberry.UNSET
-    operator_code: str | None = strawberry.UNSET
-    tag: str | None = strawberry.UNSET
-    timezone: str | None = strawberry.UNSET
+    phone: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new phone (`7XXXXXXXXXX`, unique); pending messages go to it. An "
+        "operator code that was derived from the old phone follows the new one.",
+    )
+    operator_code: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="3 digits; null: derive it from the phone again.",
+    )
+    tag: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="At most 64 characters; null: empty. Pending messages follow: a client "
+        "that no longer matches a running mailing's filter has its pending message cancelled.",
+    )
+    timezone: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A canonical IANA name; null: `UTC`. Pending messages wait for the window "
+        "in the new zone.",
+    )
 
 
-@strawberry.input(description="Empty lists match everyone.")
+@strawberry.input(
+    description="Which clients to match: (operatorCodes is empty or holds the client's code) "
+    "AND (tags is empty or holds its tag). Empty lists match everyone."
+)
 class ClientFilterInput:
-    operator_codes: list[str] = strawberry.field(default_factory=list)
-    tags: list[str] = strawberry.field(default_factory=list)
+    operator_codes: list[str] = strawberry.field(
+        default_factory=list,
+        description="3-digit operator codes, at most 1,000; repeats are ignored.",
+    )
+    tags: list[str] = strawberry.field(
+        default_factory=list,
+        description="Tags (at most 64 characters each), at most 1,000; repeats are ignored.",
+    )
 
 
-@strawberry.input(description="HH:MM in the client's local time; end before start wraps.")
+@strawberry.input(
+    description="The time of day messages may go out, in each client's local time; an end "
+    "before the start wraps past midnight (`22:00`-`06:00`). Start and end must differ."
+)
 class SendWindowInput:
-    start: str
-    end: str
+    start: str = strawberry.field(description="`HH:MM`, 24-hour (`00:00` to `23:59`): included.")
+    end: str = strawberry.field(description="`HH:MM`, 24-hour: excluded.")
 
 
-@strawberry.input
+_INSTANT = (
+    "An ISO 8601 instant with its UTC offset (`2026-01-31T09:00:00+03:00`, or `Z`); a time "
+    "without an offset is refused, as is one that falls outside years 1-9999 in UTC."
+)
+
+
+@strawberry.input(description="A new mailing.")
 class MailingInput:
-    text: str
-    start_at: DateTimeText
-    end_at: DateTimeText
-    filter: ClientFilterInput | None = strawberry.UNSET
-    send_window: SendWindowInput | None = strawberry.UNSET
+    text: str = strawberry.field(
+        description="The message, 1 to 1,000 characters, not only spaces; line breaks and tabs "
+        "are kept, other control characters refused."
+    )
+    start_at: DateTimeText = strawberry.field(
+        description=f"When to start; in the past means now. {_INSTANT}"
+    )
+    end_at: DateTimeText = strawberry.field(
+        description=f"When to stop: later than `startAt`, and in the future. {_INSTANT}"
+    )
+    filter: ClientFilterInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Who it is for; left out or null: every client."
+    )
+    send_window: SendWindowInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="When in the day it may be sent, in each client's local time; left out or "
+        "null: at any time.",
+    )
 
 
-@strawberry.input(description="Fields left out keep their value; `sendWindow: null` removes it.")
+@strawberry.input(
+    description="Changes to a mailing, applied to what is not sent yet. Fields left out keep "
+    "their value; only `filter` and `sendWindow` may be null. The rules are those of "
+    "`MailingInput`."
+)
 class MailingPatch:
-    text: str | None = strawberry.UNSET
-    start_at: DateTimeText | None = strawberry.UNSET
-    end_at: DateTimeText | None = strawberry.UNSET
-    filter: ClientFilterInput | None = strawberry.UNSET
-    send_window: SendWindowInput | None = strawberry.UNSET
+    text: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new text, for the messages not sent yet."
+    )
+    start_at: DateTimeText | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=f"A new start; moving a running mailing's start ahead makes it SCHEDULED "
+        f"again. {_INSTANT}",
+    )
+    end_at: DateTimeText | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=f"A new end, in the future; moving it can save messages not sent yet. "
+        f"{_INSTANT}",
+    )
+    filter: ClientFilterInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new audience. For a running mailing, clients that newly match get a "
+        "message and those that no longer match have their pending one cancelled; null: "
+        "every client.",
+    )
+    send_window: SendWindowInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new window, applied to pending messages at once; null removes it.",
+    )

@@ -26,6 +26,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from graphql_api.permissions import RequireRole
+from graphql_api.query_cost import CostLimit
 from settings import Settings
 
 __all__ = ["MASKED_MESSAGE", "extensions", "is_unexpected", "log_errors"]
@@ -79,6 +80,7 @@ def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         RequireRole,
+        lambda: CostLimit(settings.max_query_nodes),
         lambda: ParserCache(maxsize=_CACHED_DOCUMENTS),
         lambda: AddValidationRules(limits),
         lambda: ValidationCache(maxsize=_CACHED_DOCUMENTS),

@@ -41,8 +41,9 @@ def _parse_value(value: object) -> str:
 
 _DATETIME: ScalarDefinition = strawberry.scalar(
     name="DateTime",
-    description="An instant in ISO 8601 with a UTC offset, e.g. 2026-01-31T09:00:00+03:00; "
-    "the API answers in UTC.",
+    description="An instant in ISO 8601 with its UTC offset, e.g. `2026-01-31T09:00:00+03:00`. "
+    "Input must carry an offset (`Z` for UTC); the API answers in UTC "
+    "(`2026-01-31T06:00:00+00:00`).",
     serialize=_serialize,
     parse_value=_parse_value,
 )

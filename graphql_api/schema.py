@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import strawberry
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.schema.config import StrawberryConfig
-from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -20,16 +20,47 @@ from graphql_api.resolvers.mailing_status import MailingStatusMutation
 from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
+from graphql_api.resolvers.time_zones import TimeZoneQuery
 from graphql_api.scalars import SCALAR_MAP
-from settings import get_settings
+from settings import Settings, get_settings
 
 __all__ = ["schema"]
 
-Query = merge_types("Query", (ClientQuery, MailingQuery, StatisticsQuery))
-Mutation = merge_types(
-    "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation)
+
+def _query_description(settings: Settings) -> str:
+    return (
+        "What can be read. Lists are Relay connections paged both ways (`first`/`after`, "
+        "`last`/`before`, at most 500 a page) in the order `orderBy` asks for. One request "
+        f"may ask for at most {settings.max_query_nodes:,} list items (`MAX_QUERY_NODES`): "
+        "each connection's page size times those of the lists it is nested in, every alias "
+        "counted; `mailings(first: 100) { edges { node { messages(first: 500) ... } } }` "
+        "asks for 100 + 100 x 500. A request over it is refused before it runs, with its "
+        "cost and the limit in the error's `cost` and `limit` extensions."
+    )
+
+
+def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
+    """One root type from the fields of several (``merge_types``, with a description)."""
+    return strawberry.type(type(name, parts, {}), description=description)
+
+
+Query = _root(
+    "Query",
+    _query_description(get_settings()),
+    (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
 )
-Subscription = merge_types("Subscription", (ProgressSubscription,))
+Mutation = _root(
+    "Mutation",
+    "What can be changed. Each mutation answers a union: its result, or an error type (all "
+    "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
+    "with a 403.",
+    (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation),
+)
+Subscription = _root(
+    "Subscription",
+    "Live updates, over a WebSocket at `/graphql` (`graphql-transport-ws`).",
+    (ProgressSubscription,),
+)
 
 
 class _Schema(Schema):

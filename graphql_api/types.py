@@ -7,10 +7,21 @@ from datetime import datetime
 import strawberry
 
 import models
+from graphql_api.arguments import MessageStatusFilter
 from graphql_api.context import Info
-from graphql_api.decorators import described_field
+from graphql_api.decorators import described_enum, described_field
 from graphql_api.http.exports import messages_csv_url
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
 
 __all__ = [
     "Client",
@@ -27,27 +38,54 @@ __all__ = [
 ]
 
 # The schema's enums are the models' own (registered in place).
-strawberry.enum(
+described_enum(
     models.MailingStatus,
-    description="SCHEDULED before the start, RUNNING, PAUSED, then FINISHED or CANCELLED.",
+    "Where a mailing is in its life: SCHEDULED before the start, RUNNING, PAUSED, "
+    "then FINISHED or CANCELLED (both final).",
+    {
+        models.MailingStatus.SCHEDULED: "Not started yet: it starts by itself at `startAt` "
+        "(one already due starts within about a second).",
+        models.MailingStatus.RUNNING: "Sending to its audience; messages may still wait for "
+        "their send window or a retry.",
+        models.MailingStatus.PAUSED: "Held by `pauseMailing`: no new request to the provider "
+        "starts until `resumeMailing`. `endAt` still applies.",
+        models.MailingStatus.FINISHED: "Over: every message is final, or `endAt` has passed "
+        "(what was still unsent is EXPIRED). It can no longer be edited.",
+        models.MailingStatus.CANCELLED: "Stopped for good by `cancelMailing` (or deleted): its "
+        "pending messages became CANCELLED. It can no longer be edited.",
+    },
 )
-strawberry.enum(
+described_enum(
     models.MessageStatus,
-    description="PENDING until the provider accepts it (SENT) or it ends FAILED, EXPIRED or "
-    "CANCELLED.",
+    "What happened to one message: PENDING until the provider accepts it (SENT), or it "
+    "ends FAILED, EXPIRED or CANCELLED. Only PENDING ever changes.",
+    {
+        models.MessageStatus.PENDING: "Not accepted yet: waiting for its turn, a retry or its "
+        "client's send window.",
+        models.MessageStatus.SENT: "The provider accepted it; `sentAt` says when.",
+        models.MessageStatus.FAILED: "The provider refused it for good (a 4xx answer); "
+        "`lastError` says why.",
+        models.MessageStatus.EXPIRED: "`endAt` passed before the provider accepted it.",
+        models.MessageStatus.CANCELLED: "Withdrawn before it went out: its mailing was "
+        "cancelled or deleted, its client deleted, or the client no longer matches the "
+        "mailing's changed filter.",
+    },
 )
 MailingStatus = models.MailingStatus
 MessageStatus = models.MessageStatus
 
 
-@strawberry.type(description="Message counts by status; `total` is the sum of the others.")
+@strawberry.type(
+    description="How many messages are in each status; `total` is the sum of the others. "
+    "Read from counters kept with every status change, so cheap even for a million messages."
+)
 class MessageStats:
-    total: int
-    pending: int
-    sent: int
-    failed: int
-    expired: int
-    cancelled: int
+    total: int = strawberry.field(description="Every message, whatever its status.")
+    pending: int = strawberry.field(description="Messages not accepted by the provider yet.")
+    sent: int = strawberry.field(description="Messages the provider accepted.")
+    failed: int = strawberry.field(description="Messages the provider refused for good.")
+    expired: int = strawberry.field(description="Messages still unsent when `endAt` passed.")
+    cancelled: int = strawberry.field(description="Messages withdrawn before they went out.")
 
     @classmethod
     def from_row(cls, row: models.MailingStats | None) -> MessageStats:
@@ -71,15 +109,26 @@ async def load_stats(info: Info, mailing_id: int) -> MessageStats:
     return MessageStats.from_row(await info.context.loaders.stats.load(mailing_id))
 
 
-@strawberry.type
+@strawberry.type(description="A person messages are sent to, in the client directory.")
 class Client:
-    id: strawberry.ID
-    phone: str
-    operator_code: str
-    tag: str
-    timezone: str
-    created_at: datetime
-    updated_at: datetime
+    id: strawberry.ID = strawberry.field(
+        description='The client\'s key, an integer as a string ("42").'
+    )
+    phone: str = strawberry.field(
+        description="11 digits starting with 7 (`7XXXXXXXXXX`); unique among clients."
+    )
+    operator_code: str = strawberry.field(
+        description="The mobile operator's 3-digit code; the phone's digits 2-4 unless set."
+    )
+    tag: str = strawberry.field(
+        description="A free label of at most 64 characters, for filters; empty when none."
+    )
+    timezone: str = strawberry.field(
+        description="A canonical IANA time zone name (`Europe/Moscow`); `UTC` unless set. "
+        "A mailing's send window is read in this zone."
+    )
+    created_at: datetime = strawberry.field(description="When the client was added (UTC).")
+    updated_at: datetime = strawberry.field(description="When the client last changed (UTC).")
 
     @classmethod
     def from_row(cls, row: models.Client) -> Client:
@@ -94,15 +143,30 @@ class Client:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One mailing's text to one client: there is never a second.")
 class Message:
-    id: strawberry.ID
-    status: MessageStatus
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
-    phone: str = strawberry.field(description="The phone it was (or will be) sent to.")
+    id: strawberry.ID = strawberry.field(
+        description="The message's key, an integer as a string; also the `msgId` the provider "
+        "is sent, the same on every retry."
+    )
+    status: MessageStatus = strawberry.field(description="What has happened to it so far.")
+    attempts: int = strawberry.field(
+        description="Requests made to the provider for it, retries included; 0 before the first."
+    )
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt did not succeed (`HTTP 400: ...`, a timeout, a "
+        "refused connection); null when none has failed."
+    )
+    created_at: datetime = strawberry.field(
+        description="When the message was made: when its mailing started, or when its client "
+        "came to match the mailing (UTC)."
+    )
+    sent_at: datetime | None = strawberry.field(
+        description="When the provider accepted it (UTC); null unless SENT."
+    )
+    phone: str = strawberry.field(
+        description="The phone it was (or will be) sent to, kept if the client is deleted."
+    )
     client_id: strawberry.Private[int | None]
 
     @classmethod
@@ -118,7 +182,7 @@ class Message:
             client_id=row.client_id,
         )
 
-    @described_field("The client, unless it has been deleted since.")
+    @described_field("The client it is for; null when the client has been deleted since.")
     async def client(self, info: Info) -> Client | None:
         if self.client_id is None:
             return None
@@ -127,12 +191,14 @@ class Message:
 
 
 @strawberry.type(
-    description="A client matches when (operatorCodes is empty or holds its code) "
-    "AND (tags is empty or holds its tag)."
+    description="Which clients a mailing is for. A client matches when (operatorCodes is "
+    "empty or holds its code) AND (tags is empty or holds its tag)."
 )
 class ClientFilter:
-    operator_codes: list[str]
-    tags: list[str]
+    operator_codes: list[str] = strawberry.field(
+        description="Operator codes (3 digits) to match; empty matches every code."
+    )
+    tags: list[str] = strawberry.field(description="Tags to match; empty matches every tag.")
 
 
 @strawberry.type(
@@ -140,25 +206,45 @@ class ClientFilter:
     "an end before the start wraps past midnight."
 )
 class SendWindow:
-    start: str
-    end: str
+    start: str = strawberry.field(
+        description="`HH:MM`, 24-hour: the first minute messages may go out."
+    )
+    end: str = strawberry.field(
+        description="`HH:MM`, 24-hour: messages stop at this minute (excluded)."
+    )
 
     @classmethod
     def from_window(cls, window: models.SendWindow) -> SendWindow:
         return cls(start=window.start.strftime("%H:%M"), end=window.end.strftime("%H:%M"))
 
 
-@strawberry.type
+@strawberry.type(
+    description="A text sent once to every client matching a filter, between `startAt` and "
+    "`endAt`, optionally only within a daily send window in each client's local time."
+)
 class Mailing:
-    id: strawberry.ID
-    text: str
-    start_at: datetime
-    end_at: datetime
-    filter: ClientFilter
-    send_window: SendWindow | None
-    status: MailingStatus
-    created_at: datetime
-    updated_at: datetime
+    id: strawberry.ID = strawberry.field(
+        description='The mailing\'s key, an integer as a string ("42").'
+    )
+    text: str = strawberry.field(description="The message text, 1 to 1,000 characters, sent as is.")
+    start_at: datetime = strawberry.field(
+        description="When sending starts (UTC). The audience is the clients matching the "
+        "filter then."
+    )
+    end_at: datetime = strawberry.field(
+        description="When sending stops (UTC): no request starts at or after it, and messages "
+        "still unsent become EXPIRED."
+    )
+    filter: ClientFilter = strawberry.field(description="Which clients it is for.")
+    send_window: SendWindow | None = strawberry.field(
+        description="The time of day messages may go out, in each client's own time zone; "
+        "null when any time of day will do."
+    )
+    status: MailingStatus = strawberry.field(description="Where the mailing is in its life.")
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
+    updated_at: datetime = strawberry.field(
+        description="When it last changed, by an edit or a status change (UTC)."
+    )
     key: strawberry.Private[int]
     # Set when the counters were read with the row (subscription events), so a
     # long-lived connection never answers from a loader's stale cache.
@@ -188,7 +274,7 @@ class Mailing:
             return self.known_stats
         return await load_stats(info, self.key)
 
-    @described_field("Message counts by status, read from counters.")
+    @described_field("How many of its messages are in each status, as of now.")
     async def stats(self, info: Info) -> MessageStats:
         return await self._stats(info)
 
@@ -199,38 +285,52 @@ class Mailing:
     def messages_csv_url(self, info: Info) -> str:
         return messages_csv_url(info.context.request, self.key)
 
-    @described_field("The messages of this mailing, in id order.")
+    @described_field(
+        "Its messages (one per client of its audience), optionally of one status, oldest "
+        "first unless `orderBy` says otherwise; none before it starts."
+    )
     async def messages(
         self,
         info: Info,
-        status: MessageStatus | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        status: MessageStatusFilter = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
     ) -> Connection[Message]:
         status = or_none(status)
         query = models.Message.filter(mailing_id=self.key)
         if status is not None:
             query = query.filter(status=status)
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             # From the counters: COUNT(*) over a million messages is too slow.
             return (await self._stats(info)).count(status)
 
-        return build_connection(rows, has_next, Message.from_row, count, after)
+        return await paginate(
+            query,
+            Message.from_row,
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
+        )
 
 
 @strawberry.type(description="A mailing's state, sent whenever its counts or status change.")
 class MailingProgress:
-    mailing: Mailing
-    stats: MessageStats
-    status: MailingStatus
+    mailing: Mailing = strawberry.field(description="The mailing, as it is at this event.")
+    stats: MessageStats = strawberry.field(description="Its message counts at this event.")
+    status: MailingStatus = strawberry.field(description="Its status at this event.")
 
 
-@strawberry.type
+@strawberry.type(description="A mailing with its message counts, one row of the statistics.")
 class MailingSummary:
-    mailing: Mailing
+    mailing: Mailing = strawberry.field(description="The mailing.")
 
-    @strawberry.field
+    @described_field("How many of its messages are in each status.")
     async def stats(self, info: Info) -> MessageStats:
         return await load_stats(info, self.mailing.key)

@@ -4,9 +4,10 @@ or raises ``ValueError`` with a message fit to show an operator."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, time
-from functools import lru_cache
-from zoneinfo import available_timezones
+
+from models.time_zones import canonical_zones, link_target
 
 __all__ = [
     "TAG_MAX_LENGTH",
@@ -19,7 +20,9 @@ __all__ = [
     "clean_tag",
     "clean_text",
     "clean_timezone",
+    "clean_zone_name",
     "default_operator_code",
+    "refuse_control_characters",
 ]
 
 TAG_MAX_LENGTH = 64
@@ -48,21 +51,39 @@ def clean_operator_code(value: str) -> str:
     return value
 
 
+def refuse_control_characters(value: str, allowed: str = "") -> str:
+    """``value``, unless it holds a control character (or half a surrogate pair).
+
+    PostgreSQL refuses NUL in text, and lone surrogates cannot be encoded at
+    all; the other control characters are refused with them, so that both
+    backends keep the same text and no label carries an invisible escape.
+    """
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"must not contain control characters (U+{ord(char):04X})")
+    return value
+
+
 def clean_tag(value: str) -> str:
     if len(value) > TAG_MAX_LENGTH:
         raise ValueError(f"must be at most {TAG_MAX_LENGTH} characters")
-    return value
-
-
-@lru_cache(maxsize=1)
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones()) | {"UTC"}
+    return refuse_control_characters(value)
 
 
 def clean_timezone(value: str) -> str:
-    if value not in _timezones():
-        raise ValueError("must be an IANA time zone name such as Europe/Moscow")
-    return value
+    if value in canonical_zones():
+        return value
+    target = link_target(value)
+    if target is not None:
+        raise ValueError(f"is an old or alias name of {target}: use {target}")
+    raise ValueError("must be a canonical IANA time zone name such as Europe/Moscow")
+
+
+def clean_zone_name(value: str) -> str:
+    """A name to look clients up by: canonical, or an old name that clients may still have."""
+    if value in canonical_zones() or link_target(value) is not None:
+        return value
+    raise ValueError("must be an IANA time zone name such as Europe/Moscow")
 
 
 def clean_text(value: str) -> str:
@@ -70,7 +91,8 @@ def clean_text(value: str) -> str:
         raise ValueError("must not be empty")
     if len(value) > TEXT_MAX_LENGTH:
         raise ValueError(f"must be at most {TEXT_MAX_LENGTH} characters")
-    return value
+    # Line breaks and tabs belong in a message; no other control character does.
+    return refuse_control_characters(value, allowed="\t\n\r")
 
 
 def clean_instant(value: datetime) -> datetime:

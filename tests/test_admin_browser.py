@@ -30,6 +30,7 @@ from tests.support.admin import (
     screenshot,
 )
 from tests.support.engine import Simulator, Worker, add_clients, stats_of, utcnow
+from tests.support.factories import make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 
@@ -356,6 +357,10 @@ async def test_client_edit_and_delete(admin: Watched, gql: GraphQLClient) -> Non
     await add_clients(2, tag="old")
     page = admin.page
     await page.goto("/#/clients")
+    # Zone suggestions are the API's names (timeZones), not the browser's older ones.
+    zones = page.locator("#zones option")
+    await expect(zones.and_(page.locator("[value='Asia/Kolkata']"))).to_have_count(1)
+    await expect(zones.and_(page.locator("[value='Asia/Calcutta']"))).to_have_count(0)
     first = page.locator("#clients-table tbody tr").first
     await first.locator("text=Edit").click()
     form = page.locator("#client-form")
@@ -416,6 +421,16 @@ async def test_list_shows_each_mailings_progress_live(
     # The totals above the list were read when nothing was sent, and follow too.
     for status in ("sent", "failed", "pending"):
         await expect(page.locator(f".total-{status} strong")).to_have_text(str(stats[status]))
+
+
+async def test_mailings_are_listed_newest_first(admin: Watched) -> None:
+    created = [(await make_mailing(text=f"Mailing {n}")).id for n in range(3)]
+    page = admin.page
+    await page.goto("/#/mailings")
+    rows = page.locator("#mailings-table tbody tr")
+    await expect(rows).to_have_count(3)
+    shown = [await rows.nth(n).get_attribute("data-id") for n in range(3)]
+    assert shown == [str(mailing_id) for mailing_id in reversed(created)]
 
 
 @pytest.fixture

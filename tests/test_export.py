@@ -115,6 +115,18 @@ async def test_messages_csv_of_an_unknown_or_deleted_mailing_is_404(
     assert "not found" in response.json()["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    "key", ["99999999999999999999", "9223372036854775808", "-1", "0", "1e3", "%E2%91%A0"]
+)
+async def test_messages_csv_of_an_id_no_mailing_can_have_is_404(
+    http: httpx.AsyncClient, key: str
+) -> None:
+    """Beyond int64, negative, not a number: a JSON 404 as for any missing mailing, never a 500."""
+    response = await http.get(f"/exports/mailings/{key}/messages.csv")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["message"].endswith("not found")
+
+
 async def test_statistics_csv(http: httpx.AsyncClient) -> None:
     mailing_id = await _mailing_with_outcomes()
     empty = await make_mailing(text="plain, with a comma")

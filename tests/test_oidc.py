@@ -28,6 +28,7 @@ from graphql_api.principal import Role
 from settings import Settings
 from tests.conftest import free_port, start_command, stop_process
 from tests.support.api import Subscription
+from tests.support.factories import make_mailing
 from tests.support.oidc import AUDIENCE, FakeIdentityProvider, ec_key, public_jwk, rsa_key
 
 API_TOKEN = "opaque-api-token-31337"
@@ -245,23 +246,60 @@ async def test_websocket_refuses_bad_tokens(
     assert closed.value.rcvd.code == 4403
 
 
-async def test_a_websocket_outliving_its_token_runs_nothing_more(
+async def test_an_open_subscription_ends_when_its_token_expires(
     oidc_api: tuple[str, Path], idp: FakeIdentityProvider, db: str
 ) -> None:
+    """Closed with 4403 at the token's exp, so nothing runs on it after; API_TOKEN has no exp."""
     import asyncio
     import time
 
-    url, _ = oidc_api
-    token = idp.token("operator", exp=int(time.time()) + 2)
-    subscription = await Subscription.connect(url, {"authorization": token})
+    url, log_path = oidc_api
+    mailing = await make_mailing()  # SCHEDULED, with no worker here: its stream stays open
+    progress = "subscription($id: ID!) { mailingProgress(id: $id) { status } }"
+    expires_at = int(time.time()) + 3
+    short = await Subscription.connect(url, {"authorization": idp.token("viewer", exp=expires_at)})
+    lasting = await Subscription.connect(url, {"authorization": f"Bearer {API_TOKEN}"})
     try:
-        assert await subscription.receive() == {"type": "connection_ack"}
-        await asyncio.sleep(2.5)
-        await subscription.subscribe(COUNT_CLIENTS, {}, "late")
-        errors = errors_of(await answer(subscription, "late"))
-        assert errors[0]["extensions"] == {"code": "UNAUTHENTICATED"}
+        for connection in (short, lasting):
+            assert await connection.receive() == {"type": "connection_ack"}
+            await connection.subscribe(progress, {"id": str(mailing.id)}, "p")
+            first = await answer(connection, "p")
+            assert first["payload"] == {"data": {"mailingProgress": {"status": "SCHEDULED"}}}
+        with pytest.raises(ConnectionClosed) as closed:
+            await short.receive()  # nothing changes: the close is the next thing to come
+        ended = time.time()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403
+        assert closed.value.rcvd.reason == "Forbidden: the access token has expired"
+        assert expires_at <= ended < expires_at + 3
+        # The other connection's subscription goes on: a ping is still answered.
+        await lasting.ws.send(json.dumps({"type": "ping"}))
+        assert await lasting.receive() == {"type": "pong"}
     finally:
-        await subscription.close()
+        await short.close()
+        await lasting.close()
+    for _ in range(50):  # the server logs it as it closes; give the file a moment
+        if "WebSocket closed: its access token expired" in log_path.read_text():
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the close was not logged")
+
+
+async def test_an_operation_under_an_expired_token_runs_nothing(db: str) -> None:
+    """What a message sent in the instant before the close at exp gets (graphql_api.permissions)."""
+    import time
+
+    from graphql_api.context import Context, make_loaders
+    from graphql_api.principal import Principal
+    from graphql_api.schema import schema
+
+    expired = Principal(Role.OPERATOR, "oidc", subject="s", expires_at=time.time() - 1)
+    context = Context(request=None, response=None, loaders=make_loaders(), principal=expired)  # type: ignore[arg-type]
+    result = await schema.execute(CREATE_CLIENT, context_value=context)
+    assert result.errors is not None
+    assert result.errors[0].extensions == {"code": "UNAUTHENTICATED"}
+    assert result.data is None
 
 
 @pytest.fixture

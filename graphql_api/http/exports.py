@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from graphql_api.scalars import find_id
 from models import MailingStatus
 from models.queries.mailings import live_mailing_exists, mailing_batch
 from models.queries.messages import message_batch
@@ -131,9 +132,12 @@ def _error(status_code: int, message: str) -> Response:
 
 
 async def _messages(request: Request) -> Response:
-    mailing_id: int = request.path_params["mailing_id"]
-    if not await live_mailing_exists(mailing_id):
-        return _error(404, f"mailing {mailing_id} not found")
+    given: str = request.path_params["mailing_id"]
+    # As for GraphQL ids: anything but a key that can exist (beyond int64,
+    # negative, not a number) names no mailing.
+    mailing_id = find_id(given)
+    if mailing_id is None or not await live_mailing_exists(mailing_id):
+        return _error(404, f"mailing {given} not found")
     return _csv_response(_message_batches(mailing_id), f"mailing-{mailing_id}-messages.csv")
 
 
@@ -149,6 +153,6 @@ async def _statistics(request: Request) -> Response:
 def export_routes() -> list[BaseRoute]:
     """The routes to mount at ``/exports`` (named ``exports``), behind the API's auth."""
     return [
-        Route("/mailings/{mailing_id:int}/messages.csv", _messages, name=_MESSAGES),
+        Route("/mailings/{mailing_id}/messages.csv", _messages, name=_MESSAGES),
         Route("/statistics.csv", _statistics, name=_STATISTICS),
     ]

@@ -11,6 +11,10 @@
 - A mutation over GET is a 405 with ``Allow: POST``; a subscription over HTTP
   is a 400 that names the WebSocket.
 - Every refusal, of any kind, is a JSON body ``{"errors": [{"message": ...}]}``.
+- Automatic persisted queries (``graphql_api.http.persisted_queries``): a hash the
+  store does not hold is a 200 with ``PersistedQueryNotFound``, never cached,
+  whatever the media type: clients (Apollo's link, urql's exchange) read it
+  from a 200 and send the document, while older ones give APQ up on a 400.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graphql_api.context import Context
+from graphql_api.http.persisted_queries import (
+    BadPersistedQuery,
+    PersistedQueries,
+    PersistedQueryError,
+)
 from graphql_api.protection import MASKED_MESSAGE
 
 __all__ = [
@@ -59,9 +68,16 @@ log = structlog.get_logger(__name__)
 class RequestRefused(HTTPException):
     """A request refused before execution; ``reason`` is shown to the client."""
 
-    def __init__(self, status_code: int, reason: str, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        status_code: int,
+        reason: str,
+        headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, object] | None = None,
+    ):
         super().__init__(status_code, reason)
         self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
 
 
 def refusal(
@@ -70,10 +86,14 @@ def refusal(
     *,
     headers: Mapping[str, str] | None = None,
     media_type: str = JSON,
+    extensions: Mapping[str, object] | None = None,
 ) -> Response:
     """The one shape of every refusal: a GraphQL response holding only ``errors``."""
+    error: dict[str, object] = {"message": message}
+    if extensions:
+        error["extensions"] = dict(extensions)
     return JSONResponse(
-        {"errors": [{"message": message}]},
+        {"errors": [error]},
         status_code=status_code,
         headers=dict(headers or {}),
         media_type=f"{media_type}; charset=utf-8",
@@ -172,6 +192,9 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
     (``graphql_api.graphiql``), before any credential is asked for.
     """
 
+    # Off unless the application gives the view a store (``PERSISTED_QUERY_CACHE_BYTES``).
+    persisted_queries = PersistedQueries(0)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -205,11 +228,13 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
                 status=refused.status_code,
                 reason=refused.reason,
             )
+            ours = refused if isinstance(refused, RequestRefused) else None
             return refusal(
                 refused.status_code,
                 refused.reason,
-                headers=refused.headers if isinstance(refused, RequestRefused) else None,
+                headers=None if ours is None else ours.headers,
                 media_type=media_type,
+                extensions=None if ours is None else ours.extensions,
             )
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -262,12 +287,24 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
             raise RequestRefused(
                 400, f'The request body must be a JSON object with a "query", not {kind}'
             )
-        return GraphQLRequestData(
+        request_data = GraphQLRequestData(
             query=_text(data.get("query"), "query"),
             variables=_object(data.get("variables"), "variables"),
             operation_name=_text(data.get("operationName"), "operationName"),
             extensions=_object(data.get("extensions"), "extensions"),
         )
+        try:
+            return self.persisted_queries.resolve(request_data)
+        except BadPersistedQuery as error:
+            raise RequestRefused(400, str(error)) from None
+        except PersistedQueryError as missing:
+            # Not an error of the request: the protocol's cue to send the document.
+            raise RequestRefused(
+                200,
+                missing.message,
+                {"Cache-Control": "no-store"},
+                extensions={"code": missing.code},
+            ) from None
 
     async def _json_body(self, request: AsyncHTTPRequestAdapter) -> object:
         media_type = (request.content_type or "").split(";")[0].strip().lower()

@@ -7,6 +7,8 @@ finds existing phones with one query and adds the rows with one statement.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 import models
@@ -22,10 +24,20 @@ __all__ = ["ClientImportMutation"]
 @strawberry.type
 class ClientImportMutation:
     @described_mutation(
-        "Add up to 10,000 clients at once, all or nothing; "
-        "a problem names its row (`input.17.phone`)."
+        "Add up to 10,000 clients at once, all or nothing: each row follows `createClient`'s "
+        "rules, and phones must be new and distinct. Answers an `ImportSummary`, or a "
+        "`ValidationError` whose fields name the rows (`input.17.phone`, from 0); nothing is "
+        "added then."
     )
-    async def import_clients(self, input: list[ClientInput]) -> ImportResult:
+    async def import_clients(
+        self,
+        input: Annotated[
+            list[ClientInput],
+            strawberry.argument(
+                description="The clients, at most 10,000; an empty list adds none."
+            ),
+        ],
+    ) -> ImportResult:
         try:
             return ImportSummary(created=await services.import_clients(clean_import(input)))
         except models.InvalidInput as error:

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from graphql import GraphQLError
 
 import models
-from graphql_api.cleaning import MAX_FILTER_VALUES, clean_client_input, clean_client_patch
+from graphql_api.arguments import ClientId
+from graphql_api.cleaning import (
+    MAX_FILTER_VALUES,
+    clean_argument,
+    clean_client_input,
+    clean_client_patch,
+)
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
 from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Client
 from models import services
+from models.validation import clean_zone_name, refuse_control_characters
 
 __all__ = ["ClientMutation", "ClientQuery"]
 
@@ -21,57 +40,100 @@ __all__ = ["ClientMutation", "ClientQuery"]
 @strawberry.type
 class ClientQuery:
     @described_field("A client by id; null if there is none.")
-    async def client(self, id: strawberry.ID) -> Client | None:
+    async def client(self, id: ClientId) -> Client | None:
         key = find_id(id)
         row = None if key is None else await models.Client.get_or_none(id=key)
         return None if row is None else Client.from_row(row)
 
     @described_field(
-        "Clients in id order, optionally filtered like a mailing and by `timezone` (an IANA "
-        "name); `clients(filter: ..., first: 0) { totalCount }` counts a mailing's audience."
+        "Clients, oldest first unless `orderBy` says otherwise; optionally filtered like a "
+        "mailing and by `timezone` (an IANA name); `clients(filter: ..., first: 0) "
+        "{ totalCount }` counts a mailing's audience."
     )
     async def clients(
         self,
-        filter: ClientFilterInput | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        timezone: str | None = strawberry.UNSET,
+        filter: Annotated[
+            ClientFilterInput | None,
+            strawberry.argument(
+                description="Only the clients a mailing with this filter would reach. A tag or "
+                "operator code no client can have matches nothing; a control character is "
+                "refused (`BAD_USER_INPUT`)."
+            ),
+        ] = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        timezone: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only clients in this time zone, an IANA name (old aliases too, "
+                "which clients made before may have); a name that is no zone is refused "
+                "(`BAD_USER_INPUT`), not answered with an empty list."
+            ),
+        ] = strawberry.UNSET,
     ) -> Connection[Client]:
         query = models.Client.all()
         zone = or_none(timezone)
         if zone is not None:
-            # Longer than the column: no client has it (and Tortoise would refuse it).
-            query = query.filter(timezone__in=[zone] if len(zone) <= 64 else [])
+            query = query.filter(timezone=clean_argument("timezone", clean_zone_name, zone))
         client_filter = or_none(filter)
         if client_filter is not None:
             codes, tags = client_filter.operator_codes, client_filter.tags
             if max(len(codes), len(tags)) > MAX_FILTER_VALUES:
                 raise GraphQLError(f"a filter holds at most {MAX_FILTER_VALUES} values a list")
+            for name, values in (("operatorCodes", codes), ("tags", tags)):
+                for index, value in enumerate(values):
+                    clean_argument(f"filter.{name}.{index}", refuse_control_characters, value)
             # A value longer than the column matches no client; Tortoise would
             # refuse it, and an empty list matches nothing.
             if codes:
                 query = query.filter(operator_code__in=[c for c in codes if len(c) <= 3])
             if tags:
                 query = query.filter(tag__in=[t for t in tags if len(t) <= 64])
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             return await query.count()
 
-        return build_connection(rows, has_next, Client.from_row, count, after)
+        return await paginate(
+            query,
+            Client.from_row,
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
+        )
 
 
 @strawberry.type
 class ClientMutation:
-    @strawberry.mutation
-    async def create_client(self, input: ClientInput) -> ClientResult:
+    @described_mutation(
+        "Add a client. Answers the `Client`, or a `ValidationError` naming every field that "
+        "breaks the rules (a phone already in use included); nothing is written then. Never "
+        "a `NotFoundError` (the result union is shared with `updateClient`)."
+    )
+    async def create_client(
+        self, input: Annotated[ClientInput, strawberry.argument(description="The new client.")]
+    ) -> ClientResult:
         try:
             return Client.from_row(await services.create_client(clean_client_input(input)))
         except models.InvalidInput as error:
             return ValidationError.from_error(error)
 
-    @described_mutation("Change some fields of a client.")
-    async def update_client(self, id: strawberry.ID, input: ClientPatch) -> ClientResult:
+    @described_mutation(
+        "Change some fields of a client; its pending messages follow (a new phone or time "
+        "zone; a tag or code that no longer matches a running mailing cancels its message "
+        "there). Answers the `Client`, a `ValidationError` (nothing is written then), or a "
+        "`NotFoundError`."
+    )
+    async def update_client(
+        self,
+        id: ClientId,
+        input: Annotated[ClientPatch, strawberry.argument(description="What to change.")],
+    ) -> ClientResult:
         try:
             client_id = parse_id(id)
             row = await services.update_client(client_id, clean_client_patch(input))
@@ -81,8 +143,11 @@ class ClientMutation:
         except models.NotFound:
             return NotFoundError(message=f"client {id} not found", id=id)
 
-    @described_mutation("Delete a client: its pending messages are cancelled.")
-    async def delete_client(self, id: strawberry.ID) -> DeleteResult:
+    @described_mutation(
+        "Delete a client: its pending messages are cancelled; its sent messages stay in the "
+        "statistics, with the phone they went to. Answers `Deleted` or a `NotFoundError`."
+    )
+    async def delete_client(self, id: ClientId) -> DeleteResult:
         client_id = find_id(id)
         try:
             if client_id is None:

@@ -11,6 +11,7 @@ import strawberry
 
 import models
 from graphql_api import wake
+from graphql_api.arguments import MailingId
 from graphql_api.decorators import described_mutation
 from graphql_api.results import (
     ConflictError,
@@ -42,8 +43,12 @@ async def _answer(id_: strawberry.ID, change: Change) -> MailingResult:
 
 @strawberry.type
 class MailingStatusMutation:
-    @described_mutation("Cancel what is pending and hide the mailing; its history is kept.")
-    async def delete_mailing(self, id: strawberry.ID) -> DeleteResult:
+    @described_mutation(
+        "Delete a mailing: what is pending is cancelled (as by `cancelMailing`) and the "
+        "mailing disappears from every query, list and statistic; its rows are kept. Answers "
+        "`Deleted` or a `NotFoundError`."
+    )
+    async def delete_mailing(self, id: MailingId) -> DeleteResult:
         mailing_id = find_id(id)
         try:
             if mailing_id is None:
@@ -53,14 +58,30 @@ class MailingStatusMutation:
             return NotFoundError(message=f"mailing {id} not found", id=id)
         return Deleted(id=strawberry.ID(str(mailing_id)))
 
-    @described_mutation("Stop sending within a second; resumeMailing continues.")
-    async def pause_mailing(self, id: strawberry.ID) -> MailingResult:
+    @described_mutation(
+        "Hold a mailing: no new request to the provider starts after about a second; requests "
+        "in flight keep their outcome, and `endAt` still applies. `resumeMailing` continues. "
+        "Answers the `Mailing` (PAUSED; unchanged if it already was), a `ConflictError` for "
+        "a FINISHED or CANCELLED one, a `NotFoundError`, or a `ValidationError` for an id "
+        "that is not a positive 64-bit integer."
+    )
+    async def pause_mailing(self, id: MailingId) -> MailingResult:
         return await _answer(id, services.pause_mailing)
 
-    @described_mutation("Continue a paused mailing.")
-    async def resume_mailing(self, id: strawberry.ID) -> MailingResult:
+    @described_mutation(
+        "Continue a paused mailing: RUNNING again, or SCHEDULED if it had not started. Answers "
+        "the `Mailing` (unchanged if it was not paused), a `ConflictError` for a FINISHED or "
+        "CANCELLED one, a `NotFoundError`, or a `ValidationError` for an id that is not a "
+        "positive 64-bit integer."
+    )
+    async def resume_mailing(self, id: MailingId) -> MailingResult:
         return await _answer(id, services.resume_mailing)
 
-    @described_mutation("Stop for good: pending messages become CANCELLED.")
-    async def cancel_mailing(self, id: strawberry.ID) -> MailingResult:
+    @described_mutation(
+        "Stop a mailing for good: its pending messages become CANCELLED at once; requests in "
+        "flight keep their outcome. Answers the `Mailing` (CANCELLED; unchanged if it already "
+        "was), a `ConflictError` for a FINISHED one, a `NotFoundError`, or a "
+        "`ValidationError` for an id that is not a positive 64-bit integer."
+    )
+    async def cancel_mailing(self, id: MailingId) -> MailingResult:
         return await _answer(id, services.cancel_mailing)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 import models
 from graphql_api import wake
+from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
 from graphql_api.results import (
     ConflictError,
     MailingResult,
@@ -17,7 +30,7 @@ from graphql_api.results import (
     ValidationError,
 )
 from graphql_api.scalars import find_id, parse_id
-from graphql_api.types import Mailing, MailingStatus
+from graphql_api.types import Mailing
 from models import services
 from models.services import live_mailings
 
@@ -27,31 +40,51 @@ __all__ = ["MailingMutation", "MailingQuery"]
 @strawberry.type
 class MailingQuery:
     @described_field("A mailing by id; null if there is none or it was deleted.")
-    async def mailing(self, id: strawberry.ID) -> Mailing | None:
+    async def mailing(self, id: MailingId) -> Mailing | None:
         key = find_id(id)
         row = None if key is None else await live_mailings().filter(id=key).first()
         return None if row is None else Mailing.from_row(row)
 
-    @described_field("Mailings in id order, optionally of one status.")
+    @described_field(
+        "Mailings, optionally of one status, oldest first unless `orderBy` says otherwise."
+    )
     async def mailings(
         self,
-        status: MailingStatus | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        status: MailingStatusFilter = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
     ) -> Connection[Mailing]:
         query = live_mailings(or_none(status))
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             return await query.count()
 
-        return build_connection(rows, has_next, Mailing.from_row, count, after)
+        return await paginate(
+            query,
+            Mailing.from_row,
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
+        )
 
 
 @strawberry.type
 class MailingMutation:
-    @described_mutation("Create a mailing; it starts by itself at startAt.")
-    async def create_mailing(self, input: MailingInput) -> MailingResult:
+    @described_mutation(
+        "Create a mailing; it starts by itself at `startAt` (within about a second if that "
+        "has passed), even across restarts. Answers the `Mailing`, SCHEDULED, or a "
+        "`ValidationError` naming every field that breaks the rules; nothing is written then. "
+        "Never a `NotFoundError` or `ConflictError` (the result union is shared)."
+    )
+    async def create_mailing(
+        self, input: Annotated[MailingInput, strawberry.argument(description="The new mailing.")]
+    ) -> MailingResult:
         try:
             row = await services.create_mailing(clean_mailing(input), wake.tend_mailing)
             return Mailing.from_row(row)
@@ -59,9 +92,15 @@ class MailingMutation:
             return ValidationError.from_error(error)
 
     @described_mutation(
-        "Change what is not sent yet; a FINISHED or CANCELLED mailing is a conflict."
+        "Change a mailing; what is not sent yet follows at once (see `MailingPatch`), what is "
+        "sent stays. Answers the `Mailing`, a `ValidationError`, a `NotFoundError`, or a "
+        "`ConflictError` for a FINISHED or CANCELLED mailing; nothing is written on an error."
     )
-    async def update_mailing(self, id: strawberry.ID, input: MailingPatch) -> MailingResult:
+    async def update_mailing(
+        self,
+        id: MailingId,
+        input: Annotated[MailingPatch, strawberry.argument(description="What to change.")],
+    ) -> MailingResult:
         try:
             mailing_id = parse_id(id)
             changes = clean_mailing_patch(input)

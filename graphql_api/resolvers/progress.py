@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import astuple
+from typing import Annotated
 
 import strawberry
 import structlog
@@ -107,7 +108,16 @@ class ProgressSubscription:
         "The mailing's counts and status now, then whenever they change; "
         "the stream ends when the mailing is FINISHED or CANCELLED with nothing pending."
     )
-    async def mailing_progress(self, id: strawberry.ID) -> AsyncGenerator[MailingProgress, None]:
+    async def mailing_progress(
+        self,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The mailing to watch; one that does not exist (or is deleted) "
+                "ends the stream with an error."
+            ),
+        ],
+    ) -> AsyncGenerator[MailingProgress, None]:
         mailing_id = find_id(id)
         if mailing_id is None:
             raise GraphQLError(f"mailing {id} not found")

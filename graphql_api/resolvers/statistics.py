@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import strawberry
 
+from graphql_api.arguments import MailingStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.http.exports import statistics_csv_url
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
-from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
+from graphql_api.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    ListOrder,
+    OrderBy,
+    or_none,
+    paginate,
+)
+from graphql_api.types import Mailing, MailingSummary, MessageStats
 from models.db import connection
 from models.queries.counters import summed_counters
 from models.services import live_mailings
@@ -39,21 +50,30 @@ class Statistics:
     def csv_url(self, info: Info) -> str:
         return statistics_csv_url(info.context.request)
 
-    @described_field("Each mailing with its counts, in id order.")
+    @described_field("Each mailing with its counts, oldest first unless `orderBy` says otherwise.")
     async def mailings(
         self,
-        status: MailingStatus | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
+        status: MailingStatusFilter = strawberry.UNSET,
+        first: First = strawberry.UNSET,
+        after: After = strawberry.UNSET,
+        last: Last = strawberry.UNSET,
+        before: Before = strawberry.UNSET,
+        order_by: OrderBy = ListOrder.OLDEST_FIRST,
     ) -> Connection[MailingSummary]:
         query = live_mailings(or_none(status))
-        rows, has_next = await keyset_page(query, first, after)
 
         async def count() -> int:
             return await query.count()
 
-        return build_connection(
-            rows, has_next, lambda row: MailingSummary(mailing=Mailing.from_row(row)), count, after
+        return await paginate(
+            query,
+            lambda row: MailingSummary(mailing=Mailing.from_row(row)),
+            count,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            order_by=order_by,
         )
 
 

@@ -4,7 +4,7 @@ import { debounce, h, mount, splitList, toast } from "./dom.js";
 import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
 import { gql } from "./graphql.js";
 import { rangeOf } from "./numbers.js";
-import { timeElement, zoneNames } from "./time.js";
+import { browserZone, timeElement, zoneNames } from "./time.js";
 
 const PAGE_SIZE = 25;
 const CLIENT_FIELDS = "id phone operatorCode tag timezone createdAt updatedAt";
@@ -29,11 +29,20 @@ const DELETE = `mutation DeleteClient($id: ID!) {
 // Kept across visits, so coming back from an edit shows the same page.
 const state = { codes: "", tags: "", timezone: "", cursors: [null] };
 
+// Suggestions: the browser's zone names at once, then the API's own list, since
+// browsers still list old names (Asia/Calcutta) that the API refuses.
 export function zoneDatalist() {
   let list = document.getElementById("zones");
   if (!list) {
     list = h("datalist", { id: "zones" }, zoneNames().map((zone) => h("option", { value: zone })));
     document.body.append(list);
+    gql("query TimeZones { timeZones }").then(
+      ({ timeZones }) => {
+        const names = timeZones.includes(browserZone) ? [browserZone, ...timeZones] : timeZones;
+        list.replaceChildren(...[...new Set(names)].map((zone) => h("option", { value: zone })));
+      },
+      () => {}, // only suggestions: the browser's names stay
+    );
   }
   return "zones";
 }

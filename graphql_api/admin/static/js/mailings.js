@@ -1,4 +1,4 @@
-// Mailings: a list with status and a live progress bar for each.
+// Mailings: a list with status and a live progress bar for each, newest first.
 import { session } from "./auth.js";
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
@@ -11,7 +11,7 @@ import { timeElement } from "./time.js";
 const PAGE_SIZE = 20;
 const TOTALS = "statistics { csvUrl totals { total pending sent failed expired cancelled } }";
 const LIST = `query Mailings($status: MailingStatus, $first: Int, $after: String) {
-  mailings(status: $status, first: $first, after: $after) {
+  mailings(status: $status, first: $first, after: $after, orderBy: NEWEST_FIRST) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { ${MAILING_FIELDS} } }
