@@ -32,5 +32,5 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
-EXPOSE 8000 8001
+EXPOSE 8000 8001 8002
 CMD ["mailings", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -18,10 +18,17 @@ $(STAMP): $(LOCKS) pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-## Serve the API, the worker and the send-API simulator on the embedded defaults.
+## Serve the API, the worker and the send-API simulator on the embedded defaults;
+## the console shows each mailing's progress, every process's full log goes to $(LOG_DIR).
+## Ports move: make run API_PORT=9000 PROVIDER_PORT=9001 WORKER_METRICS_PORT=9002
+API_PORT ?= 8000
+PROVIDER_PORT ?= 8001
+WORKER_METRICS_PORT ?= 8002
+LOG_DIR ?= data/logs
 run: install
 	$(BIN)/mailings migrate
-	$(BIN)/honcho start --no-prefix -f Procfile
+	API_PORT=$(API_PORT) PROVIDER_PORT=$(PROVIDER_PORT) WORKER_METRICS_PORT=$(WORKER_METRICS_PORT) \
+	  LOG_DIR=$(LOG_DIR) $(BIN)/honcho start --no-prefix -f Procfile
 
 ## The whole suite: on PostgreSQL + Redis, then on SQLite + SQLite Huey.
 test: install services

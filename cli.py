@@ -33,7 +33,7 @@ def _serve(args: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     from tasks.consumer import run_consumer
 
-    run_consumer(workers=args.workers)
+    run_consumer(workers=args.workers, child=args.child)
 
 
 def _migrate(_: argparse.Namespace) -> None:
@@ -72,6 +72,12 @@ def _report(args: argparse.Namespace) -> None:
             sys.stdout.write(render_text(report))
 
 
+def _watch(args: argparse.Namespace) -> None:
+    from tasks.console_watch import watch
+
+    watch(sys.stdout, every=args.every)
+
+
 def _export_schema(_: argparse.Namespace) -> None:
     from graphql_api.schema import schema
 
@@ -88,7 +94,12 @@ def _export_docs(_: argparse.Namespace) -> None:
 def _parser() -> argparse.ArgumentParser:
     from provider_sim import add_fault_options
 
-    parser = argparse.ArgumentParser(prog="mailings", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mailings",
+        description="The mailing service: its API, worker, migrations, reports and tools.",
+        epilog='Settings come from the environment (README.md, "Settings"); how sending'
+        " works: docs/sending.md; the API: schema.graphql and docs/.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the GraphQL API")
@@ -97,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run the Huey consumer that does all sending")
-    worker.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    worker.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    # A process started by the first one: it shares its figures and serves nothing.
+    worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)
 
     commands.add_parser("migrate", help="apply the migrations to DATABASE_URL").set_defaults(
@@ -120,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("text", "html", "csv"), default="text")
     report.set_defaults(run=_report)
 
+    watch = commands.add_parser(
+        "watch", help="print each mailing's progress: started, every few seconds, finished"
+    )
+    watch.add_argument(
+        "--every", type=float, default=5.0, help="seconds between progress lines (default 5)"
+    )
+    watch.set_defaults(run=_watch)
+
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         run=_export_schema
     )
@@ -134,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from logs import configure_logging
 
     args = _parser().parse_args(argv)
-    configure_logging()
+    configure_logging(role=args.command)
     args.run(args)
 
 

@@ -10,13 +10,23 @@ Our own lines take structlog's native path (level filtering in the bound
 logger, orjson, one write per line) rather than going through the standard
 library's handlers: the engine logs every send attempt, thousands a second,
 and the stdlib round trip cost about a tenth of a worker's CPU.
+
+With ``LOG_DIR`` set, every line goes as JSON to a file of this process,
+``LOG_DIR/<command>-<pid>.log`` (one writer per file, so no two processes
+interleave; rolled over past 50 MB, three old ones kept), and the console
+keeps what a person watching can read: lines not about one message (state
+changes, warnings about the provider, errors) and any error. ``make run``
+works that way, beside ``mailings watch``'s per-mailing summary.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Any, TextIO
+import threading
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 import orjson
 import structlog
@@ -24,6 +34,10 @@ import structlog
 from settings import Settings, get_settings
 
 __all__ = ["configure_logging"]
+
+_MAX_FILE_BYTES = 50 * 1024 * 1024
+_OLD_FILES = 3
+_ERRORS = frozenset({"error", "critical", "exception"})
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -47,8 +61,89 @@ def _orjson_dumps(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-def configure_logging(settings: Settings | None = None, stream: TextIO | None = None) -> None:
-    """Configure structlog and the standard library for this process."""
+class _RotatingFile:
+    """This process's log file, rolled over to ``.1``, ``.2`` ... when it grows too big."""
+
+    def __init__(self, path: Path, max_bytes: int = _MAX_FILE_BYTES, keep: int = _OLD_FILES):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._max_bytes = max_bytes
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115  (open while the process logs)
+        self._size = self._file.tell()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._size and self._size + len(text) > self._max_bytes:
+                self._roll()
+            self._size += len(text)
+            return self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _roll(self) -> None:
+        self._file.close()
+        for i in range(self._keep - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{i}")
+            if older.exists():
+                older.replace(self._path.with_name(f"{self._path.name}.{i + 1}"))
+        self._path.replace(self._path.with_name(f"{self._path.name}.1"))
+        self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+        self._size = 0
+
+
+def _for_console(event_dict: Any) -> bool:
+    """A line about one message goes to the file only, unless it is an error."""
+    return "message_id" not in event_dict or event_dict.get("level") in _ERRORS
+
+
+class _ConsoleTee:
+    """The last processor with ``LOG_DIR``: JSON for the file, and the console's copy."""
+
+    def __init__(
+        self,
+        to_file: structlog.types.Processor,
+        to_console: structlog.types.Processor,
+        console: TextIO,
+    ) -> None:
+        self._to_file = to_file
+        self._to_console = to_console
+        self._console = console
+        self._lock = threading.Lock()
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        line = self._to_file(logger, method_name, event_dict)
+        if _for_console(event_dict):
+            text = cast(str, self._to_console(logger, method_name, dict(event_dict)))
+            with self._lock:
+                self._console.write(f"{text}\n")
+                self._console.flush()
+        return line
+
+
+class _ConsoleFilter(logging.Filter):
+    """The standard library's records that the console keeps with ``LOG_DIR``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # One line per HTTP request belongs in the file.
+        return record.levelno >= logging.WARNING or record.name != "uvicorn.access"
+
+
+def configure_logging(
+    settings: Settings | None = None, stream: TextIO | None = None, role: str = "mailings"
+) -> None:
+    """Configure structlog and the standard library for this process.
+
+    ``role`` names this process's file under ``LOG_DIR`` (the command it runs).
+    """
     settings = settings or get_settings()
     stream = stream or sys.stderr
     shared: list[structlog.types.Processor] = [
@@ -57,24 +152,47 @@ def configure_logging(settings: Settings | None = None, stream: TextIO | None = 
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.types.Processor
-    if settings.log_format == "json":
+    as_json = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    # Plain tracebacks: with rich installed, structlog's default would print
+    # every frame's local variables, secrets included.
+    as_text = structlog.dev.ConsoleRenderer(
+        colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+    )
+    on_console: structlog.types.Processor = as_json if settings.log_format == "json" else as_text
+    if settings.log_format == "json" or settings.log_dir is not None:
         # A plain-text traceback: no local variables, which could hold secrets.
         shared.append(structlog.processors.format_exc_info)
-        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-    else:
-        # Plain tracebacks here too: with rich installed, structlog's default
-        # would print every frame's local variables, secrets included.
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
     level = logging.getLevelNamesMapping()[settings.log_level]
+    handlers: list[logging.Handler] = []
+    if settings.log_dir is None:
+        renderer, out = on_console, stream
+        handlers.append(_handler(stream, shared, on_console))
+    else:
+        out = cast(TextIO, _RotatingFile(settings.log_dir / f"{role}-{os.getpid()}.log"))
+        renderer = _ConsoleTee(as_json, on_console, stream)
+        handlers.append(_handler(out, shared, as_json))
+        console = _handler(stream, shared, on_console)
+        console.addFilter(_ConsoleFilter())
+        handlers.append(console)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=_LoggerFactory(stream),
+        logger_factory=_LoggerFactory(out),
         cache_logger_on_first_use=True,
     )
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    # Tortoise logs every SQL statement with its parameters at DEBUG, and its
+    # start and shutdown at INFO (before a report on the console, say); httpx
+    # logs every request at INFO, which the engine already logs with its ids.
+    logging.getLogger("tortoise").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+
+
+def _handler(
+    stream: TextIO, shared: list[structlog.types.Processor], renderer: structlog.types.Processor
+) -> logging.Handler:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -82,10 +200,4 @@ def configure_logging(settings: Settings | None = None, stream: TextIO | None = 
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # Tortoise logs every SQL statement with its parameters at DEBUG; httpx
-    # logs every request at INFO, which the engine already logs with its ids.
-    logging.getLogger("tortoise").setLevel(max(logging.INFO, level))
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+    return handler

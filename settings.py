@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "console"
+    # When set, every log line also goes, as JSON, to a file of this process
+    # in this directory (rotated by size), and the console keeps only what is
+    # not about one message (and errors): `make run` sets it to data/logs.
+    log_dir: Path | None = None
+    # The worker's own /healthz, /readyz and /metrics (tasks/worker_http.py);
+    # port 0: not served.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=8002, ge=0, le=65535)
 
     # Where the embedded defaults (SQLite database, SQLite Huey) keep their files.
     data_dir: Path = _DATA_DIR
@@ -142,6 +150,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "redis_url",
+        "log_dir",
         "provider_token",
         "provider_max_rps",
         "api_token",

@@ -69,6 +69,8 @@ class CircuitBreaker:
         self._probe_ticket: int | None = None
         # Why it is open: "down" or "unauthorized" (credentials refused).
         self.reason = "down"
+        # Times it opened, ever: the worker's metrics turn it into a counter.
+        self.openings = 0
 
     @classmethod
     def from_settings(
@@ -150,6 +152,7 @@ class CircuitBreaker:
 
     def _open(self, open_for: float, result: SendResult, reason: str) -> None:
         self._state = "open"
+        self.openings += 1
         self._epoch += 1
         self._opened_at = self._clock()
         self._open_for = open_for

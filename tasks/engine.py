@@ -362,7 +362,9 @@ class Engine:
     async def sweep_once(self) -> None:
         """Release dead workers' messages, then tend every mailing that may need it."""
         async with in_transaction() as conn:
-            for row in await reap_ended_leases(conn):
+            reaped = await reap_ended_leases(conn)
+            self.metrics.leases_reaped(len(reaped))
+            for row in reaped:
                 log.warning(
                     "lease ended without an outcome; the message waits again",
                     message_id=int(row["id"]),

@@ -27,6 +27,7 @@ from tasks.engine import Engine
 from tasks.events import ProgressNotifier
 from tasks.pacing import SendPacer
 from tasks.provider import make_provider_client
+from tasks.worker_metrics import sample_forever
 
 __all__ = ["EngineRuntime", "current_runtime", "start_engine"]
 
@@ -78,6 +79,9 @@ class EngineRuntime:
             self._ready.set()
             raise
         self._ready.set()
+        sampler = asyncio.create_task(
+            sample_forever(self._engine, breaker, pacer), name="metrics sampler"
+        )
         try:
             await self._engine.run()
         except Exception:
@@ -87,10 +91,15 @@ class EngineRuntime:
             os.kill(os.getpid(), signal.SIGTERM)
             raise
         finally:
+            sampler.cancel()
             await notifier.aclose()
             await pacer.aclose()
             await provider.aclose()
             await close_db()
+
+    def is_alive(self) -> bool:
+        """Whether the engine's thread still runs."""
+        return self._thread.is_alive()
 
     def submit_tend(self, mailing_id: int, timeout: float = 120.0) -> None:
         """Tend a mailing on the engine's loop; called from Huey's worker threads."""

@@ -50,6 +50,9 @@ TEST_ENV = {
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",
     "API_TOKEN": "",
+    # Workers serve their probes only where a test asks (tests/support/engine.py: Worker):
+    # several runs share this machine, and a fixed port would collide.
+    "WORKER_METRICS_PORT": "0",
 }
 os.environ.update(TEST_ENV)
 

@@ -28,6 +28,7 @@ import yaml
 
 from cli import _parser as cli_parser
 from settings import Settings
+from tasks.worker_http import PATHS as WORKER_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -110,7 +111,7 @@ def test_compose_services_commands_and_health() -> None:
         _parses(services[name]["command"])
         assert services[name]["image"] == "mailings:latest"
         assert services[name]["build"] == "."
-    for name in ("postgres", "redis", "api", "provider-sim"):
+    for name in ("postgres", "redis", "api", "worker", "provider-sim"):
         assert services[name]["healthcheck"]["test"], name
     for name in ("postgres", "redis", "api", "worker", "provider-sim"):
         assert services[name]["restart"] == "unless-stopped", name
@@ -129,6 +130,14 @@ def test_compose_services_commands_and_health() -> None:
     assert api["ports"] == [f"8000:{port}"]
     assert f"127.0.0.1:{port}/readyz" in " ".join(api["healthcheck"]["test"])
     assert "/readyz" in _app_routes()
+    # The worker serves its probes where its health check looks, on every interface.
+    worker = services["worker"]
+    environment = worker["environment"]
+    assert environment["WORKER_METRICS_HOST"] == "0.0.0.0"
+    port = environment["WORKER_METRICS_PORT"]
+    assert worker["expose"] == [port]
+    assert f"127.0.0.1:{port}/readyz" in " ".join(worker["healthcheck"]["test"])
+    assert "/readyz" in WORKER_PATHS
     sim = services["provider-sim"]
     assert sim["command"][sim["command"].index("--port") + 1] == "8001"
     assert services["worker"]["environment"]["PROVIDER_URL"] == "http://provider-sim:8001"
@@ -326,3 +335,52 @@ def test_kubernetes_worker_autoscaling_and_migration() -> None:
     job = kinds[("Job", "mailings-migrate")]["spec"]["template"]["spec"]
     assert job["containers"][0]["command"] == ["mailings", "migrate"]
     assert job["restartPolicy"] == "Never"
+
+
+def test_kubernetes_worker_probes_and_scrape_annotations() -> None:
+    kinds = _kinds()
+    pod = kinds[("Deployment", "mailings-worker")]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["WORKER_METRICS_HOST"] == "0.0.0.0"
+    port = int(env["WORKER_METRICS_PORT"])
+    assert container["ports"] == [{"name": "metrics", "containerPort": port}]
+    probes = {
+        kind: container[kind]["httpGet"]
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes["startupProbe"]["path"] == probes["livenessProbe"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    for probe in probes.values():
+        assert probe["path"] in WORKER_PATHS
+        assert probe["port"] == "metrics"
+    # A stuck worker restarts within about 30 s.
+    liveness = container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] <= 30
+    # Prometheus finds every worker pod and every API pod.
+    api = kinds[("Deployment", "mailings-api")]["spec"]["template"]
+    api_container = api["spec"]["containers"][0]
+    api_port = api_container["command"][api_container["command"].index("--port") + 1]
+    for template, scrape_port, paths in (
+        (pod, str(port), WORKER_PATHS),
+        (api, api_port, _app_routes()),
+    ):
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == scrape_port
+        assert annotations["prometheus.io/path"] in paths
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_builds_the_kustomization() -> None:
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(K8S)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    workers = [d for d in documents if d["metadata"]["name"] == "mailings-worker"]
+    assert {d["kind"] for d in workers} == {"Deployment", "HorizontalPodAutoscaler"}

@@ -1,11 +1,11 @@
-"""``/metrics``: Prometheus figures of the API process and of every worker.
+"""``/metrics``: Prometheus figures of the API process, and the database's gauges.
 
 The API's own figures (GraphQL operations and their latency) live in this
-process. The workers' figures (send attempts by outcome, send latency,
-breaker state, requests in flight) come from their heartbeat rows, added up
-at scrape time, so they show wherever Prometheus scrapes the API. Messages
-by status come from the counters table, mailings by status and the queue
-depth from their sources, each read when scraped.
+process. Messages by status come from the counters table; mailings by
+status, live workers (their heartbeat rows) and the queue depth from their
+sources, each read when scraped. The workers' own figures (requests to the
+send API, their latency, breakers, pacing) are on each worker's ``/metrics``
+(``tasks/worker_http.py``).
 """
 
 from __future__ import annotations
@@ -13,15 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,13 +25,12 @@ from models import MessageStatus, WorkerHeartbeat
 from models.db import connection
 from models.queries.counters import summed_counters
 from models.queries.mailings import mailings_by_status
-from models.worker import LATENCY_BUCKETS
 from tasks import hooks
 
 __all__ = ["OperationMetrics", "metrics_endpoint"]
 
-_ALIVE = timedelta(seconds=30)
-_BREAKER_STATES = ("closed", "half_open", "open")
+# Heartbeats come every 5 s: a worker killed outright counts as gone within 15 s.
+_ALIVE = timedelta(seconds=15)
 
 GRAPHQL_OPERATIONS = Counter(
     "mailings_graphql_operations_total",
@@ -91,54 +84,16 @@ async def _message_and_mailing_families() -> list[Metric]:
 
 
 async def _worker_families(now: datetime) -> list[Metric]:
-    beats = await WorkerHeartbeat.all()
-    outcomes: dict[str, float] = {}
-    buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-    latency_sum = 0.0
-    alive = GaugeMetricFamily("mailings_workers_alive", "Worker processes seen in the last 30 s.")
-    breaker = GaugeMetricFamily(
-        "mailings_breaker_state",
-        "Circuit breaker of each live worker: 1 for its current state.",
-        labels=["worker", "state"],
+    # A gauge, read from rows that only say who is alive: the workers' counters
+    # are served by the workers themselves, never summed from rows that a
+    # clean-up deletes (which Prometheus would read as a counter reset).
+    live = await WorkerHeartbeat.filter(stopped_at=None, seen_at__gt=now - _ALIVE).count()
+    alive = GaugeMetricFamily(
+        "mailings_workers_alive",
+        f"Worker processes that wrote a heartbeat in the last {_ALIVE.seconds} s.",
     )
-    in_flight = GaugeMetricFamily(
-        "mailings_send_in_flight", "Requests to the send API in flight, live workers."
-    )
-    live = flying = 0
-    for beat in beats:
-        figures: dict[str, Any] = beat.metrics or {}
-        for outcome, n in figures.get("outcomes", {}).items():
-            outcomes[outcome] = outcomes.get(outcome, 0) + n
-        for i, n in enumerate(figures.get("latency_counts", [])[: len(buckets)]):
-            buckets[i] += n
-        latency_sum += figures.get("latency_sum", 0.0)
-        if beat.stopped_at is None and now - beat.seen_at < _ALIVE:
-            live += 1
-            flying += figures.get("in_flight", 0)
-            state = figures.get("breaker_state", "closed")
-            for name in _BREAKER_STATES:
-                breaker.add_metric([beat.id, name], 1.0 if name == state else 0.0)
-    alive.add_metric([], live)
-    in_flight.add_metric([], flying)
-    requests = CounterMetricFamily(
-        "mailings_send_requests",
-        "Requests to the send API by outcome (sent, rejected, rate_limited, unauthorized,"
-        " transient), all workers.",
-        labels=["outcome"],
-    )
-    for outcome in ("sent", "rejected", "rate_limited", "unauthorized", "transient"):
-        requests.add_metric([outcome], outcomes.get(outcome, 0))
-    cumulative, running = [], 0
-    for bound, n in zip((*LATENCY_BUCKETS, float("inf")), buckets, strict=True):
-        running += n
-        cumulative.append(("+Inf" if bound == float("inf") else str(bound), float(running)))
-    latency = HistogramMetricFamily(
-        "mailings_send_latency_seconds",
-        "Latency of requests to the send API, all workers.",
-        buckets=cumulative,
-        sum_value=latency_sum,
-    )
-    return [requests, latency, alive, breaker, in_flight]
+    alive.add_metric([], float(live))
+    return [alive]
 
 
 async def _queue_families() -> list[Metric]:

@@ -15,6 +15,7 @@ __all__ = [
     "live_mailing_exists",
     "mailing_batch",
     "mailings_by_status",
+    "mailings_to_watch",
     "mark_audience_built",
     "running_mailings",
 ]
@@ -81,3 +82,19 @@ async def mailing_batch(after: int, limit: int, status: str | None) -> Sequence[
     sql = _MAILING_BATCH.format(status="" if status is None else "AND m.status = $3")
     extra = () if status is None else (status,)
     return await fetch(connection(), sql, after, limit, *extra)
+
+
+async def mailings_to_watch(watched: Sequence[int], newer_than: int) -> list[dict[str, Any]]:
+    """For ``mailings watch``: each mailing not over, those watched, and those above an id.
+
+    With its counters; deleted ones are left out (a watched one missing was deleted).
+    """
+    ids = ", ".join(str(int(i)) for i in watched) or "NULL"
+    return await fetch(
+        connection(),
+        "SELECT m.id, m.status, s.total, s.pending, s.sent, s.failed, s.expired, s.cancelled"
+        " FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
+        " WHERE m.deleted_at IS NULL AND (m.status IN ('SCHEDULED', 'RUNNING', 'PAUSED')"
+        f" OR m.id IN ({ids}) OR m.id > $1) ORDER BY m.id",
+        newer_than,
+    )

@@ -82,16 +82,26 @@ class Worker:
     """A ``mailings worker`` process pointed at a simulator."""
 
     def __init__(self, sim: Simulator, *args: str, **env: str) -> None:
+        # Its /healthz, /readyz and /metrics, on a port of its own.
+        env.setdefault("WORKER_METRICS_PORT", str(free_port()))
+        self.metrics_url = f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}"
         self.proc = start_command(
             ["worker", *args],
             env={**FAST_ENGINE_ENV, "PROVIDER_URL": sim.url, **env},
             log_name="worker",
         )
-        deadline = time.monotonic() + 30
+        # As long as servers get (conftest): a loaded machine starts Python slowly.
+        deadline = time.monotonic() + 60
         while "engine started" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                # Not left running to load the machine further.
+                stop_process(self.proc, timeout=20)
                 raise RuntimeError(f"the worker did not start:\n{self.log()}")
             time.sleep(0.05)
+
+    def metrics(self) -> dict[str, float]:
+        """``/metrics`` as ``{'name{labels}': value}``."""
+        return metric_values(httpx.get(f"{self.metrics_url}/metrics", timeout=10).text)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -103,6 +113,15 @@ class Worker:
     def log(self) -> str:
         path: Path = self.proc.log_path  # type: ignore[attr-defined]
         return path.read_text(encoding="utf-8", errors="replace")
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Prometheus text as ``{'name{labels}': value}``, as it reads."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 async def add_clients(n: int, *, tag: str = "", timezone: str = "UTC", first: int = 0) -> None:
