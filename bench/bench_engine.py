@@ -77,7 +77,7 @@ def _spawn(name: str, args: list[str], **env: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_port(port: int, timeout: float = 20) -> None:
+def _wait_port(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -307,7 +307,10 @@ async def _run_case(args: argparse.Namespace, case: _Case) -> list[tuple[_Measur
             pairs.append((raw, engine))
             print(
                 f"  {case.name}: raw {raw.rate:,.0f}/s, engine {engine.rate:,.0f}/s,"
-                f" ratio {engine.rate / raw.rate:.2f}",
+                f" ratio {engine.rate / raw.rate:.2f}; µs/message: worker"
+                f" {engine.us(engine.client_cpu):.0f}, PostgreSQL {engine.us(engine.pg_cpu):.0f},"
+                f" simulator {engine.us(engine.sim_cpu):.0f}; raw client µs/request"
+                f" {raw.us(raw.client_cpu):.0f}",
                 flush=True,
             )
     finally:
