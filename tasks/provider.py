@@ -10,12 +10,12 @@ connections, protocol errors, a 200 with garbage). It never raises for
 network or protocol trouble, so the engine has one thing to handle. Reasons
 are short, printable and bounded, whatever bytes the provider sent.
 
-Three HTTP stacks carry the same requests, chosen by ``PROVIDER_HTTP`` (see
-``bench/bench_http_clients.py`` for what each costs): ``httpx``,
-``httpx-aiohttp`` (httpx's API over aiohttp's connection pool) and
-``aiohttp``. All share :func:`classify_response` and :func:`classify_failure`,
-so they agree on every outcome. A client belongs to the event loop it first
-sends on: one per process (per loop), reused for every request.
+Two HTTP stacks carry the same requests, chosen by ``PROVIDER_HTTP`` (see
+``bench/bench_http_clients.py`` for what each costs): ``aiohttp``, the
+default, and ``httpx``. Both share :func:`classify_response` and
+:func:`classify_failure`, so they agree on every outcome. A client belongs
+to the event loop it first sends on: one per process (per loop), reused for
+every request.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ _stdlib_log = logging.getLogger(__name__)
 
 _BODY_LIMIT = 200
 _USER_AGENT = "mailings-sender/0.1"
-# What a stack raises for network and protocol trouble. httpx-aiohttp lets some
-# aiohttp errors through unmapped; anything else is a bug and propagates.
+# What a stack raises for network and protocol trouble; anything else is a bug
+# and propagates.
 _NETWORK_ERRORS = (
     httpx.HTTPError,
     httpx.InvalidURL,
@@ -99,11 +99,6 @@ def make_provider_client(settings: Settings) -> ProviderClient:
     """The client ``settings.provider_http`` names, configured from ``settings``."""
     if settings.provider_http == "aiohttp":
         return AiohttpProviderClient(settings)
-    if settings.provider_http == "httpx-aiohttp":
-        from httpx_aiohttp import AiohttpTransport
-
-        limits = _httpx_limits(settings)
-        return HttpxProviderClient(settings, transport=AiohttpTransport(limits=limits))
     return HttpxProviderClient(settings)
 
 
@@ -178,8 +173,8 @@ def _bad_success_reason(body: bytes) -> str | None:
 
 
 def _failure_reason(exc: BaseException) -> str:
-    # The innermost error is the most precise: httpx-aiohttp, for one, maps
-    # every aiohttp connection error to httpx.ConnectTimeout.
+    # The innermost error is the most precise: a library that wraps another's
+    # errors may map them all to one type (a ConnectTimeout for any failure).
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in chain and len(chain) < 8:
