@@ -69,11 +69,18 @@ def _env(**extra: str) -> dict[str, str]:
     }
 
 
-def _spawn(name: str, args: list[str], **env: str) -> subprocess.Popen[bytes]:
+def _spawn(
+    name: str, args: list[str], cwd: str | None = None, **env: str
+) -> subprocess.Popen[bytes]:
+    """``mailings ARGS`` from this checkout, or from the one at ``cwd`` (``--baseline``)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / f"{name}.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", *args], env=_env(**env), stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli", *args],
+        env=_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
     )
 
 
@@ -237,12 +244,14 @@ async def _engine(
     api_url: str,
     conn: asyncpg.Connection,
     workers: int,
+    cwd: str | None = None,
 ) -> _Measure:
     await _add_clients(conn, args.clients)
     # The same number of requests in flight as the raw client, whatever the processes.
     worker = _spawn(
-        f"worker{workers}",
+        f"{'baseline-' if cwd else ''}worker{workers}",
         ["worker", "--workers", str(workers)],
+        cwd,
         PROVIDER_URL=sim_url,
         SEND_CONCURRENCY=str(max(1, args.concurrency // workers)),
     )
@@ -284,14 +293,28 @@ _CASES = {
 }
 
 
-async def _run_case(args: argparse.Namespace, case: _Case) -> list[tuple[_Measure, _Measure]]:
-    """(raw, engine) pairs, each pair taken back to back on one simulator."""
+def _pair_line(name: str, raw: _Measure, engine: _Measure) -> str:
+    return (
+        f"  {name}: raw {raw.rate:,.0f}/s, engine {engine.rate:,.0f}/s,"
+        f" ratio {engine.rate / raw.rate:.2f}; µs/message: worker"
+        f" {engine.us(engine.client_cpu):.0f}, PostgreSQL {engine.us(engine.pg_cpu):.0f},"
+        f" simulator {engine.us(engine.sim_cpu):.0f}; raw client µs/request"
+        f" {raw.us(raw.client_cpu):.0f}"
+    )
+
+
+_Pairs = list[tuple[_Measure, _Measure]]
+
+
+async def _run_case(args: argparse.Namespace, case: _Case) -> tuple[_Pairs, _Pairs]:
+    """(raw, engine) pairs, each pair taken back to back on one simulator; and the baseline's."""
     sim_port, api_port = _free_port(), _free_port()
     sim = _spawn(
         "sim", ["provider-sim", "--port", str(sim_port), "--latency", str(case.latency_ms)]
     )
     api = _spawn("api", ["serve", "--port", str(api_port)])
-    pairs: list[tuple[_Measure, _Measure]] = []
+    pairs: _Pairs = []
+    baseline: _Pairs = []
     conn: asyncpg.Connection | None = None
     try:
         _wait_port(sim_port)
@@ -305,20 +328,25 @@ async def _run_case(args: argparse.Namespace, case: _Case) -> list[tuple[_Measur
                 args, sim, sim_url, f"http://127.0.0.1:{api_port}", conn, case.workers
             )
             pairs.append((raw, engine))
-            print(
-                f"  {case.name}: raw {raw.rate:,.0f}/s, engine {engine.rate:,.0f}/s,"
-                f" ratio {engine.rate / raw.rate:.2f}; µs/message: worker"
-                f" {engine.us(engine.client_cpu):.0f}, PostgreSQL {engine.us(engine.pg_cpu):.0f},"
-                f" simulator {engine.us(engine.sim_cpu):.0f}; raw client µs/request"
-                f" {raw.us(raw.client_cpu):.0f}",
-                flush=True,
-            )
+            print(_pair_line(case.name, raw, engine), flush=True)
+            if args.baseline:
+                before = await _engine(
+                    args,
+                    sim,
+                    sim_url,
+                    f"http://127.0.0.1:{api_port}",
+                    conn,
+                    case.workers,
+                    args.baseline,
+                )
+                baseline.append((raw, before))
+                print(_pair_line(f"{case.name} (baseline)", raw, before), flush=True)
     finally:
         if conn is not None:
             await conn.close()
         for proc in (api, sim):
             _stop(proc)
-    return pairs
+    return pairs, baseline
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -409,6 +437,11 @@ async def main() -> None:
         "--cases", nargs="+", choices=sorted(_CASES), default=list(_CASES), help="what to run"
     )
     parser.add_argument("--repeat", type=int, default=1, help="raw/engine pairs per case")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run each case's engine from the checkout at DIR (a worktree): before/after",
+    )
     parser.add_argument("--memory-clients", type=int, default=1_000_000)
     parser.add_argument("--memory-seconds", type=float, default=60.0)
     parser.add_argument("--skip-memory", action="store_true")
@@ -416,11 +449,16 @@ async def main() -> None:
 
     began = time.perf_counter()
     await _reset_database()
-    results = []
+    results, baselines = [], []
     for key in args.cases:
         case = _CASES[key]
-        results.append((case, await _run_case(args, case)))
+        pairs, baseline = await _run_case(args, case)
+        results.append((case, pairs))
+        baselines.append((case, baseline))
     _print_table(results, args)
+    if args.baseline:
+        print(f"\nthe same, from the checkout at {args.baseline} (each right after the run above)")
+        _print_table(baselines, args)
     if not args.skip_memory:
         peak, sent = await _memory(args)
         print(
