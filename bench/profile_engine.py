@@ -41,6 +41,7 @@ import asyncpg
 from bench import bench_engine as be
 from bench.cpu import BackendCpu, tree_cpu
 from bench.private_pg import private_postgres
+from bench.raw_client import raw_limit
 
 __all__ = ["classify_stack", "main"]
 
@@ -156,9 +157,10 @@ def classify_stack(frames: list[str]) -> str:
         # Huey's consumer threads and the process's main thread.
         return "huey consumer, main thread"
     for match in reversed(parsed):
-        func, file = match["func"], match["file"]
+        # py-spy names methods "Class.method" and closures "f.<locals>.g".
+        names, file = set(match["func"].split(".")), match["file"]
         for stage, fragment, funcs in _RULES:
-            if _in(file, fragment) and (funcs is None or func in funcs):
+            if _in(file, fragment) and (funcs is None or not funcs.isdisjoint(names)):
                 return stage
     for match in reversed(parsed):
         for stage, fragments in _SHARED.items():
@@ -251,10 +253,14 @@ async def _profile(args: argparse.Namespace, postmaster: int | None) -> None:
     try:
         be._wait_port(sim_port)
         be._wait_port(api_port)
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        # The raw client on the same simulator, just before: its CPU per request.
+        await raw_limit(sim_url, 5000, args.concurrency)
+        raw = await be._raw(sim, sim_url, min(args.clients, 20_000), args.concurrency)
         worker = be._spawn(
             "profile-worker",
             ["worker"],
-            PROVIDER_URL=f"http://127.0.0.1:{sim_port}",
+            PROVIDER_URL=sim_url,
             SEND_CONCURRENCY=str(args.concurrency),
         )
         procs.append(worker)
@@ -292,6 +298,10 @@ async def _profile(args: argparse.Namespace, postmaster: int | None) -> None:
         f" {args.rate} Hz{', --native' if args.native else ''})"
     )
     print(f"worker CPU {worker_cpu / n * 1e6:.0f} µs/message (user+system, /proc)")
+    print(
+        f"raw aiohttp client, just before: {raw.us(raw.client_cpu):.0f} µs/request"
+        f" ({raw.rate:,.0f} requests/s, not under py-spy)"
+    )
     where = "the private cluster's processes" if postmaster else "the bench database's backends"
     print(f"PostgreSQL CPU {pg_cpu / n * 1e6:.0f} µs/message ({where}, /proc)")
     if postmaster:
