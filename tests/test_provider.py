@@ -342,3 +342,17 @@ async def test_make_provider_client(name: str, cls: type) -> None:
         assert isinstance(client, cls)
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:8001",
+        "http://127.0.0.1:8001/",
+        "https://api.test/v1/",
+        "https://api.test/a%20b",
+    ],
+)
+def test_the_aiohttp_client_posts_under_the_base_url(base: str) -> None:
+    client = AiohttpProviderClient(_settings(provider_url=base))
+    assert str(client.send_url(42)) == f"{base.rstrip('/')}/send/42"
