@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 import structlog
 from tortoise.transactions import in_transaction
 
+from logs import HotLogger
 from models import ClientFilter, MessageStatus, SendWindow, next_window_opening
 from models import clock as service_clock
 from models.db import connection, fetch
@@ -63,6 +64,8 @@ from tasks.worker_metrics import WorkerMetrics
 __all__ = ["Engine"]
 
 log = structlog.get_logger(__name__)
+# One line per message sent, thousands a second: written without structlog's chain.
+_hot_log = HotLogger(__name__)
 
 _ACTIVE_REFRESH = 0.3  # seconds; pause and cancel take effect within this
 _IDLE_POLL = 0.25  # seconds between claims when nothing was due
@@ -368,23 +371,25 @@ class Engine:
     def _record_result(
         self, mailing: _Running, message: Claimed, result: SendResult, started: float
     ) -> None:
-        ids = {
-            "message_id": message.id,
-            "mailing_id": message.mailing_id,
-            "client_id": message.client_id,
-        }
         kind = result.kind
         if kind == "sent":
             self._pacer.accepted()
             self._finalise(message, MessageStatus.SENT, None)
-            log.info(
+            _hot_log.info(
                 "message sent",
-                **ids,
+                message_id=message.id,
+                mailing_id=message.mailing_id,
+                client_id=message.client_id,
                 attempt=message.attempts,
                 status_code=result.status_code,
                 latency_ms=round(result.latency * 1000, 1),
             )
             return
+        ids = {
+            "message_id": message.id,
+            "mailing_id": message.mailing_id,
+            "client_id": message.client_id,
+        }
         if kind == "rejected":
             self._pacer.accepted()
             self._finalise(message, MessageStatus.FAILED, result.error)
