@@ -85,26 +85,10 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ),
     ("request", "tasks/provider.py", None),
     ("request", "tasks/engine.py", frozenset({"_send"})),
+    ("outcome", "tasks/recorder.py", None),
     (
         "outcome",
-        "tasks/engine.py",
-        frozenset(
-            {
-                "_record_result",
-                "_finalise",
-                "_reschedule",
-                "_note_outcome",
-                "record_now",
-                "_record_forever",
-                "_write",
-                "_write_apart",
-                "_write_items",
-            }
-        ),
-    ),
-    (
-        "outcome",
-        "queries/messages.py",
+        "queries/messages/",
         frozenset(
             {
                 "finalise_messages",
@@ -112,12 +96,13 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
                 "settle_returned",
                 "storable",
                 "_values_table",
-                "_ids",
+                "id_list",
             }
         ),
     ),
-    ("outcome", "models/counters.py", None),
-    ("claim", "queries/messages.py", frozenset({"claim_due"})),
+    ("outcome", "queries/counters.py", None),
+    ("claim", "queries/messages/", frozenset({"claim_due"})),
+    ("claim", "tasks/running.py", None),
     (
         "claim",
         "tasks/engine.py",
@@ -132,6 +117,7 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ),
     ("bookkeeping", "tasks/breaker.py", None),
     ("bookkeeping", "tasks/pacing.py", None),
+    ("bookkeeping", "tasks/adaptive_rate.py", None),
     ("bookkeeping", "tasks/send_schedule.py", None),
     ("bookkeeping", "tasks/worker_metrics.py", None),
     ("bookkeeping", "tasks/sweep.py", None),

@@ -18,56 +18,34 @@ import structlog
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models import ClientFilter, Mailing, MailingStatus, MessageStatus, can_transition
-from models.db import connection, execute, fetch
+from models import ClientFilter, Mailing, MailingStatus, MessageStatus
+from models.queries.counters import pending_messages
+from models.queries.mailings import mark_audience_built
 from models.queries.messages import (
     add_audience,
     cancel_unmatched,
     finalise_waiting,
     revive_rematched,
 )
+from models.services import compare_and_set
 
-__all__ = ["due_mailing_ids", "tend_mailing"]
+__all__ = ["tend_mailing"]
 
 log = structlog.get_logger(__name__)
 
 _OPEN = (MailingStatus.SCHEDULED, MailingStatus.RUNNING, MailingStatus.PAUSED)
 
 
-async def due_mailing_ids(now: datetime) -> list[int]:
-    """Mailings the sweep must look at: started or due, or final with pending messages."""
-    rows = await fetch(
-        connection(),
-        "SELECT m.id FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
-        " WHERE (m.status IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND m.start_at <= $1)"
-        " OR s.pending > 0 ORDER BY m.id",
-        now,
-    )
-    return [int(r["id"]) for r in rows]
-
-
 async def _set_status(
-    conn: BaseDBAsyncClient,
-    mailing: Mailing,
-    expected: MailingStatus,
-    new: MailingStatus,
-    now: datetime,
+    conn: BaseDBAsyncClient, mailing: Mailing, new: MailingStatus, now: datetime
 ) -> bool:
-    if not can_transition(expected, new):
-        raise AssertionError(f"no transition from {expected} to {new}")
-    changed = await execute(
-        conn,
-        "UPDATE mailing SET status = $3, updated_at = $4, revision = revision + 1"
-        " WHERE id = $1 AND status = $2",
-        mailing.id,
-        expected.value,
-        new.value,
-        now,
-    )
+    """The same compare-and-set as the API's changes (``models.services``)."""
+    old = mailing.status
+    changed = await compare_and_set(conn, mailing, {"status": new, "updated_at": now})
     if changed:
-        log.info("mailing status changed", mailing_id=mailing.id, old=expected, new=new)
+        log.info("mailing status changed", mailing_id=mailing.id, old=old, new=new)
         mailing.status = new
-    return bool(changed)
+    return changed
 
 
 def _filter(mailing: Mailing) -> ClientFilter:
@@ -82,13 +60,7 @@ async def _build_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: dateti
     if mailing.audience_version is not None:
         dropped = await cancel_unmatched(conn, mailing.id, client_filter)
         revived = await revive_rematched(conn, mailing.id, client_filter, now)
-    await execute(
-        conn,
-        "UPDATE mailing SET audience_version = $2"
-        " WHERE id = $1 AND (audience_version IS NULL OR audience_version < $2)",
-        mailing.id,
-        mailing.filter_version,
-    )
+    await mark_audience_built(conn, mailing.id, mailing.filter_version)
     log.info(
         "mailing audience built",
         mailing_id=mailing.id,
@@ -122,7 +94,7 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
             if mailing.audience_version is None:
                 await _build_audience(conn, mailing, now)
             target = MailingStatus.RUNNING if now < mailing.end_at else MailingStatus.FINISHED
-            await _set_status(conn, mailing, status, target, now)
+            await _set_status(conn, mailing, target, now)
         elif (
             status in (MailingStatus.RUNNING, MailingStatus.PAUSED)
             and mailing.audience_version is not None
@@ -139,13 +111,12 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
                 conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent"
             )
             if status in _OPEN:
-                await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+                await _set_status(conn, mailing, MailingStatus.FINISHED, now)
         elif status is MailingStatus.RUNNING and await _nothing_pending(conn, mailing.id):
-            await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+            await _set_status(conn, mailing, MailingStatus.FINISHED, now)
     final: MailingStatus = mailing.status
     return final
 
 
 async def _nothing_pending(conn: BaseDBAsyncClient, mailing_id: int) -> bool:
-    rows = await fetch(conn, "SELECT pending FROM mailing_stats WHERE mailing_id = $1", mailing_id)
-    return not rows or int(rows[0]["pending"]) == 0
+    return await pending_messages(conn, mailing_id) == 0
