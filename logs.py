@@ -106,7 +106,6 @@ class HotLogger:
 
 def configure_logging(settings: Settings | None = None, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library for this process."""
-    global _hot
     settings = settings or get_settings()
     stream = stream or sys.stderr
     shared: list[structlog.types.Processor] = [
@@ -127,7 +126,6 @@ def configure_logging(settings: Settings | None = None, stream: TextIO | None = 
             colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
     level = logging.getLevelNamesMapping()[settings.log_level]
-    _hot = _HotOutput(stream, level) if settings.log_format == "json" else None
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -148,3 +146,30 @@ def configure_logging(settings: Settings | None = None, stream: TextIO | None = 
     # logs every request at INFO, which the engine already logs with its ids.
     logging.getLogger("tortoise").setLevel(max(logging.INFO, level))
     logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+    _enable_hot_lines(level)
+
+
+# What HotLogger does by itself, so it may skip the chain only when it holds nothing else.
+_PLAIN_STEPS = (
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.format_exc_info,
+)
+
+
+def _enable_hot_lines(level: int) -> None:
+    """Let HotLogger write itself only if structlog would write plain JSON lines to one file."""
+    global _hot
+    config = structlog.get_config()
+    *steps, renderer = config["processors"]
+    factory = config["logger_factory"]
+    plain = (
+        isinstance(renderer, structlog.processors.JSONRenderer)
+        and isinstance(factory, _LoggerFactory)
+        and all(
+            step in _PLAIN_STEPS or isinstance(step, structlog.processors.TimeStamper)
+            for step in steps
+        )
+    )
+    _hot = _HotOutput(factory._file, level) if plain else None

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from logs import HotLogger, configure_logging
+from logs import HotLogger, _enable_hot_lines, configure_logging
 from settings import Settings
 
 Configure = Callable[..., io.StringIO]
@@ -60,3 +60,18 @@ def test_hot_lines_follow_the_level_and_the_format(configure: Configure) -> None
     HotLogger("tasks.engine").info("message sent", message_id=1)
     assert "message sent" in stream.getvalue()
     assert "message_id=1" in stream.getvalue()
+
+
+def test_a_chain_with_more_steps_keeps_hot_lines_in_it(configure: Configure) -> None:
+    # Should logging ever add a step (a redaction, a second output), hot lines go through it.
+    stream = configure(log_format="json", log_level="INFO")
+
+    def tagged(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+        return {**event, "tagged": True}
+
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[tagged, *processors])
+    _enable_hot_lines(logging.INFO)
+    HotLogger("tasks.recorder").info("message sent", message_id=1)
+    (line,) = _lines(stream)
+    assert line["tagged"] is True
