@@ -86,9 +86,16 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ("request", "tasks/provider.py", None),
     ("request", "tasks/engine.py", frozenset({"_send"})),
     ("outcome", "tasks/recorder.py", None),
+    # Before tasks/recorder.py (a --checkout of an older commit), the engine recorded itself.
     (
         "outcome",
-        "queries/messages/",
+        "tasks/engine.py",
+        frozenset({"_record_result", "_finalise", "_reschedule", "_note_outcome", "record_now"}),
+    ),
+    ("outcome", "tasks/engine.py", frozenset({"_record_forever", "_write", "_write_apart"})),
+    (
+        "outcome",
+        "queries/messages",
         frozenset(
             {
                 "finalise_messages",
@@ -101,7 +108,8 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
         ),
     ),
     ("outcome", "queries/counters.py", None),
-    ("claim", "queries/messages/", frozenset({"claim_due"})),
+    ("outcome", "models/counters.py", None),
+    ("claim", "queries/messages", frozenset({"claim_due"})),
     ("claim", "tasks/running.py", None),
     (
         "claim",
@@ -246,6 +254,7 @@ async def _profile(args: argparse.Namespace, postmaster: int | None) -> None:
         worker = be._spawn(
             "profile-worker",
             ["worker"],
+            args.checkout,
             PROVIDER_URL=sim_url,
             SEND_CONCURRENCY=str(args.concurrency),
         )
@@ -361,6 +370,9 @@ def main() -> None:
         help="sample threads without the GIL too (py-spy's idle detection misreads blocked reads)",
     )
     parser.add_argument("--postgres", choices=["private", "shared"], default="private")
+    parser.add_argument(
+        "--checkout", metavar="DIR", help="profile the worker of another checkout (a worktree)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("BENCH_LOG_LEVEL", "INFO")
     OUT.mkdir(parents=True, exist_ok=True)
