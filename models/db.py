@@ -9,12 +9,13 @@ so they must all be written the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from tortoise import BaseDBAsyncClient, Tortoise, connections
@@ -36,12 +37,14 @@ __all__ = [
     "is_transient",
     "migrate",
     "ping",
+    "retried",
     "retrying",
     "tortoise_config",
 ]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -202,3 +205,16 @@ async def retrying(work: Callable[[], Awaitable[T]], *, what: str, attempts: int
             )
             await asyncio.sleep(random.uniform(0.0, 0.02 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+def retried(what: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """:func:`retrying` as a decorator, for a function whose writes are one transaction."""
+
+    def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await retrying(lambda: fn(*args, **kwargs), what=what)
+
+        return run
+
+    return decorate

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from logs import HotLogger
 from models import MessageStatus
-from models.db import ping
+from models.db import ping, retrying
 from models.queries.messages import (
     Claimed,
     Finalise,
@@ -214,10 +214,15 @@ class Recorder:
     async def _write(
         self, finals: list[Finalise], reschedules: list[Reschedule], touched: set[int]
     ) -> None:
-        async with in_transaction() as conn:
-            await finalise_messages(conn, finals, touched)
-            returned = await reschedule_messages(conn, reschedules, self._worker)
-            await settle_returned(conn, returned, self._clock(), touched)
+        async def write() -> None:
+            async with in_transaction() as conn:
+                await finalise_messages(conn, finals, touched)
+                returned = await reschedule_messages(conn, reschedules, self._worker)
+                await settle_returned(conn, returned, self._clock(), touched)
+
+        # A deadlock with a cancel is no fault of any row: run it again
+        # before splitting the batch to find one.
+        await retrying(write, what="record outcomes")
 
     async def _write_apart(self, items: list[Finalise | Reschedule], touched: set[int]) -> None:
         if len(items) > 1:

@@ -265,3 +265,37 @@ async def test_a_worker_killed_mid_request_resends_only_after_its_lease(sim: Sim
     for message_id, (before, after) in arrivals.items():
         # Nobody took the message while its lease held (it starts just before the arrival).
         assert after - before >= timedelta(seconds=10.5), (message_id, before, after)
+
+
+async def test_changes_while_workers_record_outcomes_are_never_refused(
+    sim: Simulator, gql: GraphQLClient, backend: str
+) -> None:
+    """cancelMailing under heavy sending once answered "Unexpected error": on SQLite a
+    stale snapshot ("database is locked"), on PostgreSQL a deadlock with a recorder."""
+    await add_clients(6_000)
+    workers = [
+        Worker(sim, SEND_CONCURRENCY="200") for _ in range(2 if backend == "postgres" else 1)
+    ]
+    try:
+        mailing = await start_mailing()
+        await wait_until(lambda: _more_than(sim, 1_000), timeout=60)
+        for n in range(3):
+            edited = await gql.execute(
+                UPDATE, {"id": str(mailing.id), "input": {"text": f"edited {n}"}}
+            )
+            assert edited["updateMailing"]["__typename"] == "Mailing", edited
+        cancelled = await gql.execute(CANCEL, {"id": str(mailing.id)})
+        assert cancelled["cancelMailing"]["__typename"] == "Mailing", cancelled
+        assert cancelled["cancelMailing"]["status"] == "CANCELLED"
+        await wait_until(lambda: _settled(mailing.id), timeout=60)
+    finally:
+        for worker in workers:
+            worker.stop()
+    stats = await stats_of(mailing.id)
+    assert stats["sent"] + stats["failed"] + stats["cancelled"] == 6_000
+    assert stats["cancelled"] > 0
+    assert await _accepted_once(sim)
+
+
+async def _settled(mailing_id: int) -> bool:
+    return (await stats_of(mailing_id))["pending"] == 0

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 
 from models import clock
 from models.client import Client
-from models.db import connection
+from models.db import connection, retried
 from models.errors import FieldProblem, InvalidInput, NotFound
 from models.queries.clients import insert_clients, taken_phones
 from models.queries.messages import (
@@ -69,6 +69,7 @@ async def _check_phone_free(conn: BaseDBAsyncClient, phone: str) -> None:
         raise InvalidInput([phone_taken("input.phone")])
 
 
+@retried("create client")
 async def create_client(fields: ClientFields) -> Client:
     async with in_transaction() as conn:
         await _check_phone_free(conn, fields.phone)
@@ -86,6 +87,7 @@ async def create_client(fields: ClientFields) -> Client:
     return row
 
 
+@retried("update client")
 async def update_client(client_id: int, changes: ClientChanges) -> Client:
     async with in_transaction() as conn:
         row = await Client.filter(id=client_id).using_db(conn).select_for_update().first()
@@ -116,6 +118,7 @@ async def update_client(client_id: int, changes: ClientChanges) -> Client:
     return row
 
 
+@retried("delete client")
 async def delete_client(client_id: int) -> int:
     """Delete a client; its pending messages are cancelled, its sent history kept."""
     async with in_transaction() as conn:
@@ -149,6 +152,7 @@ def _raise_taken(cleaned: Sequence[ClientFields], taken: set[str]) -> None:
     )
 
 
+@retried("import clients")
 async def import_clients(cleaned: Sequence[ClientFields]) -> int:
     """Add every row as a client, or none of them; returns how many were added."""
     if not cleaned:

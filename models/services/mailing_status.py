@@ -20,6 +20,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models import clock
+from models.db import retried
 from models.errors import Conflict, NotFound
 from models.mailing import Mailing
 from models.queries.messages import finalise_waiting
@@ -77,6 +78,7 @@ async def compare_and_set(conn: BaseDBAsyncClient, row: Mailing, updates: dict[s
     return bool(changed)
 
 
+@retried("change mailing status")
 async def _transition(
     mailing_id: int, decide: Decide, *, delete: bool = False
 ) -> tuple[Mailing, bool]:

@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from models import clock
 from models.audience import ClientFilter
+from models.db import retried
 from models.errors import Conflict, FieldProblem, InvalidInput
 from models.mailing import Mailing, MailingStats
 from models.queries.messages import cancel_unmatched, replan_window_waiters, revive_rematched
@@ -78,6 +79,7 @@ def check_period(start_at: datetime, end_at: datetime, changes: MailingChanges) 
     raise InvalidInput([problem])
 
 
+@retried("create mailing")
 async def create_mailing(fields: MailingFields, wake: Wake) -> Mailing:
     _check_end_ahead(fields.end_at, clock.now())
     window = fields.window
@@ -162,6 +164,7 @@ async def _apply_to_waiting(
         await replan_window_waiters(conn, row.id, now)
 
 
+@retried("update mailing")
 async def update_mailing(mailing_id: int, changes: MailingChanges, wake: Wake) -> Mailing:
     """Apply a patch to a mailing that is not over yet."""
     for _ in range(ATTEMPTS):
