@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 LOCKS := requirements.uv.lock requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots graphiql-assets lock migration services clean
+.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench profile screenshots graphiql-assets lock migration services clean
 
 install: $(STAMP)
 
@@ -64,6 +64,11 @@ schema: install
 
 bench: install services
 	$(BIN)/python -m bench
+
+## Where a worker's CPU goes: py-spy on a worker sending 50,000 messages, PostgreSQL's statements
+## (a throwaway cluster with pg_stat_statements); PROFILE_ARGS="--native" etc., see bench/README.md.
+profile: install services
+	$(BIN)/python -m bench.profile_engine $(PROFILE_ARGS)
 
 ## Refresh docs/screenshots/ from the browser tests (admin page, GraphiQL, the report email).
 screenshots: install services

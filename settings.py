@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # measured against the simulator (bench/bench_http_clients.py) httpx over
     # aiohttp costs about 3x the CPU a request and pure httpx far more, which
     # caps a worker well below the throughput the engine is asked for.
-    provider_http: Literal["httpx", "httpx-aiohttp", "aiohttp"] = "aiohttp"
+    provider_http: Literal["httpx", "aiohttp"] = "aiohttp"
     send_concurrency: int = Field(default=256, ge=1, le=10_000)
     send_timeout: float = Field(default=10.0, gt=0)
     send_connect_timeout: float = Field(default=3.0, gt=0)

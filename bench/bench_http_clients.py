@@ -33,7 +33,7 @@ from tasks.provider import ProviderClient, make_provider_client
 
 __all__ = ["main"]
 
-STACKS = ("httpx", "httpx-aiohttp", "aiohttp")
+STACKS = ("httpx", "aiohttp")
 LOG_DIR = Path("data/bench")
 
 

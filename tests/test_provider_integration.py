@@ -10,13 +10,13 @@ import pytest
 
 from provider_sim import running_simulator
 from settings import Settings
-from tasks.provider import ProviderClient, make_provider_client
+from tasks.provider import AiohttpProviderClient, ProviderClient, make_provider_client
 
 PHONE = "79001234567"
 MakeClient = Callable[..., ProviderClient]
 
 
-@pytest.fixture(params=["httpx", "httpx-aiohttp", "aiohttp"])
+@pytest.fixture(params=["httpx", "aiohttp"])
 async def make_client(request: pytest.FixtureRequest) -> AsyncIterator[MakeClient]:
     """``make_client(url, **settings)``: a client of the parametrised stack, closed afterwards."""
     clients: list[ProviderClient] = []
@@ -183,3 +183,48 @@ async def test_nothing_listening(make_client: MakeClient) -> None:
     result = await make_client(url).send(1, PHONE, "x")
     assert result.kind == "transient"
     assert result.error == "connection refused"
+
+
+async def test_a_cancelled_send_stays_cancelled(make_client: MakeClient) -> None:
+    # The engine cancels sends when it stops: a timeout must not swallow that.
+    async with running_simulator(hang_rate=1.0) as sim:
+        client = make_client(sim.url, send_timeout=5.0)
+        send = asyncio.create_task(client.send(1, PHONE, "x"))
+        await sim.wait_arrived([1])
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+
+
+async def test_timeouts_of_many_sends_expire_in_order() -> None:
+    async with running_simulator(hang_rate=1.0) as sim:
+        client = AiohttpProviderClient(Settings(provider_url=sim.url, send_timeout=0.3))
+        try:
+            first = asyncio.create_task(client.send(1, PHONE, "x"))
+            await sim.wait_arrived([1])
+            rest = [asyncio.create_task(client.send(i, PHONE, "x")) for i in range(2, 6)]
+            results = await asyncio.gather(first, *rest)
+        finally:
+            await client.aclose()
+    assert [r.error for r in results] == ["timeout"] * 5
+    assert all(0.3 <= r.latency < 2.0 for r in results)
+
+
+async def test_a_cancel_racing_the_timeout_wins() -> None:
+    async with running_simulator(hang_rate=1.0) as sim:
+        client = AiohttpProviderClient(Settings(provider_url=sim.url, send_timeout=0.2))
+        send = asyncio.create_task(client.send(1, PHONE, "x"))
+
+        class CancelledToo(set[int]):
+            """The caller cancels the send in the very step the watchdog expires it."""
+
+            def add(self, token: int) -> None:
+                super().add(token)
+                send.cancel()
+
+        client._expired = CancelledToo()
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                await send
+        finally:
+            await client.aclose()
