@@ -93,7 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run the Huey consumer that does all sending")
-    worker.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    worker.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each a Huey consumer beside one sending engine (default 1)",
+    )
     worker.set_defaults(run=_worker)
 
     commands.add_parser("migrate", help="apply the migrations to DATABASE_URL").set_defaults(
