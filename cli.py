@@ -108,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run the Huey consumer that does all sending")
-    worker.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    worker.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each a Huey consumer beside one sending engine (default 1)",
+    )
     # A process started by the first one: it shares its figures and serves nothing.
     worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(run=_worker)

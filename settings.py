@@ -160,27 +160,21 @@ class Settings(BaseSettings):
         "oidc_client_id",
         "export_link_secret",
         "public_url",
+        "smtp_host",
+        "smtp_port",
+        "smtp_user",
+        "smtp_password",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("allowed_origins", "oidc_scopes", "oidc_algorithms", mode="before")
+    @field_validator(
+        "allowed_origins", "oidc_scopes", "oidc_algorithms", "report_recipients", mode="before"
+    )
     @classmethod
     def _words(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(value.replace(",", " ").split())
-        return value
-
-    @field_validator("smtp_host", "smtp_port", "smtp_user", "smtp_password", mode="before")
-    @classmethod
-    def _empty_smtp_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("report_recipients", mode="before")
-    @classmethod
-    def _addresses(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(value.replace(",", " ").split())
         return value

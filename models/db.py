@@ -14,6 +14,7 @@ import random
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -39,6 +40,7 @@ __all__ = [
     "ping",
     "retried",
     "retrying",
+    "stored_instant",
     "tortoise_config",
 ]
 
@@ -218,3 +220,14 @@ def retried(what: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awai
         return run
 
     return decorate
+
+
+def stored_instant(value: object) -> datetime:
+    """A timestamp column's value from raw SQL: a datetime (PostgreSQL) or its ISO text (SQLite).
+
+    Not to be confused with ``graphql_api.cleaning.parse_instant``, which checks an
+    instant a client sent.
+    """
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

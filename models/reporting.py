@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
-__all__ = ["csv_lines", "delivery_rate", "format_rate", "parse_instant", "spreadsheet_safe"]
+__all__ = ["csv_lines", "delivery_rate", "format_rate", "spreadsheet_safe"]
 
 # A cell starting with one of these is run as a formula by spreadsheets.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -26,13 +25,6 @@ def delivery_rate(sent: int, failed: int, expired: int) -> float | None:
 def format_rate(rate: float | None) -> str:
     """A rate as a CSV cell: four decimals, empty when there is none."""
     return "" if rate is None else f"{rate:.4f}"
-
-
-def parse_instant(value: object) -> datetime:
-    """A timestamp column's value: a datetime (PostgreSQL) or its ISO text (SQLite)."""
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 def spreadsheet_safe(text: str) -> str:

@@ -15,7 +15,6 @@ __all__ = [
     "clean_clock_time",
     "clean_instant",
     "clean_operator_code",
-    "clean_period",
     "clean_phone",
     "clean_tag",
     "clean_text",
@@ -99,12 +98,6 @@ def clean_instant(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must include a UTC offset, e.g. 2026-01-31T09:00:00+03:00")
     return value
-
-
-def clean_period(start: datetime, end: datetime) -> None:
-    """Both instants are already aware; the period must not be empty."""
-    if not start < end:
-        raise ValueError("must be later than startAt")
 
 
 def clean_clock_time(value: str) -> time:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from typing import Protocol
 
-__all__ = ["MAX_RETRY_AFTER", "retry_delay"]
+__all__ = ["MAX_RETRY_AFTER", "backoff_ceiling", "retry_delay"]
 
 # A provider asking for more than this is more likely wrong than right; the
 # mailing's end, not the provider, bounds how long a message may wait.
@@ -32,6 +32,12 @@ class _RetrySettings(Protocol):
     def retry_max_delay(self) -> float: ...
 
 
+def backoff_ceiling(attempts: int, base: float, cap: float) -> float:
+    """``base * 2 ** (attempts - 1)``, at most ``cap``: the one backoff (messages, the report)."""
+    exponent = min(max(attempts, 1) - 1, _MAX_EXPONENT)
+    return float(min(base * 2.0**exponent, cap))
+
+
 def retry_delay(
     attempts: int,
     retry_after: float | None,
@@ -44,8 +50,7 @@ def retry_delay(
     (1 after the first failure). ``retry_after`` is the provider's
     ``Retry-After`` in seconds, if it sent one.
     """
-    exponent = min(max(attempts, 1) - 1, _MAX_EXPONENT)
-    ceiling = min(settings.retry_base_delay * 2.0**exponent, settings.retry_max_delay)
+    ceiling = backoff_ceiling(attempts, settings.retry_base_delay, settings.retry_max_delay)
     delay = (rng or random).uniform(ceiling / 2, ceiling)
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))

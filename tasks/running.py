@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models import ClientFilter, SendWindow
+from models.db import stored_instant
 from models.queries import mailings
-from models.reporting import parse_instant
 
 __all__ = ["RunningMailing", "running_mailings"]
 
@@ -36,7 +36,7 @@ async def running_mailings() -> list[RunningMailing]:
                 id=int(row["id"]),
                 revision=int(row["revision"]),
                 text=str(row["text"]),
-                end_at=parse_instant(row["end_at"]),
+                end_at=stored_instant(row["end_at"]),
                 window=window,
                 filter=ClientFilter.from_json(row["filter_operator_codes"], row["filter_tags"]),
             )

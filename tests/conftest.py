@@ -116,10 +116,18 @@ async def truncate_all() -> None:
 
 
 @pytest.fixture
-async def db(database: str) -> str:
-    """Empty tables for this test."""
+async def db(database: str) -> AsyncIterator[str]:
+    """Empty tables and an empty queue for this test; no worker outlives it."""
+    from tasks.queue import huey
+
     await truncate_all()
-    return database
+    # Wake-ups left by an earlier test name mailing ids that the restarted
+    # sequences give to this test's mailings: a worker would run them early.
+    huey.flush()
+    yield database
+    engine_support = sys.modules.get("tests.support.engine")
+    if engine_support is not None:
+        engine_support.stop_workers()
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

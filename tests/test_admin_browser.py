@@ -404,8 +404,8 @@ async def test_list_shows_each_mailings_progress_live(
         {
             "input": {
                 "text": "Live",
-                "startAt": (utcnow() + timedelta(seconds=2)).isoformat(),
-                "endAt": (utcnow() + timedelta(hours=1)).isoformat(),
+                "startAt": (utcnow() + timedelta(hours=1)).isoformat(),
+                "endAt": (utcnow() + timedelta(hours=2)).isoformat(),
             }
         },
     )
@@ -414,6 +414,13 @@ async def test_list_shows_each_mailings_progress_live(
     row = page.locator(f"#mailings-table tr[data-id='{mailing_id}']")
     await expect(row.locator(".badge")).to_have_text("SCHEDULED")
     await expect(row.locator("time").first).to_have_text(SHOWN_TIME)
+    # Seen waiting, then moved to now: a slow page load cannot miss SCHEDULED.
+    moved = await gql.execute(
+        """mutation($id: ID!, $input: MailingPatch!) { updateMailing(id: $id, input: $input) {
+            __typename } }""",
+        {"id": mailing_id, "input": {"startAt": utcnow().isoformat()}},
+    )
+    assert moved["updateMailing"]["__typename"] == "Mailing", moved
     seen = await follow_until_finished(
         page, f"tr[data-id='{mailing_id}'] .progress-text", "mailings-live"
     )

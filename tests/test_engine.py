@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models import Mailing, MailingStatus, Message, MessageStatus
+from models.services.mailing_status import cancel_mailing, pause_mailing, resume_mailing
 from tasks import hooks
 from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,
     in_seconds,
-    set_status,
     start_mailing,
     stats_of,
     utcnow,
@@ -56,10 +56,16 @@ async def _assert_each_accepted_once(sim: Simulator, mailing_id: int) -> None:
     assert {int(row[0]) for row in accepted} >= sent_ids
 
 
-async def test_due_mailing_goes_out_once_to_each_client(sim: Simulator, worker: Worker) -> None:
+async def test_due_mailing_goes_out_once_to_each_client(sim: Simulator) -> None:
     await add_clients(300)
-    mailing = await start_mailing(text="Sale!")
-    await wait_for_status(mailing.id, MailingStatus.FINISHED)
+    # No faults here, so no fault-sized timeouts: FAST_ENGINE_ENV's half-second
+    # connect timeout, on a loaded machine, made a retry that attempts == {1} refused.
+    worker = Worker(sim, SEND_TIMEOUT="10", SEND_CONNECT_TIMEOUT="5", SEND_LEASE="30")
+    try:
+        mailing = await start_mailing(text="Sale!")
+        await wait_for_status(mailing.id, MailingStatus.FINISHED)
+    finally:
+        worker.stop()
     assert await stats_of(mailing.id) == {
         "total": 300,
         "pending": 0,
@@ -78,12 +84,19 @@ async def test_future_mailing_starts_at_its_start(sim: Simulator, worker: Worker
     await add_clients(20)
     start = in_seconds(3)
     mailing = await start_mailing(start_at=start)
-    await asyncio.sleep(1.5)
-    assert (await sim.stats())["requests"] == 0
-    assert (await Mailing.get(id=mailing.id)).status is MailingStatus.SCHEDULED
+    # Every read that ended before the start saw it waiting; how many there are
+    # depends on the machine's load, never the verdict.
+    while True:
+        status = (await Mailing.get(id=mailing.id)).status
+        if utcnow() >= start:
+            break
+        assert status is MailingStatus.SCHEDULED
+        await asyncio.sleep(0.2)
     await wait_for_status(mailing.id, MailingStatus.FINISHED)
-    first = min(datetime.fromisoformat(row[2]) for row in await sim.accepted())
-    assert first >= start
+    # The simulator stamps each arrival: none came before the start.
+    arrivals = [datetime.fromisoformat(row[1]) for row in await sim.requests()]
+    assert len(arrivals) == 20
+    assert min(arrivals) >= start
 
 
 async def test_moved_start_reschedules(sim: Simulator, worker: Worker) -> None:
@@ -178,21 +191,23 @@ async def test_pause_resume_and_cancel_while_sending(sim: Simulator) -> None:
             return (await stats_of(mailing.id))["sent"] >= 30
 
         await wait_until(some_sent)
-        await set_status(mailing.id, MailingStatus.PAUSED)
-        await hooks.tend_mailing(mailing.id)
-        await asyncio.sleep(1.0)
+        # Through the domain functions the API calls: they bump the revision
+        # that a claimed message is checked against right before its request.
+        await pause_mailing(mailing.id, hooks.tend_mailing)
+        # Requests started before the pause end and are recorded; the counter
+        # is read once nothing is in flight, then must stay still.
+        await wait_until(lambda: _nothing_in_flight(mailing.id))
         paused_requests = (await sim.stats())["requests"]
         await asyncio.sleep(1.0)
         assert (await sim.stats())["requests"] == paused_requests
         assert (await stats_of(mailing.id))["pending"] > 0
 
-        await set_status(mailing.id, MailingStatus.RUNNING)
-        await hooks.tend_mailing(mailing.id, mailing.start_at)
+        await resume_mailing(mailing.id, hooks.tend_mailing)
         await wait_until(lambda: _more_requests(sim, paused_requests + 20))
 
-        await set_status(mailing.id, MailingStatus.CANCELLED)
-        await hooks.tend_mailing(mailing.id)
+        await cancel_mailing(mailing.id, hooks.tend_mailing)
         await wait_until(lambda: _nothing_pending(mailing.id), timeout=10)
+        await wait_until(lambda: _nothing_in_flight(mailing.id))
         cancelled_requests = (await sim.stats())["requests"]
         await asyncio.sleep(1.0)
         assert (await sim.stats())["requests"] == cancelled_requests
@@ -202,6 +217,11 @@ async def test_pause_resume_and_cancel_while_sending(sim: Simulator) -> None:
     assert stats["cancelled"] > 0
     assert stats["sent"] + stats["cancelled"] == 400
     await _assert_each_accepted_once(sim, mailing.id)
+
+
+async def _nothing_in_flight(mailing_id: int) -> bool:
+    leased = Message.filter(mailing_id=mailing_id, leased_until__isnull=False)
+    return not await leased.exists()
 
 
 async def _more_requests(sim: Simulator, n: int) -> bool:

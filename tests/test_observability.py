@@ -13,8 +13,10 @@ from datetime import timedelta
 import httpx
 import pytest
 import redis.asyncio
+from tortoise.expressions import F
 
-from models import MailingStatus, Message, MessageStatus
+from models import Mailing, MailingStatus, Message, MessageStatus
+from tasks import hooks
 from tests.conftest import REDIS_URL, TEST_ENV
 from tests.support.api import Subscription
 from tests.support.engine import (
@@ -72,12 +74,21 @@ async def test_progress_streams_coalesced_events_until_finished(
     worker = Worker(sim, SEND_CONCURRENCY="64")
     subscription = None
     try:
-        mailing = await start_mailing(start_at=utcnow() + timedelta(seconds=1))
+        # Far in the future until the subscription has seen it waiting, then
+        # moved to now: how long connecting takes cannot matter.
+        mailing = await start_mailing(start_at=utcnow() + timedelta(hours=1))
         subscription = await Subscription.connect(api_url)
         assert (await subscription.receive())["type"] == "connection_ack"
         started = time.monotonic()
         await subscription.subscribe(PROGRESS, {"id": str(mailing.id)})
-        events = []
+        first = await subscription.receive()
+        assert first["type"] == "next", first
+        events = [first["payload"]["data"]["mailingProgress"]]
+        now = utcnow()
+        await Mailing.filter(id=mailing.id).update(
+            start_at=now, updated_at=now, revision=F("revision") + 1
+        )
+        await hooks.tend_mailing(mailing.id, now)
         while True:
             message = await subscription.receive()
             if message["type"] == "complete":

@@ -20,9 +20,11 @@ from starlette.routing import BaseRoute, Route
 
 from graphql_api.scalars import find_id
 from models import MailingStatus
+from models.db import stored_instant
+from models.mailing import COUNTERS
 from models.queries.mailings import live_mailing_exists, mailing_batch
 from models.queries.messages import message_batch
-from models.reporting import csv_lines, delivery_rate, format_rate, parse_instant, spreadsheet_safe
+from models.reporting import csv_lines, delivery_rate, format_rate, spreadsheet_safe
 
 __all__ = ["MOUNT_NAME", "export_routes", "messages_csv_url", "statistics_csv_url"]
 
@@ -49,12 +51,7 @@ STATISTICS_FIELDS = (
     "status",
     "start_at",
     "end_at",
-    "total",
-    "pending",
-    "sent",
-    "failed",
-    "expired",
-    "cancelled",
+    *COUNTERS,
     "delivery_rate",
     "text",
 )
@@ -70,7 +67,7 @@ def statistics_csv_url(request: HTTPConnection) -> str:
 
 
 def _instant(value: object) -> str:
-    return "" if value is None else parse_instant(value).isoformat()
+    return "" if value is None else stored_instant(value).isoformat()
 
 
 def _message_line(row: dict[str, Any]) -> tuple[object, ...]:
@@ -95,8 +92,7 @@ def _mailing_line(row: dict[str, Any]) -> tuple[object, ...]:
         row["status"],
         _instant(row["start_at"]),
         _instant(row["end_at"]),
-        *(int(row[name]) for name in ("total", "pending", "sent", "failed", "expired")),
-        int(row["cancelled"]),
+        *(int(row[name]) for name in COUNTERS),
         format_rate(rate),
         spreadsheet_safe(str(row["text"])),
     )

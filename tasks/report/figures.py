@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from models.db import stored_instant
 from models.mailing import Counts
 from models.queries.messages import reasons_by_mailing, reasons_of_day, sent_that_day
 from models.queries.reports import mailings_that_ran
-from models.reporting import parse_instant
 
 __all__ = [
     "DayReport",
@@ -75,8 +75,8 @@ async def build_report(day: date, timezone: ZoneInfo, now: datetime) -> DayRepor
             text=str(row["text"]),
             status=str(row["status"]),
             deleted=row["deleted_at"] is not None,
-            start_at=parse_instant(row["start_at"]),
-            end_at=parse_instant(row["end_at"]),
+            start_at=stored_instant(row["start_at"]),
+            end_at=stored_instant(row["end_at"]),
             counts=Counts.from_row(row),
             sent_that_day=sent.get(int(row["id"]), 0),
             failure_reasons=tuple(reasons.get(int(row["id"]), ())),

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+from models.mailing import COUNTERS
 from models.reporting import csv_lines, format_rate, spreadsheet_safe
 from settings import Settings
 from tasks.report.figures import DayReport, MailingReport
@@ -40,12 +41,7 @@ _CSV_FIELDS = (
     "deleted",
     "start_at",
     "end_at",
-    "total",
-    "pending",
-    "sent",
-    "failed",
-    "expired",
-    "cancelled",
+    *COUNTERS,
     "sent_that_day",
     "delivery_rate",
     "top_failure_reason",
@@ -128,12 +124,7 @@ def render_csv(report: DayReport) -> bytes:
                 "yes" if mailing.deleted else "no",
                 mailing.start_at.isoformat(),
                 mailing.end_at.isoformat(),
-                c.total,
-                c.pending,
-                c.sent,
-                c.failed,
-                c.expired,
-                c.cancelled,
+                *(getattr(c, name) for name in COUNTERS),
                 mailing.sent_that_day,
                 format_rate(c.delivery_rate),
                 spreadsheet_safe(mailing.failure_reasons[0][0] if mailing.failure_reasons else ""),

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import structlog
 
+from models import clock
 from models.db import close_db, connection, init_db
 from models.queries.reports import (
     abandon_stale_reports,
@@ -32,6 +33,7 @@ from models.queries.reports import (
 from settings import Settings
 from tasks.report.figures import DayReport, build_report
 from tasks.report.mail import SEND_ERRORS, compose_report_email, send_email
+from tasks.retry import backoff_ceiling
 
 __all__ = ["latest_due_day", "on_demand_report", "report_tick", "retry_delay", "yesterday"]
 
@@ -43,10 +45,6 @@ _FIRST_RETRY = timedelta(minutes=1)
 _LAST_RETRY = timedelta(hours=1)
 
 Sender = Callable[[Settings, EmailMessage], dict[str, tuple[int, bytes]]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def yesterday(now: datetime, timezone: ZoneInfo) -> date:
@@ -61,9 +59,10 @@ def latest_due_day(now: datetime, settings: Settings) -> date:
 
 
 def retry_delay(attempt: int) -> timedelta:
-    """1, 2, 4 ... minutes after the ``attempt``-th failure, at most an hour."""
-    delay: timedelta = _FIRST_RETRY * 2 ** min(attempt - 1, 10)
-    return min(delay, _LAST_RETRY)
+    """1, 2, 4 ... minutes after the ``attempt``-th failure, at most an hour (no jitter:
+    one report, not a batch of messages, is retried)."""
+    ceiling = backoff_ceiling(attempt, _FIRST_RETRY.total_seconds(), _LAST_RETRY.total_seconds())
+    return timedelta(seconds=ceiling)
 
 
 def _lease(settings: Settings) -> timedelta:
@@ -114,7 +113,7 @@ async def _deliver(
     except SEND_ERRORS as error:
         reason = f"{type(error).__name__}: {error}"[:1000]
         retry_at = now + retry_delay(attempt)
-        await record_report_failed(connection(), day, attempt, utcnow(), reason, retry_at)
+        await record_report_failed(connection(), day, attempt, clock.now(), reason, retry_at)
         log.warning(
             "daily report not sent; will retry",
             report_day=day.isoformat(),
@@ -129,7 +128,7 @@ async def _deliver(
         log.warning(
             "daily report refused for some recipients", report_day=day.isoformat(), refused=note
         )
-    if not await record_report_sent(connection(), day, attempt, utcnow(), note):
+    if not await record_report_sent(connection(), day, attempt, clock.now(), note):
         log.warning(
             "daily report sent after its claim expired", report_day=day.isoformat(), attempt=attempt
         )
@@ -149,7 +148,7 @@ async def report_tick(
     """Send every report that is due and not claimed elsewhere; the days this call sent."""
     if not settings.report_enabled:
         return []
-    now = now or utcnow()
+    now = now or clock.now()
     claims = await _claims(settings, now)
     return [day for day, attempt in claims if await _deliver(settings, day, attempt, send, now)]
 
@@ -161,7 +160,7 @@ async def on_demand_report(settings: Settings, day: date | None, *, send: bool) 
     alone: the daily email still goes out as usual.
     """
     timezone = ZoneInfo(settings.report_timezone)
-    now = utcnow()
+    now = clock.now()
     await init_db(settings)
     try:
         report = await build_report(day or yesterday(now, timezone), timezone, now)

@@ -78,6 +78,17 @@ class Simulator:
         stop_process(self.proc)
 
 
+# Workers a test started and has not stopped: a test that fails half-way
+# must not leave one sending the next test's messages (``stop_workers``).
+_running: list[Worker] = []
+
+
+def stop_workers() -> None:
+    """Stop every worker still running; the ``db`` fixture calls it after each test."""
+    for worker in list(_running):
+        worker.stop()
+
+
 class Worker:
     """A ``mailings worker`` process pointed at a simulator."""
 
@@ -90,12 +101,13 @@ class Worker:
             env={**FAST_ENGINE_ENV, "PROVIDER_URL": sim.url, **env},
             log_name="worker",
         )
+        _running.append(self)
         # As long as servers get (conftest): a loaded machine starts Python slowly.
         deadline = time.monotonic() + 60
         while "engine started" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 # Not left running to load the machine further.
-                stop_process(self.proc, timeout=20)
+                self.stop()
                 raise RuntimeError(f"the worker did not start:\n{self.log()}")
             time.sleep(0.05)
 
@@ -106,9 +118,15 @@ class Worker:
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        self._forget()
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)
+        self._forget()
+
+    def _forget(self) -> None:
+        if self in _running:
+            _running.remove(self)
 
     def log(self) -> str:
         path: Path = self.proc.log_path  # type: ignore[attr-defined]
@@ -167,10 +185,6 @@ async def stats_of(mailing_id: int) -> dict[str, int]:
         k: int(getattr(stats, k))
         for k in ("total", "pending", "sent", "failed", "expired", "cancelled")
     }
-
-
-async def set_status(mailing_id: int, status: MailingStatus) -> None:
-    await Mailing.filter(id=mailing_id).update(status=status, updated_at=utcnow())
 
 
 def in_seconds(seconds: float) -> datetime:

@@ -11,8 +11,7 @@ from datetime import datetime
 
 from tortoise import BaseDBAsyncClient
 
-from models.db import fetch, is_postgres
-from models.reporting import parse_instant
+from models.db import fetch, is_postgres, stored_instant
 
 __all__ = ["BucketCount", "answered_since", "finished_span", "outcomes_by_bucket"]
 
@@ -48,7 +47,7 @@ async def finished_span(
     )
     if not rows or rows[0]["first"] is None:
         return None
-    return parse_instant(rows[0]["first"]), parse_instant(rows[0]["last"])
+    return stored_instant(rows[0]["first"]), stored_instant(rows[0]["last"])
 
 
 async def outcomes_by_bucket(
