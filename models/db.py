@@ -8,10 +8,15 @@ so they must all be written the same way.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 
 from models.tortoise_config import APP, tortoise_config, tortoise_url
@@ -28,9 +33,14 @@ __all__ = [
     "init_db",
     "insert_counting",
     "is_postgres",
+    "is_transient",
     "migrate",
+    "retrying",
     "tortoise_config",
 ]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -131,3 +141,58 @@ async def insert_counting(conn: BaseDBAsyncClient, sql: str, *params: Any) -> in
         return int(rows[0]["n"])
     # SQLite allows no INSERT inside WITH, but counts changes correctly.
     return await execute(conn, sql, *params)
+
+
+# PostgreSQL's refusals that say nothing about the statement: the same
+# transaction, run again, may pass (serialization failure, deadlock, lock
+# not available).
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    # Tortoise wraps the driver's exception: as its argument, and as context.
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        todo.extend(c for c in (e.__cause__, e.__context__) if c is not None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the database refused a transaction for a moment, not for what it does."""
+    for e in _causes(exc):
+        if getattr(e, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+            return True
+        if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+            return True
+    return False
+
+
+async def retrying(work: Callable[[], Awaitable[T]], *, what: str, attempts: int = 5) -> T:
+    """Run ``work`` (one whole transaction), again when the database refuses it for a moment.
+
+    Two transactions that lock the same rows in a different order (a cancel
+    and a worker's outcomes) deadlock on PostgreSQL, and one of them is
+    refused; on SQLite a writer can wait longer than the busy timeout. Either
+    says nothing about the work itself: it runs again after a short random
+    pause, and only the last refusal reaches the caller.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            log.warning(
+                "transaction refused for a moment; running it again",
+                what=what,
+                attempt=attempt,
+                error=str(exc)[:200],
+            )
+            await asyncio.sleep(random.uniform(0.0, 0.02 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.config_generator import expand_db_url
+
 from settings import Settings, get_settings
 
-__all__ = ["APP", "TORTOISE_ORM", "tortoise_config", "tortoise_url"]
+__all__ = ["APP", "TORTOISE_ORM", "connection_info", "tortoise_config", "tortoise_url"]
 
 # The Tortoise app of our models; aerich keeps its migrations in migrations/<APP>/.
 APP = "models"
@@ -31,11 +33,20 @@ def tortoise_url(url: str) -> str:
     return url
 
 
+def connection_info(url: str) -> dict[str, Any]:
+    """The connection ``DATABASE_URL`` names, as Tortoise's ``engine`` and ``credentials``."""
+    info: dict[str, Any] = expand_db_url(tortoise_url(url))
+    if info["engine"] == "tortoise.backends.sqlite":
+        # Transactions that take the write lock as they begin: see the module.
+        info["engine"] = "models.sqlite_engine"
+    return info
+
+
 def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     """The config for ``settings`` (by default the process's own)."""
     settings = settings or get_settings()
     return {
-        "connections": {"default": tortoise_url(settings.database_url)},
+        "connections": {"default": connection_info(settings.database_url)},
         "apps": {
             APP: {
                 "models": ["models", "aerich.models"],
@@ -47,11 +58,13 @@ def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
-def _require_sqlite_dir(url: str) -> None:
+def _require_sqlite_dir(info: dict[str, Any]) -> None:
     # Tortoise waits forever on a SQLite file it cannot open (its connection
     # lock is never released): say what is missing instead.
-    path = url.removeprefix("sqlite://") if url.startswith("sqlite://") else None
-    if path and path != ":memory:" and not Path(path).parent.is_dir():
+    if info["engine"] != "models.sqlite_engine":
+        return
+    path = info["credentials"]["file_path"]
+    if path != ":memory:" and not Path(path).parent.is_dir():
         raise FileNotFoundError(
             f"{Path(path).parent} does not exist: `mailings migrate` creates the database"
         )

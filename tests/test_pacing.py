@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from redis.asyncio import Redis
 from tortoise import BaseDBAsyncClient
-from tortoise.backends.base.config_generator import expand_db_url
 
 from models.db import tortoise_config
+from models.tortoise_config import connection_info
 from settings import Settings
 from tasks import pacing
 from tasks.pacing import AdaptiveRateLimit, Grant, SendPacer
@@ -438,7 +438,7 @@ async def test_the_stores_compute_what_the_model_computes(
 
 async def _own_db_client(alias: str) -> BaseDBAsyncClient:
     """A database connection of its own, as another worker process has."""
-    info = expand_db_url(tortoise_config()["connections"]["default"])
+    info = tortoise_config()["connections"]["default"]
     client_class = importlib.import_module(info["engine"]).client_class
     client: BaseDBAsyncClient = client_class(connection_name=alias, **info["credentials"])
     await client.create_connection(with_db=True)
@@ -654,7 +654,7 @@ async def test_a_failing_database_holds_sending(database: str, backend: str) -> 
         url = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"
     else:
         url = f"sqlite:///nonexistent-{uuid.uuid4().hex}/mailings.sqlite3"
-    info = expand_db_url(url)
+    info = connection_info(url)
     client_class = importlib.import_module(info["engine"]).client_class
     client: BaseDBAsyncClient = client_class(connection_name="gone", **info["credentials"])
     pacer = SendPacer(SharedCap(DatabaseSchedule("gone", client), 100.0))
