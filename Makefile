@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 LOCKS := requirements.uv.lock requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench screenshots graphiql-assets lock migration services clean
+.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench bench-ten-million screenshots graphiql-assets lock migration services clean
 
 install: $(STAMP)
 
@@ -56,6 +56,10 @@ schema: install
 
 bench: install services
 	$(BIN)/python -m bench
+
+## The 10-million-client figures (tens of minutes; a bench database of its own, dropped after).
+bench-ten-million: install services
+	$(BIN)/python -m bench.ten_million
 
 ## Refresh docs/screenshots/ from the admin page's and GraphiQL's browser tests.
 screenshots: install services
