@@ -2,7 +2,7 @@
 
 One engine runs per worker process, on one event loop, with one shared HTTP
 client: concurrency comes from asyncio (``send_concurrency`` requests in
-flight), not from threads. Three loops share the engine:
+flight), not from threads. Four loops share the engine:
 
 - the dispatcher claims due messages of the running mailings in batches,
   round robin, as request slots free up and the pacer grants start times,
@@ -10,7 +10,9 @@ flight), not from threads. Three loops share the engine:
 - the recorder writes outcomes in bulk, one transaction per flush;
 - the sweeper tends every mailing that may need it (start, re-target,
   expire, finish, settle) and releases the messages of dead workers, which
-  is what makes lost wake-ups and crashes harmless.
+  is what makes lost wake-ups and crashes harmless;
+- the builder adds the audiences being built, chunk after chunk
+  (``tasks.audience``), while the first chunks are already being sent.
 
 The checks that the SPEC's guarantees rest on are made twice: by the claim,
 in SQL, against the mailing as it is in the database (running, at the
@@ -52,6 +54,7 @@ from models.queries.messages import (
 )
 from models.reporting import parse_instant
 from settings import Settings
+from tasks.audience import build_audience_chunk, building_mailing_ids
 from tasks.breaker import CircuitBreaker
 from tasks.events import ProgressNotifier
 from tasks.pacing import SendPacer
@@ -69,6 +72,11 @@ _IDLE_POLL = 0.25  # seconds between claims when nothing was due
 _FLUSH_INTERVAL = 0.05  # seconds an outcome may wait before it is written
 _HEARTBEAT_INTERVAL = 5.0  # seconds between two writes of this worker's counters
 _RATE_LIMITED_RETRY = 1.0  # seconds a message waits after a 429 without Retry-After
+# An audience build starts with a small chunk, so its first messages go out
+# at once, and grows its chunks towards this duration (each holds the
+# mailing's row, so a pause waits for the chunk in progress).
+_FIRST_CHUNK = 1_000
+_CHUNK_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,10 @@ class Engine:
         self._stopping = asyncio.Event()
         self._sweep_soon = asyncio.Event()
         self._recorder_stopping = False
+        # Set by run(); stepped by hand, each tend adds one whole chunk.
+        self._building = False
+        self._build_soon = asyncio.Event()
+        self._chunk_sizes: dict[int, int] = {}
         self.requests_started = 0
         self.metrics = WorkerMetrics(self._clock())
 
@@ -133,6 +145,8 @@ class Engine:
         recorder = asyncio.create_task(self._record_forever(), name="recorder")
         sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
         heart = asyncio.create_task(self._beat_forever(), name="heartbeat")
+        self._building = True
+        builder = asyncio.create_task(self._build_forever(), name="builder")
         try:
             await self._dispatch_forever()
         finally:
@@ -143,7 +157,7 @@ class Engine:
             await self.drain()
             self._recorder_stopping = True
             self._flush_now.set()
-            await asyncio.gather(sweeper, heart, recorder, return_exceptions=True)
+            await asyncio.gather(sweeper, heart, builder, recorder, return_exceptions=True)
             try:
                 await self.record_now()
             except Exception:
@@ -156,6 +170,7 @@ class Engine:
         self._stopping.set()
         self._wake.set()
         self._sweep_soon.set()
+        self._build_soon.set()
 
     def wake(self) -> None:
         """Something changed (a mailing started, stopped or was edited): look again now."""
@@ -164,9 +179,15 @@ class Engine:
 
     async def tend(self, mailing_id: int) -> None:
         """Tend one mailing now (a Huey task asked for it), then look again."""
-        await tend_mailing(mailing_id, self._clock())
+        await tend_mailing(mailing_id, self._clock(), chunk=self._tend_chunk())
         self._notifier.mailing_changed(mailing_id)
+        self._build_soon.set()
         self.wake()
+
+    def _tend_chunk(self) -> int:
+        """A tend adds one chunk: a first, small one when the builder adds the rest."""
+        size = self._settings.audience_chunk_size
+        return min(_FIRST_CHUNK, size) if self._building else size
 
     @property
     def in_flight(self) -> dict[asyncio.Task[None], int]:
@@ -563,11 +584,52 @@ class Engine:
         for mailing_id in await due_mailing_ids(now):
             if self._stopping.is_set():
                 break
-            status = await tend_mailing(mailing_id, now)
+            status = await tend_mailing(mailing_id, now, chunk=self._tend_chunk())
             self._notifier.mailing_changed(mailing_id)
             if status is not None and status.value == "RUNNING":
                 self._wake.set()
         self._running_loaded_at = -1.0
+        self._build_soon.set()
+
+    # -- building audiences ----------------------------------------------------
+
+    async def _build_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                more = await self.build_once()
+            except Exception:
+                log.exception("audience build failed; retrying")
+                more = False
+                await asyncio.sleep(1.0)
+            if not more:
+                self._build_soon.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._build_soon.wait(), self._settings.sweep_interval)
+
+    async def build_once(self) -> bool:
+        """Add one chunk to every audience being built; whether any build goes on."""
+        smallest = min(_FIRST_CHUNK, self._settings.audience_chunk_size)
+        going_on = False
+        for mailing_id in await building_mailing_ids():
+            if self._stopping.is_set():
+                return False
+            size = self._chunk_sizes.get(mailing_id, smallest)
+            started = time.perf_counter()
+            more = await build_audience_chunk(mailing_id, self._clock(), size)
+            elapsed = time.perf_counter() - started
+            # New messages are due now; the notifier coalesces its events.
+            self._wake.set()
+            self._notifier.mailing_changed(mailing_id)
+            if more:
+                going_on = True
+                target = int(size * _CHUNK_SECONDS / max(elapsed, 0.001))
+                self._chunk_sizes[mailing_id] = max(
+                    smallest, min(target, 2 * size, self._settings.audience_chunk_size)
+                )
+            else:
+                self._chunk_sizes.pop(mailing_id, None)
+                self._sweep_soon.set()  # it may finish now
+        return going_on
 
 
 async def _database_answers() -> bool:

@@ -109,13 +109,20 @@ async def add_audience(
     client_filter: ClientFilter,
     due_at: datetime,
     now: datetime,
+    clients: tuple[int, int] | None = None,
 ) -> int:
     """Create a pending message, due at ``due_at``, for every matching client that has none.
 
+    ``clients`` ``(after, upto)`` limits it to the clients with
+    ``after < id <= upto``: one chunk of an audience built in chunks.
     One ``INSERT ... SELECT`` run by the database: idempotent, thanks to the
     unique (mailing, client) pair, and no client row ever travels to Python.
     """
     where, params = client_filter.where(4)
+    if clients is not None:
+        first = 4 + len(params)
+        where += f" AND c.id > ${first} AND c.id <= ${first + 1}"
+        params = [*params, *clients]
     added = await insert_counting(
         conn,
         "INSERT INTO message (mailing_id, client_id, phone, timezone, status, attempts,"
