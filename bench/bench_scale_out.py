@@ -77,6 +77,7 @@ async def main() -> None:
             raw = await raw_limit(stack.sim_url, args.clients, processes * args.concurrency)
             rows.append((processes, raw, await _one(stack, processes, args)))
         footprint = await stack.footprint()
+        compact = await stack.footprint(compact=True)
 
     print(
         f"{args.clients:,} messages per run, {args.concurrency} requests in flight per worker,"
@@ -95,10 +96,15 @@ async def main() -> None:
             f" {r['updates']:7.2f} {r['hot']:5.0%} {wal:>9}"
         )
     rows_n = footprint.pop("rows")
-    print(f"\nmessage table after the runs ({rows_n:,} rows, VACUUM ANALYZE), bytes per row:")
+    compact.pop("rows")
+    print(
+        f"\nmessage table after the runs ({rows_n:,} rows, every one sent), bytes per row:"
+        "\n  after VACUUM (what a live table holds) and after VACUUM FULL (as if just inserted)"
+    )
     for name, size in sorted(footprint.items()):
-        print(f"  {name:40} {size / rows_n:7.1f}")
-    print(f"  {'total':40} {sum(footprint.values()) / rows_n:7.1f}")
+        print(f"  {name:40} {size / rows_n:7.1f} {compact[name] / rows_n:7.1f}")
+    total, packed = sum(footprint.values()), sum(compact.values())
+    print(f"  {'total':40} {total / rows_n:7.1f} {packed / rows_n:7.1f}")
 
 
 if __name__ == "__main__":

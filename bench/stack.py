@@ -231,9 +231,16 @@ class Stack:
     async def wal_lsn(self) -> str:
         return str(await self.conn.fetchval("SELECT pg_current_wal_insert_lsn()::text"))
 
-    async def footprint(self) -> dict[str, int]:
-        """Bytes of ``message``'s heap and of each of its indexes, and its row count."""
-        await self.conn.execute("VACUUM ANALYZE message")
+    async def footprint(self, *, compact: bool = False) -> dict[str, int]:
+        """Bytes of ``message``'s heap and of each of its indexes, and its row count.
+
+        After ``VACUUM``, which keeps the space dead row versions took (later
+        rows reuse it); with ``compact``, after ``VACUUM FULL`` rewrote the
+        table and its indexes, as if every row had been inserted as it is now.
+        """
+        await self.conn.execute(
+            "VACUUM FULL ANALYZE message" if compact else "VACUUM ANALYZE message"
+        )
         rows = await self.conn.fetch(
             "SELECT c.relname, pg_relation_size(c.oid) AS bytes FROM pg_class c"
             " WHERE c.oid = 'message'::regclass OR c.oid IN"
@@ -246,7 +253,13 @@ class Stack:
 
 @asynccontextmanager
 async def bench_stack(name: str) -> AsyncIterator[Stack]:
-    """A fresh, migrated database ``name``; dropped, with every process stopped, on the way out."""
+    """A fresh, migrated database ``name``; dropped, with every process stopped, on the way out.
+
+    SIGTERM cancels the benchmark, so that this cleaning up still happens.
+    """
+    main = asyncio.current_task()
+    if main is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     admin = await asyncpg.connect(ADMIN_URL)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -7,7 +7,10 @@ version it builds (``audience_version``), the last client id that exists now
 the clients matching when the mailing starts) and a cursor before the first
 client (``audience_cursor``). Each chunk (:func:`build_audience_chunk`) then
 adds, in its own transaction, the messages of the clients after the cursor
-up to a bound, and moves the cursor there; the last one sets it to null.
+up to a bound, and moves the cursor there; the last one sets it to null. On
+PostgreSQL a chunk is one statement: a worker busy sending gets round to
+its next statement late, and a chunk of several would hold its locks
+(the mailing's row, its counters) all that while.
 
 So a build interrupted anywhere resumes from the last committed chunk, in
 any worker, and never adds a message twice (the unique (mailing, client)
@@ -30,7 +33,12 @@ from tortoise.transactions import in_transaction
 
 from models import ClientFilter, Mailing
 from models.db import connection, execute, fetch, is_postgres
-from models.queries.messages import add_audience, cancel_unmatched, revive_rematched
+from models.queries.messages import (
+    add_audience,
+    add_audience_chunk,
+    cancel_unmatched,
+    revive_rematched,
+)
 from models.reporting import parse_instant
 
 __all__ = ["begin_audience", "build_audience_chunk", "building_mailing_ids"]
@@ -76,46 +84,71 @@ async def begin_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: datetim
 
 async def build_audience_chunk(mailing_id: int, now: datetime, size: int) -> bool:
     """Add the audience of the next ``size`` client ids; whether more of the build remains."""
-    lock = " FOR UPDATE" if is_postgres(connection()) else ""
-    async with in_transaction() as conn:
-        rows = await fetch(
-            conn,
-            "SELECT status, deleted_at, start_at, filter_operator_codes, filter_tags,"
-            " filter_version, audience_version, audience_cursor, audience_until"
-            f" FROM mailing WHERE id = $1{lock}",
-            mailing_id,
-        )
-        if not rows or rows[0]["audience_cursor"] is None:
+    if is_postgres(connection()):
+        chunk = await add_audience_chunk(connection(), mailing_id, size, now)
+        if chunk is None:
+            await _stop_building(connection(), mailing_id)
             return False
-        row = rows[0]
-        if row["audience_version"] != row["filter_version"]:
-            return False  # re-targeted: the next tend begins the build anew
-        if row["deleted_at"] is not None or row["status"] in ("CANCELLED", "FINISHED"):
-            await execute(
-                conn, "UPDATE mailing SET audience_cursor = NULL WHERE id = $1", mailing_id
-            )
+        added, more = chunk
+    else:
+        async with in_transaction() as conn:
+            step = await _chunk_in_steps(conn, mailing_id, now, size)
+        if step is None:
             return False
-        after, until = int(row["audience_cursor"]), int(row["audience_until"])
-        upto = min(until, after + size)
-        added = await add_audience(
-            conn,
-            mailing_id,
-            ClientFilter.from_json(row["filter_operator_codes"], row["filter_tags"]),
-            parse_instant(row["start_at"]),
-            now,
-            clients=(after, upto),
-        )
-        done = upto >= until
-        await execute(
-            conn,
-            "UPDATE mailing SET audience_cursor = $2 WHERE id = $1",
-            mailing_id,
-            None if done else upto,
-        )
-    log.debug("audience chunk added", mailing_id=mailing_id, up_to_client_id=upto, added=added)
-    if done:
+        added, more = step
+    log.debug("audience chunk added", mailing_id=mailing_id, added=added)
+    if not more:
         log.info("mailing audience built", mailing_id=mailing_id)
-    return not done
+    return more
+
+
+async def _stop_building(conn: BaseDBAsyncClient, mailing_id: int) -> None:
+    """A cancelled or deleted mailing builds no further."""
+    await execute(
+        conn,
+        "UPDATE mailing SET audience_cursor = NULL WHERE id = $1 AND audience_cursor IS NOT NULL"
+        " AND (deleted_at IS NOT NULL OR status IN ('CANCELLED', 'FINISHED'))",
+        mailing_id,
+    )
+
+
+async def _chunk_in_steps(
+    conn: BaseDBAsyncClient, mailing_id: int, now: datetime, size: int
+) -> tuple[int, bool] | None:
+    """SQLite (one writer at a time): :func:`add_audience_chunk` as several statements."""
+    rows = await fetch(
+        conn,
+        "SELECT status, deleted_at, start_at, filter_operator_codes, filter_tags,"
+        " filter_version, audience_version, audience_cursor, audience_until"
+        " FROM mailing WHERE id = $1",
+        mailing_id,
+    )
+    if not rows or rows[0]["audience_cursor"] is None:
+        return None
+    row = rows[0]
+    if row["audience_version"] != row["filter_version"]:
+        return None  # re-targeted: the next tend begins the build anew
+    if row["deleted_at"] is not None or row["status"] in ("CANCELLED", "FINISHED"):
+        await _stop_building(conn, mailing_id)
+        return None
+    after, until = int(row["audience_cursor"]), int(row["audience_until"])
+    upto = min(until, after + size)
+    added = await add_audience(
+        conn,
+        mailing_id,
+        ClientFilter.from_json(row["filter_operator_codes"], row["filter_tags"]),
+        parse_instant(row["start_at"]),
+        now,
+        clients=(after, upto),
+    )
+    done = upto >= until
+    await execute(
+        conn,
+        "UPDATE mailing SET audience_cursor = $2 WHERE id = $1",
+        mailing_id,
+        None if done else upto,
+    )
+    return added, not done
 
 
 async def building_mailing_ids() -> list[int]:

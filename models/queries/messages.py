@@ -30,6 +30,7 @@ from models.counters import (
     count_new_pending,
     count_revived,
     count_revived_rows,
+    new_pending_sql,
 )
 from models.db import db_clock, execute, fetch, insert_counting, is_postgres
 from models.status import MessageStatus
@@ -39,6 +40,7 @@ __all__ = [
     "Finalise",
     "Reschedule",
     "add_audience",
+    "add_audience_chunk",
     "cancel_client_waiting",
     "cancel_unmatched",
     "claim_due",
@@ -137,6 +139,46 @@ async def add_audience(
     )
     await count_new_pending(conn, mailing_id, added)
     return added
+
+
+async def add_audience_chunk(
+    conn: BaseDBAsyncClient, mailing_id: int, size: int, now: datetime
+) -> tuple[int, bool] | None:
+    """PostgreSQL: the next chunk of the mailing's audience build, in one statement.
+
+    Locks the mailing row, adds the messages of the next ``size`` client ids
+    after ``audience_cursor`` (none past ``audience_until``), counts them and
+    moves the cursor (null when done), all at once: no lock is held while a
+    busy worker gets round to its next statement. Returns how many messages
+    were added and whether the build goes on; ``None`` when the mailing has
+    no build that may go on (built, re-targeted since, cancelled, deleted).
+    """
+    rows = await fetch(
+        conn,
+        "WITH g AS (SELECT id, start_at, filter_operator_codes, filter_tags,"
+        " audience_cursor AS after, LEAST(audience_until, audience_cursor + $2) AS upto,"
+        " audience_until AS until FROM mailing WHERE id = $1 AND audience_cursor IS NOT NULL"
+        " AND audience_version = filter_version AND deleted_at IS NULL"
+        " AND status IN ('SCHEDULED', 'RUNNING', 'PAUSED') FOR UPDATE),"
+        " added AS (INSERT INTO message (mailing_id, client_id, phone, timezone, status,"
+        " attempts, next_attempt_at, waits_for_window, created_at)"
+        " SELECT g.id, c.id, c.phone, c.timezone, 'PENDING', 0, g.start_at, FALSE, $3"
+        " FROM g JOIN client c ON c.id > g.after AND c.id <= g.upto"
+        f" WHERE {_client_matches_mailing(conn)}"
+        " ON CONFLICT (mailing_id, client_id) DO NOTHING RETURNING 1),"
+        " n AS (SELECT COUNT(*) AS n FROM added),"
+        f" counted AS ({new_pending_sql('(SELECT id FROM g)', '(SELECT n FROM n)')}),"
+        " moved AS (UPDATE mailing SET audience_cursor ="
+        " CASE WHEN g.upto >= g.until THEN NULL ELSE g.upto END"
+        " FROM g WHERE mailing.id = g.id RETURNING mailing.audience_cursor AS cursor)"
+        " SELECT n.n AS added, m.cursor, m.cursor IS NULL AS done FROM n, moved m",
+        mailing_id,
+        size,
+        now,
+    )
+    if not rows:
+        return None
+    return int(rows[0]["added"]), not rows[0]["done"]
 
 
 async def cancel_unmatched(
