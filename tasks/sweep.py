@@ -109,7 +109,7 @@ async def tend_mailing(
     building = mailing.audience_cursor is not None
     if building and mailing.audience_version == mailing.filter_version:
         size = chunk if chunk is not None else get_settings().audience_chunk_size
-        building = await build_audience_chunk(mailing.id, now, size)
+        building, _ = await build_audience_chunk(mailing.id, now, size)
 
     async with in_transaction() as conn:
         status = mailing.status

@@ -143,15 +143,17 @@ async def add_audience(
 
 async def add_audience_chunk(
     conn: BaseDBAsyncClient, mailing_id: int, size: int, now: datetime
-) -> tuple[int, bool] | None:
+) -> tuple[int, bool, float] | None:
     """PostgreSQL: the next chunk of the mailing's audience build, in one statement.
 
     Locks the mailing row, adds the messages of the next ``size`` client ids
     after ``audience_cursor`` (none past ``audience_until``), counts them and
     moves the cursor (null when done), all at once: no lock is held while a
     busy worker gets round to its next statement. Returns how many messages
-    were added and whether the build goes on; ``None`` when the mailing has
-    no build that may go on (built, re-targeted since, cancelled, deleted).
+    were added, whether the build goes on and the seconds the database spent
+    on it (a busy worker's own clock would count its own waits too); ``None``
+    when the mailing has no build that may go on (built, re-targeted since,
+    cancelled, deleted).
     """
     rows = await fetch(
         conn,
@@ -171,14 +173,16 @@ async def add_audience_chunk(
         " moved AS (UPDATE mailing SET audience_cursor ="
         " CASE WHEN g.upto >= g.until THEN NULL ELSE g.upto END"
         " FROM g WHERE mailing.id = g.id RETURNING mailing.audience_cursor AS cursor)"
-        " SELECT n.n AS added, m.cursor, m.cursor IS NULL AS done FROM n, moved m",
+        " SELECT n.n AS added, m.cursor IS NULL AS done,"
+        " EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) AS seconds"
+        " FROM n, moved m",
         mailing_id,
         size,
         now,
     )
     if not rows:
         return None
-    return int(rows[0]["added"]), not rows[0]["done"]
+    return int(rows[0]["added"]), not rows[0]["done"], float(rows[0]["seconds"])
 
 
 async def cancel_unmatched(
