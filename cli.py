@@ -50,8 +50,8 @@ def _provider_sim(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from settings import get_settings
-    from tasks.daily_report import on_demand_report
-    from tasks.report_mail import SEND_ERRORS, render_csv, render_html, render_text
+    from tasks.report.mail import SEND_ERRORS, render_csv, render_html, render_text
+    from tasks.report.schedule import on_demand_report
 
     settings = get_settings()
     if args.send and not settings.report_enabled:

@@ -22,17 +22,17 @@ from strawberry.types.unset import UnsetType
 
 from graphql_api.admin import admin_routes
 from graphql_api.auth import Authenticator, Refused, RequireToken, principal_of
-from graphql_api.body_limit import LimitBody
 from graphql_api.context import Context, make_loaders
-from graphql_api.exports import MOUNT_NAME as EXPORTS
-from graphql_api.exports import export_routes
 from graphql_api.graphiql import ServeGraphiQL, graphiql_routes
-from graphql_api.health import healthz, readyz
-from graphql_api.metrics import metrics_endpoint
-from graphql_api.origins import cors
-from graphql_api.over_http import GraphQLOverHTTP, refusal
+from graphql_api.http.body_limit import LimitBody
+from graphql_api.http.exports import MOUNT_NAME as EXPORTS
+from graphql_api.http.exports import export_routes
+from graphql_api.http.health import healthz, readyz
+from graphql_api.http.metrics import metrics_endpoint
+from graphql_api.http.origins import cors
+from graphql_api.http.over_http import GraphQLOverHTTP, refusal
+from graphql_api.http.request_id import RequestId
 from graphql_api.protection import MASKED_MESSAGE
-from graphql_api.request_id import RequestId
 from graphql_api.schema import schema
 from models.db import close_db, init_db
 from settings import get_settings

@@ -8,7 +8,6 @@ first), and raises them together as :class:`models.InvalidInput`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -24,16 +23,16 @@ from graphql_api.inputs import (
     SendWindowInput,
 )
 from models import validation
+from models.services.clients import MAX_IMPORT_ROWS, ClientChanges, ClientFields, raise_listed
+from models.services.mailings import MailingChanges, MailingFields
 
 __all__ = [
     "MAX_FILTER_VALUES",
-    "ClientFields",
-    "MailingChanges",
-    "MailingFields",
     "Problems",
-    "check_period",
     "clean_client",
+    "clean_client_input",
     "clean_client_patch",
+    "clean_import",
     "clean_mailing",
     "clean_mailing_patch",
     "parse_instant",
@@ -91,14 +90,6 @@ def parse_instant(text: str) -> datetime:
     return validation.clean_instant(parsed).astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class ClientFields:
-    phone: str
-    operator_code: str
-    tag: str
-    timezone: str
-
-
 def clean_client(value: ClientInput, path: str, problems: Problems) -> ClientFields | None:
     """A new client's fields, or ``None`` after noting each problem under ``path``."""
     phone = problems.clean(f"{path}.phone", validation.clean_phone, value.phone)
@@ -118,14 +109,44 @@ def clean_client(value: ClientInput, path: str, problems: Problems) -> ClientFie
     return ClientFields(phone, code, tag, timezone)
 
 
+def clean_client_input(value: ClientInput) -> ClientFields:
+    """``createClient``'s input, every problem raised together."""
+    problems = Problems()
+    fields = clean_client(value, "input", problems)
+    problems.raise_any()
+    assert fields is not None
+    return fields
+
+
+def clean_import(rows: list[ClientInput]) -> list[ClientFields]:
+    """``importClients``' rows, each checked like ``createClient``'s, and no phone twice."""
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise models.InvalidInput(
+            [models.FieldProblem("input", f"must hold at most {MAX_IMPORT_ROWS:,} clients a call")]
+        )
+    problems = Problems()
+    cleaned: list[ClientFields] = []
+    first_row_of: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        fields = clean_client(row, f"input.{index}", problems)
+        if fields is None:
+            continue
+        earlier = first_row_of.setdefault(fields.phone, index)
+        if earlier != index:
+            problems.add(f"input.{index}.phone", f"repeats the phone of input.{earlier}")
+        cleaned.append(fields)
+    raise_listed(problems.found)
+    return cleaned
+
+
 def _or_default(value: str | None, default: str) -> str:
     return default if value is None or isinstance(value, UnsetType) else value
 
 
-def clean_client_patch(patch: ClientPatch) -> dict[str, str | None]:
+def clean_client_patch(patch: ClientPatch) -> ClientChanges:
     """The fields a patch sets; ``operator_code: None`` means "derive it from the phone"."""
     problems = Problems()
-    changes: dict[str, str | None] = {}
+    changes: ClientChanges = {}
     if _given(patch.phone):
         changes["phone"] = problems.patched("input.phone", validation.clean_phone, patch.phone)
     if _given(patch.operator_code):
@@ -187,15 +208,6 @@ def _clean_window(
     return models.SendWindow(start, end)
 
 
-@dataclass(frozen=True, slots=True)
-class MailingFields:
-    text: str
-    start_at: datetime
-    end_at: datetime
-    filter: models.ClientFilter
-    window: models.SendWindow | None
-
-
 def clean_mailing(value: MailingInput) -> MailingFields:
     problems = Problems()
     text = problems.clean("input.text", validation.clean_text, value.text)
@@ -209,18 +221,6 @@ def clean_mailing(value: MailingInput) -> MailingFields:
     if text is None or start_at is None or end_at is None:  # pragma: no cover - noted above
         raise AssertionError("a missing field is a noted problem")
     return MailingFields(text, start_at, end_at, client_filter, window)
-
-
-@dataclass(frozen=True, slots=True)
-class MailingChanges:
-    """What a patch sets; ``None`` (or ``window_given=False``) keeps the current value."""
-
-    text: str | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    filter: models.ClientFilter | None = None
-    window_given: bool = False
-    window: models.SendWindow | None = None
 
 
 def clean_mailing_patch(patch: MailingPatch) -> MailingChanges:
@@ -243,15 +243,3 @@ def clean_mailing_patch(patch: MailingPatch) -> MailingChanges:
         window_given=_given(patch.send_window),
         window=window,
     )
-
-
-def check_period(start_at: datetime, end_at: datetime, changes: MailingChanges) -> None:
-    """The patched period must not be empty; blame the end if the patch moved it."""
-    if start_at < end_at:
-        return
-    problem = (
-        models.FieldProblem("input.endAt", "must be later than startAt")
-        if changes.end_at is not None
-        else models.FieldProblem("input.startAt", "must be earlier than endAt")
-    )
-    raise models.InvalidInput([problem])

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import structlog
 from redis.asyncio import Redis
 
-from tasks.events import CHANNEL_PATTERN, mailing_id_of
+from tasks import hooks
 
 __all__ = ["ProgressHub"]
 
@@ -65,13 +65,13 @@ class ProgressHub:
             redis = Redis.from_url(self._redis_url, client_name=self._client_name)
             pubsub = redis.pubsub()
             try:
-                await pubsub.psubscribe(CHANNEL_PATTERN)
-                log.info("progress events subscribed", pattern=CHANNEL_PATTERN)
+                await pubsub.psubscribe(hooks.PROGRESS_CHANNELS)
+                log.info("progress events subscribed", pattern=hooks.PROGRESS_CHANNELS)
                 while self._listeners:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None or message.get("type") != "pmessage":
                         continue
-                    mailing_id = mailing_id_of(message["channel"])
+                    mailing_id = hooks.progress_mailing_id(message["channel"])
                     for changed in self._listeners.get(mailing_id or 0, ()):
                         changed.set()
             except Exception:

@@ -12,22 +12,22 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from graphql_api.client_import import ClientImportMutation
-from graphql_api.clients import ClientMutation, ClientQuery
-from graphql_api.mailing_lifecycle import MailingLifecycleMutation
-from graphql_api.mailings import MailingMutation, MailingQuery
-from graphql_api.metrics import OperationMetrics
-from graphql_api.progress import ProgressSubscription
+from graphql_api.http.metrics import OperationMetrics
 from graphql_api.protection import extensions, log_errors
+from graphql_api.resolvers.client_import import ClientImportMutation
+from graphql_api.resolvers.clients import ClientMutation, ClientQuery
+from graphql_api.resolvers.mailing_status import MailingStatusMutation
+from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
+from graphql_api.resolvers.progress import ProgressSubscription
+from graphql_api.resolvers.statistics import StatisticsQuery
 from graphql_api.scalars import SCALAR_MAP
-from graphql_api.statistics import StatisticsQuery
 from settings import get_settings
 
 __all__ = ["schema"]
 
 Query = merge_types("Query", (ClientQuery, MailingQuery, StatisticsQuery))
 Mutation = merge_types(
-    "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingLifecycleMutation)
+    "Mutation", (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation)
 )
 Subscription = merge_types("Subscription", (ProgressSubscription,))
 

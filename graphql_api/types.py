@@ -9,7 +9,7 @@ import strawberry
 import models
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
-from graphql_api.exports import messages_csv_url
+from graphql_api.http.exports import messages_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 
 __all__ = [

@@ -7,7 +7,7 @@ from models.audience import ClientFilter
 from models.client import Client
 from models.daily_report import DailyReport, ReportStatus
 from models.errors import Conflict, FieldProblem, InvalidInput, MailingsError, NotFound
-from models.mailing import Mailing, MailingStats
+from models.mailing import Counts, Mailing, MailingStats
 from models.message import Message
 from models.send_window import SendWindow, next_window_opening
 from models.status import FINAL_MESSAGE_STATUSES, MailingStatus, MessageStatus, can_transition
@@ -18,6 +18,7 @@ __all__ = [
     "Client",
     "ClientFilter",
     "Conflict",
+    "Counts",
     "DailyReport",
     "FieldProblem",
     "InvalidInput",

@@ -35,6 +35,7 @@ __all__ = [
     "is_postgres",
     "is_transient",
     "migrate",
+    "ping",
     "retrying",
     "tortoise_config",
 ]
@@ -141,6 +142,11 @@ async def insert_counting(conn: BaseDBAsyncClient, sql: str, *params: Any) -> in
         return int(rows[0]["n"])
     # SQLite allows no INSERT inside WITH, but counts changes correctly.
     return await execute(conn, sql, *params)
+
+
+async def ping() -> None:
+    """A trivial query: raises if the database does not answer."""
+    await fetch(connection(), "SELECT 1 AS ok")
 
 
 # PostgreSQL's refusals that say nothing about the statement: the same

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from models.reporting import delivery_rate
 from models.send_window import SendWindow
 from models.status import MailingStatus
 
 if TYPE_CHECKING:
     from models.message import Message
 
-__all__ = ["Mailing", "MailingStats"]
+__all__ = ["COUNTERS", "Counts", "Mailing", "MailingStats"]
+
+# The six message counters, as columns of ``mailing_stats`` and fields of ``Counts``.
+COUNTERS = ("total", "pending", "sent", "failed", "expired", "cancelled")
 
 
 class Mailing(Model):
@@ -67,12 +72,46 @@ class Mailing(Model):
         return SendWindow.from_minutes(self.window_start, self.window_end)
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Message counts by status; ``total`` is the sum of the others.
+
+    The one shape of the six counters in Python: ``mailing_stats`` rows (the
+    table), the report's figures and the API's ``MessageStats`` are read into
+    or built from it.
+    """
+
+    total: int = 0
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    expired: int = 0
+    cancelled: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> Counts:
+        """From a row (dict) or a ``MailingStats``: anything with the six counters."""
+        get = row.__getitem__ if isinstance(row, dict) else lambda name: getattr(row, name)
+        # int() covers SQLite's types and PostgreSQL's NUMERIC sums (Decimals).
+        return cls(**{name: int(get(name)) for name in COUNTERS})
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(**{name: getattr(self, name) + getattr(other, name) for name in COUNTERS})
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return delivery_rate(self.sent, self.failed, self.expired)
+
+
 class MailingStats(Model):
     """Message counts of one mailing, kept up to date with every status change.
 
     Counting a million messages with GROUP BY takes far longer than the 20 ms
     the API allows for ``stats``; whoever changes message statuses updates
-    these counters in the same transaction (see ``models.counters``).
+    these counters in the same transaction (see ``models.queries.counters``).
     """
 
     mailing: fields.OneToOneRelation[Mailing] = fields.OneToOneField(
@@ -90,3 +129,7 @@ class MailingStats(Model):
 
     class Meta:
         table = "mailing_stats"
+
+    @property
+    def counts(self) -> Counts:
+        return Counts.from_row(self)

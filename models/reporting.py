@@ -1,7 +1,7 @@
 """What the daily report and the CSV exports share: the delivery rate, cells read and written.
 
 The API may import this (it lives in ``models``); ``tasks`` builds the
-report from it, ``graphql_api.exports`` the downloads.
+report from it, ``graphql_api.http.exports`` the downloads.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-__all__ = ["WorkerHeartbeat"]
+__all__ = ["LATENCY_BUCKETS", "WorkerHeartbeat"]
+
+# The upper bounds (seconds) of the send latency histogram in ``metrics``.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class WorkerHeartbeat(Model):

@@ -25,7 +25,10 @@ so that its whole audience is counted and expired. The sweep
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import structlog
@@ -33,7 +36,14 @@ from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models import ClientFilter, Mailing
-from models.db import connection, execute, fetch, is_postgres
+from models.db import connection, is_postgres
+from models.queries.mailings import (
+    audience_build,
+    begin_audience_build,
+    building_mailing_ids,
+    move_audience_cursor,
+    stop_audience_build,
+)
 from models.queries.messages import (
     add_audience,
     add_audience_chunk,
@@ -41,10 +51,17 @@ from models.queries.messages import (
     revive_rematched,
 )
 from models.reporting import parse_instant
+from settings import Settings
 
-__all__ = ["begin_audience", "build_audience_chunk", "building_mailing_ids"]
+__all__ = ["AudienceBuilder", "begin_audience", "build_audience_chunk"]
 
 log = structlog.get_logger(__name__)
+
+# A build starts with a small chunk, so its first messages go out at once,
+# and grows its chunks towards this much of the database's time (each holds
+# the mailing's row, so a pause waits for the chunk in progress).
+_FIRST_CHUNK = 1_000
+_CHUNK_SECONDS = 0.25
 
 
 async def begin_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: datetime) -> None:
@@ -59,18 +76,7 @@ async def begin_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: datetim
     if mailing.audience_version is not None:
         dropped = await cancel_unmatched(conn, mailing.id, client_filter)
         revived = await revive_rematched(conn, mailing.id, client_filter, now)
-    (bounds,) = await fetch(conn, "SELECT MIN(id) AS first, MAX(id) AS last FROM client")
-    until = None if bounds["last"] is None else int(bounds["last"])
-    cursor = None if until is None else int(bounds["first"]) - 1
-    await execute(
-        conn,
-        "UPDATE mailing SET audience_version = $2, audience_cursor = $3, audience_until = $4"
-        " WHERE id = $1 AND (audience_version IS NULL OR audience_version < $2)",
-        mailing.id,
-        mailing.filter_version,
-        cursor,
-        until,
-    )
+    cursor, until = await begin_audience_build(conn, mailing.id, mailing.filter_version)
     mailing.audience_version = mailing.filter_version
     mailing.audience_cursor, mailing.audience_until = cursor, until
     log.info(
@@ -92,7 +98,7 @@ async def build_audience_chunk(mailing_id: int, now: datetime, size: int) -> tup
     if is_postgres(connection()):
         chunk = await add_audience_chunk(connection(), mailing_id, size, now)
         if chunk is None:
-            await _stop_building(connection(), mailing_id)
+            await stop_audience_build(connection(), mailing_id)
             return False, 0.0
         added, more, seconds = chunk
     else:
@@ -108,34 +114,17 @@ async def build_audience_chunk(mailing_id: int, now: datetime, size: int) -> tup
     return more, seconds
 
 
-async def _stop_building(conn: BaseDBAsyncClient, mailing_id: int) -> None:
-    """A cancelled or deleted mailing builds no further."""
-    await execute(
-        conn,
-        "UPDATE mailing SET audience_cursor = NULL WHERE id = $1 AND audience_cursor IS NOT NULL"
-        " AND (deleted_at IS NOT NULL OR status IN ('CANCELLED', 'FINISHED'))",
-        mailing_id,
-    )
-
-
 async def _chunk_in_steps(
     conn: BaseDBAsyncClient, mailing_id: int, now: datetime, size: int
 ) -> tuple[int, bool] | None:
-    """SQLite (one writer at a time): :func:`add_audience_chunk` as several statements."""
-    rows = await fetch(
-        conn,
-        "SELECT status, deleted_at, start_at, filter_operator_codes, filter_tags,"
-        " filter_version, audience_version, audience_cursor, audience_until"
-        " FROM mailing WHERE id = $1",
-        mailing_id,
-    )
-    if not rows or rows[0]["audience_cursor"] is None:
+    """SQLite (one writer at a time): ``add_audience_chunk`` as several statements."""
+    row = await audience_build(conn, mailing_id)
+    if row is None or row["audience_cursor"] is None:
         return None
-    row = rows[0]
     if row["audience_version"] != row["filter_version"]:
         return None  # re-targeted: the next tend begins the build anew
     if row["deleted_at"] is not None or row["status"] in ("CANCELLED", "FINISHED"):
-        await _stop_building(conn, mailing_id)
+        await stop_audience_build(conn, mailing_id)
         return None
     after, until = int(row["audience_cursor"]), int(row["audience_until"])
     upto = min(until, after + size)
@@ -148,21 +137,78 @@ async def _chunk_in_steps(
         clients=(after, upto),
     )
     done = upto >= until
-    await execute(
-        conn,
-        "UPDATE mailing SET audience_cursor = $2 WHERE id = $1",
-        mailing_id,
-        None if done else upto,
-    )
+    await move_audience_cursor(conn, mailing_id, None if done else upto)
     return added, not done
 
 
-async def building_mailing_ids() -> list[int]:
-    """Mailings whose audience build is in progress and may go on."""
-    rows = await fetch(
-        connection(),
-        "SELECT id FROM mailing WHERE audience_cursor IS NOT NULL"
-        " AND audience_version = filter_version AND deleted_at IS NULL"
-        " AND status IN ('SCHEDULED', 'RUNNING', 'PAUSED') ORDER BY id",
-    )
-    return [int(r["id"]) for r in rows]
+class AudienceBuilder:
+    """The engine's loop that adds the audiences being built, one chunk of each in turn.
+
+    Stepped by hand (tests), it builds nothing by itself and a tend adds a
+    whole chunk (``AUDIENCE_CHUNK_SIZE``); running, a tend adds a first small
+    chunk and this loop the rest. ``on_chunk(mailing_id, done)`` follows
+    every chunk.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        on_chunk: Callable[[int, bool], None],
+    ) -> None:
+        self._largest = settings.audience_chunk_size
+        self._smallest = min(_FIRST_CHUNK, self._largest)
+        self._interval = settings.sweep_interval
+        self._clock = clock
+        self._on_chunk = on_chunk
+        self._running = False
+        self._stopping = False
+        self._soon = asyncio.Event()
+        self._sizes: dict[int, int] = {}
+
+    @property
+    def tend_chunk(self) -> int:
+        """How many client ids a tend adds to a build in progress."""
+        return self._smallest if self._running else self._largest
+
+    def wake(self) -> None:
+        """A build may have begun: look now."""
+        self._soon.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._soon.set()
+
+    async def run(self) -> None:
+        """Build until :meth:`stop`; between two chunks, never in the middle of one."""
+        self._running = True
+        while not self._stopping:
+            try:
+                more = await self.build_once()
+            except Exception:
+                log.exception("audience build failed; retrying")
+                more = False
+                await asyncio.sleep(1.0)
+            if not more:
+                self._soon.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._soon.wait(), self._interval)
+
+    async def build_once(self) -> bool:
+        """Add one chunk to every audience being built; whether any build goes on."""
+        going_on = False
+        for mailing_id in await building_mailing_ids():
+            if self._stopping:
+                return False
+            size = self._sizes.get(mailing_id, self._smallest)
+            # Sized by the database's time: a worker busy sending answers
+            # late, and its own clock would keep every chunk at its smallest.
+            more, seconds = await build_audience_chunk(mailing_id, self._clock(), size)
+            self._on_chunk(mailing_id, not more)
+            if more:
+                going_on = True
+                target = int(size * _CHUNK_SECONDS / max(seconds, 0.001))
+                self._sizes[mailing_id] = max(self._smallest, min(target, 2 * size, self._largest))
+            else:
+                self._sizes.pop(mailing_id, None)
+        return going_on

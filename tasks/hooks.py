@@ -1,9 +1,11 @@
-"""What the API tells the sending engine: the one interface between the two.
+"""What the API tells the sending engine, and reads of it: the one interface between the two.
 
-Each hook is called after the API's transaction committed, and only wakes
-the engine up: the database is the source of truth, and the worker's sweep
-finds anything a lost wake-up would have done (SPEC section 3). Enqueueing
-talks to Redis or SQLite synchronously, so it runs in a thread.
+There is one thing to say, "tend mailing N" (at an instant, or now): the
+engine derives every step from the rows. A hook is called after the API's
+transaction committed and only wakes the engine up: the database is the
+source of truth, and the worker's sweep finds anything a lost wake-up would
+have done (SPEC section 3). Enqueueing talks to Redis or SQLite
+synchronously, so it runs in a thread.
 """
 
 from __future__ import annotations
@@ -16,31 +18,32 @@ import structlog
 from models import clock
 from tasks import events, jobs
 
-__all__ = ["mailing_retargeted", "mailing_scheduled", "mailing_stopped"]
+__all__ = ["PROGRESS_CHANNELS", "progress_mailing_id", "queue_depth", "tend_mailing"]
+
+# The Redis pub/sub pattern the engine's progress events are published on.
+PROGRESS_CHANNELS = events.CHANNEL_PATTERN
 
 log = structlog.get_logger(__name__)
 
 
-async def mailing_scheduled(mailing_id: int, start_at: datetime) -> None:
-    """A mailing was created, resumed or moved: start it at ``start_at`` (now if past)."""
-    now = clock.now()
-    if start_at <= now:
-        await asyncio.to_thread(jobs.start_mailing, mailing_id)
+async def tend_mailing(mailing_id: int, at: datetime | None = None) -> None:
+    """Tend the mailing at ``at`` (its new start), or now when ``at`` is absent or past."""
+    if at is None or at <= clock.now():
+        await asyncio.to_thread(jobs.tend_mailing, mailing_id)
+        log.info("mailing tend enqueued", mailing_id=mailing_id)
     else:
-        await asyncio.to_thread(jobs.start_mailing.schedule, (mailing_id,), eta=start_at)
-    log.info("mailing start enqueued", mailing_id=mailing_id, start_at=start_at.isoformat())
+        await asyncio.to_thread(jobs.tend_mailing.schedule, (mailing_id,), eta=at)
+        log.info("mailing tend enqueued", mailing_id=mailing_id, at=at.isoformat())
     await events.publish_now(mailing_id)
 
 
-async def mailing_stopped(mailing_id: int) -> None:
-    """A mailing was paused, cancelled or deleted: settle what is pending."""
-    await asyncio.to_thread(jobs.settle_mailing, mailing_id)
-    log.info("mailing settle enqueued", mailing_id=mailing_id)
-    await events.publish_now(mailing_id)
+def progress_mailing_id(channel_name: str | bytes) -> int | None:
+    """The mailing a progress event on ``channel_name`` is about (``None``: not one of ours)."""
+    return events.mailing_id_of(channel_name)
 
 
-async def mailing_retargeted(mailing_id: int) -> None:
-    """A started mailing's filter changed: add new matches, cancel lost ones."""
-    await asyncio.to_thread(jobs.settle_mailing, mailing_id)
-    log.info("mailing retarget enqueued", mailing_id=mailing_id)
-    await events.publish_now(mailing_id)
+async def queue_depth() -> tuple[int, int]:
+    """Wake-ups waiting in the queue: (due now, scheduled for later)."""
+    from tasks.queue import huey
+
+    return await asyncio.to_thread(lambda: (huey.pending_count(), huey.scheduled_count()))

@@ -11,33 +11,25 @@ from huey import crontab
 from settings import get_settings
 from tasks.queue import huey
 
-__all__ = ["send_daily_report", "settle_mailing", "start_mailing"]
+__all__ = ["send_daily_report", "tend_mailing"]
 
 
 @huey.task()
-def start_mailing(mailing_id: int) -> None:
-    """Start the mailing if it is due (build its audience), then send."""
-    from tasks.runtime import engine
+def tend_mailing(mailing_id: int) -> None:
+    """Bring the mailing up to date with its rows and the clock (``tasks.sweep``), then send."""
+    from tasks.runtime import current_runtime
 
-    engine().submit_tend(mailing_id)
-
-
-@huey.task()
-def settle_mailing(mailing_id: int) -> None:
-    """Bring the mailing's messages in line with its status and filter."""
-    from tasks.runtime import engine
-
-    engine().submit_tend(mailing_id)
+    current_runtime().submit_tend(mailing_id)
 
 
 # A tick left waiting behind busy workers is dropped: the next one does its work.
 @huey.periodic_task(crontab(minute="*"), expires=90)
 def send_daily_report() -> None:
-    """Send the daily report if it is due and no other worker has (``tasks.daily_report``)."""
+    """Send the daily report if it is due and no other worker has (``tasks.report.schedule``)."""
     settings = get_settings()
     if not settings.report_enabled:
         return
-    from tasks.daily_report import report_tick
-    from tasks.runtime import engine
+    from tasks.report.schedule import report_tick
+    from tasks.runtime import current_runtime
 
-    engine().run(report_tick(settings), timeout=settings.smtp_timeout * 4 + 300)
+    current_runtime().run(report_tick(settings), timeout=settings.smtp_timeout * 4 + 300)

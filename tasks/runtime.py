@@ -28,7 +28,7 @@ from tasks.events import ProgressNotifier
 from tasks.pacing import SendPacer
 from tasks.provider import make_provider_client
 
-__all__ = ["EngineRuntime", "engine", "start_engine"]
+__all__ = ["EngineRuntime", "current_runtime", "start_engine"]
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +124,7 @@ def start_engine(settings: Settings | None = None) -> EngineRuntime:
     return _runtime
 
 
-def engine() -> EngineRuntime:
+def current_runtime() -> EngineRuntime:
     """This process's running engine."""
     if _runtime is None:
         raise RuntimeError("no engine runs in this process: start it with `mailings worker`")

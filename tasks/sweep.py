@@ -7,9 +7,9 @@ finalising statements only touch waiting messages (none a worker holds). A
 mailing is not FINISHED while its audience is still being built.
 ``EXPIRED`` comes at ``end_at``, never before: until then a mailing with
 messages that cannot go out yet (their window opens later, their retry is
-due later) stays ``RUNNING``. The sweep
-runs it for every mailing that may need it, so a lost queue message or a dead
-worker delays work, never loses it.
+due later) stays ``RUNNING``. The sweep runs it for every mailing that may
+need it, so a lost queue message or a dead worker delays work, never loses
+it.
 """
 
 from __future__ import annotations
@@ -20,53 +20,30 @@ import structlog
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models import Mailing, MailingStatus, MessageStatus, can_transition
-from models.db import connection, execute, fetch
+from models import Mailing, MailingStatus, MessageStatus
+from models.queries.counters import pending_messages
 from models.queries.messages import finalise_waiting
+from models.services import compare_and_set
 from settings import get_settings
 from tasks.audience import begin_audience, build_audience_chunk
 
-__all__ = ["due_mailing_ids", "tend_mailing"]
+__all__ = ["tend_mailing"]
 
 log = structlog.get_logger(__name__)
 
 _OPEN = (MailingStatus.SCHEDULED, MailingStatus.RUNNING, MailingStatus.PAUSED)
 
 
-async def due_mailing_ids(now: datetime) -> list[int]:
-    """Mailings the sweep must look at: started or due, or final with pending messages."""
-    rows = await fetch(
-        connection(),
-        "SELECT m.id FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
-        " WHERE (m.status IN ('SCHEDULED', 'RUNNING', 'PAUSED') AND m.start_at <= $1)"
-        " OR s.pending > 0 ORDER BY m.id",
-        now,
-    )
-    return [int(r["id"]) for r in rows]
-
-
 async def _set_status(
-    conn: BaseDBAsyncClient,
-    mailing: Mailing,
-    expected: MailingStatus,
-    new: MailingStatus,
-    now: datetime,
+    conn: BaseDBAsyncClient, mailing: Mailing, new: MailingStatus, now: datetime
 ) -> bool:
-    if not can_transition(expected, new):
-        raise AssertionError(f"no transition from {expected} to {new}")
-    changed = await execute(
-        conn,
-        "UPDATE mailing SET status = $3, updated_at = $4, revision = revision + 1"
-        " WHERE id = $1 AND status = $2",
-        mailing.id,
-        expected.value,
-        new.value,
-        now,
-    )
+    """The same compare-and-set as the API's changes (``models.services``)."""
+    old = mailing.status
+    changed = await compare_and_set(conn, mailing, {"status": new, "updated_at": now})
     if changed:
-        log.info("mailing status changed", mailing_id=mailing.id, old=expected, new=new)
+        log.info("mailing status changed", mailing_id=mailing.id, old=old, new=new)
         mailing.status = new
-    return bool(changed)
+    return changed
 
 
 async def _finalise_waiting(
@@ -98,7 +75,7 @@ async def tend_mailing(
             if mailing.audience_version is None:
                 await begin_audience(conn, mailing, now)
             # Even past its end: it finishes below once its audience is built.
-            await _set_status(conn, mailing, status, MailingStatus.RUNNING, now)
+            await _set_status(conn, mailing, MailingStatus.RUNNING, now)
         elif (
             status in (MailingStatus.RUNNING, MailingStatus.PAUSED)
             and mailing.audience_version is not None
@@ -120,17 +97,16 @@ async def tend_mailing(
                 conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent"
             )
             if status in _OPEN and not building:
-                await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+                await _set_status(conn, mailing, MailingStatus.FINISHED, now)
         elif (
             status is MailingStatus.RUNNING
             and not building
             and await _nothing_pending(conn, mailing.id)
         ):
-            await _set_status(conn, mailing, status, MailingStatus.FINISHED, now)
+            await _set_status(conn, mailing, MailingStatus.FINISHED, now)
     final: MailingStatus = mailing.status
     return final
 
 
 async def _nothing_pending(conn: BaseDBAsyncClient, mailing_id: int) -> bool:
-    rows = await fetch(conn, "SELECT pending FROM mailing_stats WHERE mailing_id = $1", mailing_id)
-    return not rows or int(rows[0]["pending"]) == 0
+    return await pending_messages(conn, mailing_id) == 0

@@ -3,7 +3,7 @@
 Counters live in the engine's process, and Prometheus scrapes the API, so
 every few seconds the engine writes its cumulative counters to its row of
 ``worker_heartbeat``; the API's ``/metrics`` adds the rows up
-(``graphql_api/metrics.py``). A worker that stops writes a last heartbeat.
+(``graphql_api/http/metrics.py``). A worker that stops writes a last heartbeat.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from models import WorkerHeartbeat
-from models.db import connection, execute
+from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
 
-__all__ = ["LATENCY_BUCKETS", "WorkerMetrics"]
+__all__ = ["WorkerMetrics"]
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _KEEP_STOPPED = timedelta(days=1)
 
 
@@ -64,6 +62,4 @@ class WorkerMetrics:
                 seen_at=now,
                 metrics=self.snapshot(),
             )
-        await execute(
-            connection(), "DELETE FROM worker_heartbeat WHERE seen_at < $1", now - _KEEP_STOPPED
-        )
+        await WorkerHeartbeat.filter(seen_at__lt=now - _KEEP_STOPPED).delete()

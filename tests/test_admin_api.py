@@ -11,7 +11,7 @@ from graphql_api.admin import public_config
 from graphql_api.admin.routes import STATIC_DIR, content_security_policy
 from settings import Settings
 from tests.conftest import GraphQLClient
-from tests.factories import make_client
+from tests.support.factories import make_client
 
 PAGE = """query($filter: ClientFilterInput, $timezone: String, $first: Int) {
     clients(filter: $filter, timezone: $timezone, first: $first) {

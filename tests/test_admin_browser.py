@@ -20,7 +20,8 @@ import pytest
 from playwright.async_api import Browser, Dialog, FilePayload, Page, expect
 
 from models import MessageStatus
-from tests.admin_support import (
+from tests.conftest import GraphQLClient
+from tests.support.admin import (
     Watched,
     chromium,
     download_by_clicking,
@@ -28,8 +29,7 @@ from tests.admin_support import (
     requires_chromium,
     screenshot,
 )
-from tests.conftest import GraphQLClient
-from tests.engine_support import Simulator, Worker, add_clients, stats_of, utcnow
+from tests.support.engine import Simulator, Worker, add_clients, stats_of, utcnow
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 

@@ -19,7 +19,8 @@ import jwt
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
-from tests.admin_support import (
+from tests.conftest import free_port, start_command, stop_process
+from tests.support.admin import (
     AUDIENCE,
     PkceProvider,
     Watched,
@@ -29,9 +30,8 @@ from tests.admin_support import (
     requires_chromium,
     screenshot,
 )
-from tests.conftest import free_port, start_command, stop_process
-from tests.engine_support import utcnow, wait_until
-from tests.factories import make_client, make_mailing
+from tests.support.engine import utcnow, wait_until
+from tests.support.factories import make_client, make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.api_support import Subscription
 from tests.conftest import DATA_DIR, free_port, start_command, stop_process
+from tests.support.api import Subscription
 
 TOKEN = "s3cret-token"
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from models import Client, Message, MessageStatus
-from tests.api_support import CLIENT_RESULT, add_audience, finalise, problems
 from tests.conftest import GraphQLClient
-from tests.factories import make_client, make_mailing
+from tests.support.api import CLIENT_RESULT, add_audience, finalise, problems
+from tests.support.factories import make_client, make_mailing
 
 CREATE = f"mutation($input: ClientInput!) {{ createClient(input: $input) {{ {CLIENT_RESULT} }} }}"
 UPDATE = f"""mutation($id: ID!, $input: ClientPatch!) {{

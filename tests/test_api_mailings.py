@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from graphql_api.mailing_lifecycle import compare_and_set
 from models import Mailing, MailingStats, MailingStatus
 from models.db import connection
-from tests.api_support import (
+from models.services import compare_and_set
+from tests.conftest import GraphQLClient
+from tests.support.api import (
     MAILING_RESULT,
     flush_wakeups,
     hours,
@@ -19,8 +20,7 @@ from tests.api_support import (
     queued_wakeups,
     utcnow,
 )
-from tests.conftest import GraphQLClient
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 
 CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"
@@ -92,7 +92,7 @@ async def test_create_mailing(gql: GraphQLClient) -> None:
     assert (row.filter_version, row.audience_version) == (1, None)
     assert await MailingStats.filter(mailing_id=row.id).exists()
     # The engine is woken up at the start, after the commit.
-    assert queued_wakeups() == [("start_mailing", (row.id,))]
+    assert queued_wakeups() == [("tend_mailing", (row.id,))]
 
 
 async def test_create_mailing_defaults_and_immediate_start(gql: GraphQLClient) -> None:
@@ -100,7 +100,7 @@ async def test_create_mailing_defaults_and_immediate_start(gql: GraphQLClient) -
     mailing = await create(gql, startAt=iso(utcnow() - hours(1)))
     assert (mailing["filter"], mailing["sendWindow"]) == ({"operatorCodes": [], "tags": []}, None)
     assert mailing["status"] == "SCHEDULED"
-    assert queued_wakeups() == [("start_mailing", (int(mailing["id"]),))]
+    assert queued_wakeups() == [("tend_mailing", (int(mailing["id"]),))]
 
 
 @pytest.mark.parametrize(
@@ -202,7 +202,7 @@ async def test_update_filter_bumps_its_version(gql: GraphQLClient) -> None:
     )
     assert (await update(gql, started.id, filter=None))["filter"]["tags"] == []
     assert (await Mailing.get(id=started.id)).filter_version == 2
-    assert queued_wakeups() == [("settle_mailing", (started.id,))]
+    assert queued_wakeups() == [("tend_mailing", (started.id,))]
 
 
 async def test_update_period(gql: GraphQLClient) -> None:
@@ -222,7 +222,7 @@ async def test_update_period(gql: GraphQLClient) -> None:
     later = start + hours(3)
     moved = await update(gql, row.id, startAt=iso(later), endAt=iso(later + hours(1)))
     assert datetime.fromisoformat(moved["startAt"]) == later
-    assert queued_wakeups() == [("start_mailing", (row.id,))]
+    assert queued_wakeups() == [("tend_mailing", (row.id,))]
 
 
 async def test_update_rejects_nulls_and_bad_ids(gql: GraphQLClient) -> None:
@@ -272,13 +272,13 @@ async def test_pause_and_resume(gql: GraphQLClient) -> None:
     flush_wakeups()
     row = await make_mailing(start_at=utcnow() + hours(1), end_at=utcnow() + hours(2))
     assert (await change(gql, "pauseMailing", row.id))["status"] == "PAUSED"
-    assert queued_wakeups() == [("settle_mailing", (row.id,))]
+    assert queued_wakeups() == [("tend_mailing", (row.id,))]
     assert (await change(gql, "pauseMailing", row.id))["status"] == "PAUSED"
     assert len(queued_wakeups()) == 1  # nothing changed, nobody woken
     flush_wakeups()
     # It had not started: it goes back to waiting for its start.
     assert (await change(gql, "resumeMailing", row.id))["status"] == "SCHEDULED"
-    assert queued_wakeups() == [("start_mailing", (row.id,))]
+    assert queued_wakeups() == [("tend_mailing", (row.id,))]
     assert (await change(gql, "resumeMailing", row.id))["status"] == "SCHEDULED"
 
 
@@ -295,7 +295,7 @@ async def test_cancel(gql: GraphQLClient) -> None:
     flush_wakeups()
     row = await make_mailing(status=MailingStatus.RUNNING)
     assert (await change(gql, "cancelMailing", row.id))["status"] == "CANCELLED"
-    assert queued_wakeups() == [("settle_mailing", (row.id,))]
+    assert queued_wakeups() == [("tend_mailing", (row.id,))]
     assert (await change(gql, "cancelMailing", row.id))["status"] == "CANCELLED"
     paused = await make_mailing(status=MailingStatus.PAUSED)
     assert (await change(gql, "cancelMailing", paused.id))["status"] == "CANCELLED"
@@ -349,7 +349,7 @@ async def test_delete(gql: GraphQLClient) -> None:
         assert stored.deleted_at is not None
         assert (await gql.execute(GET, {"id": str(row.id)}))["mailing"] is None
     assert queued_wakeups() == sorted(
-        [("settle_mailing", (running.id,)), ("settle_mailing", (finished.id,))]
+        [("tend_mailing", (running.id,)), ("tend_mailing", (finished.id,))]
     )
     assert (await gql.execute(LIST, {}))["mailings"]["totalCount"] == 0
     for id_ in (str(running.id), "nope"):

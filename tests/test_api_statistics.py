@@ -12,9 +12,9 @@ from graphql_api.context import Context, make_loaders
 from graphql_api.schema import schema
 from models import MailingStats, MailingStatus, MessageStatus
 from tasks import events
-from tests.api_support import STATS, Subscription, add_audience, finalise
 from tests.conftest import GraphQLClient
-from tests.factories import make_client, make_mailing
+from tests.support.api import STATS, Subscription, add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 
 MESSAGES = f"""query($id: ID!, $status: MessageStatus, $first: Int, $after: String) {{
     mailing(id: $id) {{

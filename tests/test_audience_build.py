@@ -18,9 +18,9 @@ from models import Mailing, MailingStats, MailingStatus, Message, MessageStatus
 from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
 from tasks.sweep import tend_mailing
-from tests.api_support import MAILING_RESULT
-from tests.engine_support import Simulator, Worker, add_clients, start_mailing, wait_until
-from tests.factories import make_client
+from tests.support.api import MAILING_RESULT
+from tests.support.engine import Simulator, Worker, add_clients, start_mailing, wait_until
+from tests.support.factories import make_client
 from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock
 
 NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ import pytest
 
 from models import Mailing, MailingStatus, Message, MessageStatus
 from tasks import hooks
-from tests.engine_support import (
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,
@@ -91,7 +91,7 @@ async def test_moved_start_reschedules(sim: Simulator, worker: Worker) -> None:
     mailing = await start_mailing(start_at=in_seconds(3600), end_at=in_seconds(7200))
     new_start = in_seconds(1)
     await Mailing.filter(id=mailing.id).update(start_at=new_start)
-    await hooks.mailing_scheduled(mailing.id, new_start)
+    await hooks.tend_mailing(mailing.id, new_start)
     await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=15)
     assert (await stats_of(mailing.id))["sent"] == 10
 
@@ -179,7 +179,7 @@ async def test_pause_resume_and_cancel_while_sending(sim: Simulator) -> None:
 
         await wait_until(some_sent)
         await set_status(mailing.id, MailingStatus.PAUSED)
-        await hooks.mailing_stopped(mailing.id)
+        await hooks.tend_mailing(mailing.id)
         await asyncio.sleep(1.0)
         paused_requests = (await sim.stats())["requests"]
         await asyncio.sleep(1.0)
@@ -187,11 +187,11 @@ async def test_pause_resume_and_cancel_while_sending(sim: Simulator) -> None:
         assert (await stats_of(mailing.id))["pending"] > 0
 
         await set_status(mailing.id, MailingStatus.RUNNING)
-        await hooks.mailing_scheduled(mailing.id, mailing.start_at)
+        await hooks.tend_mailing(mailing.id, mailing.start_at)
         await wait_until(lambda: _more_requests(sim, paused_requests + 20))
 
         await set_status(mailing.id, MailingStatus.CANCELLED)
-        await hooks.mailing_stopped(mailing.id)
+        await hooks.tend_mailing(mailing.id)
         await wait_until(lambda: _nothing_pending(mailing.id), timeout=10)
         cancelled_requests = (await sim.stats())["requests"]
         await asyncio.sleep(1.0)
@@ -217,7 +217,7 @@ async def test_changed_filter_retargets_while_running(sim: Simulator) -> None:
         await wait_for_status(mailing.id, MailingStatus.RUNNING)
         await add_clients(5, tag="new", first=1000)
         await Mailing.filter(id=mailing.id).update(filter_tags=["new"], filter_version=2)
-        await hooks.mailing_retargeted(mailing.id)
+        await hooks.tend_mailing(mailing.id)
         await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=20)
     finally:
         w.stop()

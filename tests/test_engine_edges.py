@@ -20,9 +20,9 @@ import pytest
 import websockets
 
 from models import Mailing, MailingStatus, Message
-from tests.api_support import MAILING_RESULT, STATS
 from tests.conftest import GraphQLClient
-from tests.engine_support import (
+from tests.support.api import MAILING_RESULT, STATS
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,

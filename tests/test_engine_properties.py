@@ -55,9 +55,9 @@ from hypothesis.stateful import (
 from models import SendWindow
 from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
-from tests.api_support import MAILING_RESULT
 from tests.conftest import truncate_all
-from tests.factories import make_client
+from tests.support.api import MAILING_RESULT
+from tests.support.factories import make_client
 from tests.support.inprocess import ApiClient, EngineDriver, FakeClock, api_client, engine_driver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -16,8 +16,8 @@ import pytest
 from models import Mailing, MailingStatus, Message, MessageStatus
 from models.db import connection, execute, is_postgres
 from provider_sim import SimulatorServer, running_simulator
-from tests.api_support import MAILING_RESULT
-from tests.factories import make_client
+from tests.support.api import MAILING_RESULT
+from tests.support.factories import make_client
 from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock
 
 CREATE = (

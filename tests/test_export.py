@@ -12,9 +12,9 @@ import pytest
 
 from models import MailingStatus, MessageStatus
 from models.db import connection, execute
-from tests.api_support import add_audience, finalise
 from tests.conftest import GraphQLClient, free_port, start_command, stop_process
-from tests.factories import make_client, make_mailing
+from tests.support.api import add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 
 TOKEN = "export-token"
 MESSAGE_HEADER = ["id", "phone", "status", "attempts", "last_error", "created_at", "sent_at"]

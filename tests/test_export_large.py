@@ -14,7 +14,7 @@ import pytest
 from models import MailingStatus
 from models.db import connection, execute, is_postgres
 from tests.conftest import free_port, start_command, stop_process
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Page, Route, WebSocket, expect
 
-from tests.admin_support import (
+from tests.conftest import GraphQLClient, free_port, start_command, stop_process
+from tests.support.admin import (
     AUDIENCE,
     PkceProvider,
     Watched,
@@ -23,9 +24,8 @@ from tests.admin_support import (
     requires_chromium,
     screenshot,
 )
-from tests.conftest import GraphQLClient, free_port, start_command, stop_process
-from tests.engine_support import utcnow
-from tests.factories import make_mailing
+from tests.support.engine import utcnow
+from tests.support.factories import make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 

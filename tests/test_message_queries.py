@@ -29,7 +29,7 @@ from models.queries.messages import (
     settle_returned,
     storable,
 )
-from tests.factories import make_client, make_mailing
+from tests.support.factories import make_client, make_mailing
 
 WORKER = 1234
 EVERYONE = ClientFilter()

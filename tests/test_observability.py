@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio
 
 from models import MailingStatus, Message, MessageStatus
-from tests.api_support import Subscription
 from tests.conftest import REDIS_URL, TEST_ENV
-from tests.engine_support import (
+from tests.support.api import Subscription
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,
@@ -207,7 +207,7 @@ async def test_api_sigterm_closes_open_subscriptions(db: str) -> None:
     from websockets.exceptions import ConnectionClosed
 
     from tests.conftest import free_port, start_command
-    from tests.factories import make_mailing
+    from tests.support.factories import make_mailing
 
     mailing = await make_mailing(status=MailingStatus.RUNNING)
     port = free_port()

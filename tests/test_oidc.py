@@ -1,6 +1,6 @@
 """OAuth2 / OpenID Connect: bearer JWTs verified against a provider's keys, roles enforced.
 
-The provider is a stand-in on loopback (``tests/oidc_support.py``) with key
+The provider is a stand-in on loopback (``tests/support/oidc.py``) with key
 pairs made in the test; the API is a real ``mailings serve``.
 """
 
@@ -26,9 +26,9 @@ from graphql_api.oidc import (
 )
 from graphql_api.principal import Role
 from settings import Settings
-from tests.api_support import Subscription
 from tests.conftest import free_port, start_command, stop_process
-from tests.oidc_support import AUDIENCE, FakeIdentityProvider, ec_key, public_jwk, rsa_key
+from tests.support.api import Subscription
+from tests.support.oidc import AUDIENCE, FakeIdentityProvider, ec_key, public_jwk, rsa_key
 
 API_TOKEN = "opaque-api-token-31337"
 CREATE_CLIENT = (

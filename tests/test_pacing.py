@@ -31,8 +31,9 @@ from tortoise import BaseDBAsyncClient
 from models.db import tortoise_config
 from models.tortoise_config import connection_info
 from settings import Settings
-from tasks import pacing
-from tasks.pacing import AdaptiveRateLimit, Grant, SendPacer
+from tasks import adaptive_rate, pacing
+from tasks.adaptive_rate import AdaptiveRateLimit, Grant
+from tasks.pacing import SendPacer
 from tasks.retry import MAX_RETRY_AFTER
 from tasks.send_schedule import (
     DatabaseSchedule,
@@ -249,7 +250,7 @@ def test_limits_are_logged(
     limit: AdaptiveRateLimit, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     captured = structlog.testing.CapturingLogger()
-    monkeypatch.setattr(pacing, "log", captured)
+    monkeypatch.setattr(adaptive_rate, "log", captured)
     _answer_at(limit, clock, 100, 2)
     limit.rate_limited(2.0)
     limit.rate_limited(2.0)

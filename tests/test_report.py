@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models import DailyReport, Mailing, MailingStatus, MessageStatus, ReportStatus
-from models.daily_report import claim_new_report
 from models.db import connection, execute, fetch
+from models.queries.reports import claim_new_report
 from settings import Settings
-from tasks.daily_report import latest_due_day, report_tick, retry_delay
-from tasks.report_mail import compose_report_email, render_csv, render_html, render_text
-from tasks.reports import build_report, day_bounds
-from tests.api_support import add_audience, finalise
-from tests.factories import make_client, make_mailing
+from tasks.report.figures import build_report, day_bounds
+from tasks.report.mail import compose_report_email, render_csv, render_html, render_text
+from tasks.report.schedule import latest_due_day, report_tick, retry_delay
+from tests.support.api import add_audience, finalise
+from tests.support.factories import make_client, make_mailing
 
 MOSCOW = ZoneInfo("Europe/Moscow")  # UTC+3 all year
 DAY = date(2026, 1, 10)

@@ -24,9 +24,9 @@ import trustme
 from models import DailyReport, MailingStatus, ReportStatus
 from models.db import connection, execute, fetch
 from settings import Settings
-from tasks.daily_report import report_tick
-from tasks.report_mail import send_email
-from tests.engine_support import (
+from tasks.report.mail import send_email
+from tasks.report.schedule import report_tick
+from tests.support.engine import (
     Simulator,
     Worker,
     add_clients,
@@ -35,7 +35,7 @@ from tests.engine_support import (
     wait_for_status,
     wait_until,
 )
-from tests.smtp_support import SmtpServer
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 
@@ -353,8 +353,8 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 @pytest.fixture
 async def yesterdays_mailing(db: str) -> int:
     from models import MessageStatus
-    from tests.api_support import add_audience, finalise
-    from tests.factories import make_client, make_mailing
+    from tests.support.api import add_audience, finalise
+    from tests.support.factories import make_client, make_mailing
 
     for _ in range(3):
         await make_client()

@@ -6,8 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from models import Mailing, MailingStats, MailingStatus, Message, MessageStatus
-from tasks.sweep import due_mailing_ids, tend_mailing
-from tests.factories import make_client, make_mailing
+from models.queries.mailings import due_mailing_ids
+from tasks.sweep import tend_mailing
+from tests.support.factories import make_client, make_mailing
 
 
 def _now() -> datetime:

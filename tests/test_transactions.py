@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from models.db import connection, execute, fetch, is_transient, retrying, tortoise_config
 from tests.conftest import DATABASE_URL
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 
 
 async def _other_process() -> BaseDBAsyncClient:

@@ -10,7 +10,6 @@ depth from their sources, each read when scraped.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,9 +28,11 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from models import MessageStatus, WorkerHeartbeat
-from models.counters import summed_counters
-from models.db import connection, fetch
-from tasks.worker_metrics import LATENCY_BUCKETS
+from models.db import connection
+from models.queries.counters import summed_counters
+from models.queries.mailings import mailings_by_status
+from models.worker import LATENCY_BUCKETS
+from tasks import hooks
 
 __all__ = ["OperationMetrics", "metrics_endpoint"]
 
@@ -81,11 +82,8 @@ async def _message_and_mailing_families() -> list[Metric]:
         "mailings_messages", "Messages by status, all mailings.", labels=["status"]
     )
     for status in MessageStatus:
-        messages.add_metric([status.value], float(totals[status.value.lower()]))
-    rows = await fetch(
-        conn,
-        "SELECT status, COUNT(*) AS n FROM mailing WHERE deleted_at IS NULL GROUP BY status",
-    )
+        messages.add_metric([status.value], float(totals.as_dict()[status.value.lower()]))
+    rows = await mailings_by_status(conn)
     mailings = GaugeMetricFamily("mailings_mailings", "Mailings by status.", labels=["status"])
     for row in rows:
         mailings.add_metric([str(row["status"])], float(row["n"]))
@@ -144,11 +142,7 @@ async def _worker_families(now: datetime) -> list[Metric]:
 
 
 async def _queue_families() -> list[Metric]:
-    from tasks.queue import huey
-
-    pending, scheduled = await asyncio.to_thread(
-        lambda: (huey.pending_count(), huey.scheduled_count())
-    )
+    pending, scheduled = await hooks.queue_depth()
     depth = GaugeMetricFamily("mailings_queue_depth", "Huey tasks waiting.", labels=["kind"])
     depth.add_metric(["pending"], float(pending))
     depth.add_metric(["scheduled"], float(scheduled))

@@ -16,7 +16,7 @@ from models import Mailing, MailingStats, MailingStatus
 from models.db import connection, execute_many
 from tasks import hooks
 from tests.conftest import free_port, start_command, stop_process
-from tests.factories import make_mailing
+from tests.support.factories import make_mailing
 
 # Fast retries and short timeouts, so faults resolve within a test.
 FAST_ENGINE_ENV = {
@@ -120,7 +120,7 @@ async def start_mailing(**fields: Any) -> Mailing:
     """A mailing created as the API creates one, and the engine woken for it."""
     fields.setdefault("start_at", utcnow())
     mailing = await make_mailing(**fields)
-    await hooks.mailing_scheduled(mailing.id, mailing.start_at)
+    await hooks.tend_mailing(mailing.id, mailing.start_at)
     return mailing
 
 

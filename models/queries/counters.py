@@ -11,6 +11,7 @@ from __future__ import annotations
 from tortoise import BaseDBAsyncClient
 
 from models.db import execute, fetch
+from models.mailing import COUNTERS, Counts
 from models.status import MessageStatus
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "count_revived",
     "count_revived_rows",
     "new_pending_sql",
+    "pending_messages",
     "summed_counters",
 ]
 
@@ -90,15 +92,17 @@ async def count_finalised_rows(
         await count_finalised(conn, mailing_id, status, n)
 
 
-_COUNTERS = ("total", *_COLUMN.values())
-
-
-async def summed_counters(conn: BaseDBAsyncClient, *, include_deleted: bool) -> dict[str, int]:
+async def summed_counters(conn: BaseDBAsyncClient, *, include_deleted: bool) -> Counts:
     """Message counts by counter (``total``, ``pending``, ...) over every mailing."""
-    sums = ", ".join(f"COALESCE(SUM(s.{c}), 0) AS {c}" for c in _COUNTERS)
+    sums = ", ".join(f"COALESCE(SUM(s.{c}), 0) AS {c}" for c in COUNTERS)
     where = "" if include_deleted else " WHERE m.deleted_at IS NULL"
     (row,) = await fetch(
         conn, f"SELECT {sums} FROM mailing_stats s JOIN mailing m ON m.id = s.mailing_id{where}"
     )
-    # PostgreSQL sums BIGINTs into NUMERIC: Decimals, hence int().
-    return {c: int(row[c]) for c in _COUNTERS}
+    return Counts.from_row(row)
+
+
+async def pending_messages(conn: BaseDBAsyncClient, mailing_id: int) -> int:
+    """The mailing's pending counter (0 for a mailing without counters)."""
+    rows = await fetch(conn, "SELECT pending FROM mailing_stats WHERE mailing_id = $1", mailing_id)
+    return int(rows[0]["pending"]) if rows else 0

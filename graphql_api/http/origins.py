@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from graphql_api.over_http import refusal
+from graphql_api.http.over_http import refusal
 from settings import Settings
 
 __all__ = ["cors"]

@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from models import MailingStatus
-from models.db import connection, fetch
+from models.queries.mailings import live_mailing_exists, mailing_batch
+from models.queries.messages import message_batch
 from models.reporting import csv_lines, delivery_rate, format_rate, parse_instant, spreadsheet_safe
 
 __all__ = ["MOUNT_NAME", "export_routes", "messages_csv_url", "statistics_csv_url"]
@@ -45,17 +46,6 @@ STATISTICS_FIELDS = (
     "cancelled",
     "delivery_rate",
     "text",
-)
-
-_MESSAGE_BATCH = (
-    "SELECT id, phone, status, attempts, last_error, created_at, sent_at FROM message"
-    " WHERE mailing_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-)
-_MAILING_BATCH = (
-    "SELECT m.id, m.status, m.start_at, m.end_at, m.text, s.total, s.pending, s.sent,"
-    " s.failed, s.expired, s.cancelled"
-    " FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
-    " WHERE m.deleted_at IS NULL AND m.id > $1 {status} ORDER BY m.id LIMIT $2"
 )
 
 
@@ -103,7 +93,7 @@ async def _message_batches(mailing_id: int) -> AsyncIterator[bytes]:
     yield csv_lines([MESSAGE_FIELDS])
     after, rows_sent = 0, 0
     while True:
-        rows = await fetch(connection(), _MESSAGE_BATCH, mailing_id, after, BATCH_SIZE)
+        rows = await message_batch(mailing_id, after, BATCH_SIZE)
         if rows:
             yield csv_lines(_message_line(row) for row in rows)
             after = int(rows[-1]["id"])
@@ -115,11 +105,9 @@ async def _message_batches(mailing_id: int) -> AsyncIterator[bytes]:
 
 async def _mailing_batches(status: MailingStatus | None) -> AsyncIterator[bytes]:
     yield csv_lines([STATISTICS_FIELDS])
-    sql = _MAILING_BATCH.format(status="" if status is None else "AND m.status = $3")
-    extra = () if status is None else (status.value,)
     after = 0
     while True:
-        rows = await fetch(connection(), sql, after, BATCH_SIZE, *extra)
+        rows = await mailing_batch(after, BATCH_SIZE, None if status is None else status.value)
         if rows:
             yield csv_lines(_mailing_line(row) for row in rows)
             after = int(rows[-1]["id"])
@@ -144,10 +132,7 @@ def _error(status_code: int, message: str) -> Response:
 
 async def _messages(request: Request) -> Response:
     mailing_id: int = request.path_params["mailing_id"]
-    found = await fetch(
-        connection(), "SELECT id FROM mailing WHERE id = $1 AND deleted_at IS NULL", mailing_id
-    )
-    if not found:
+    if not await live_mailing_exists(mailing_id):
         return _error(404, f"mailing {mailing_id} not found")
     return _csv_response(_message_batches(mailing_id), f"mailing-{mailing_id}-messages.csv")
 

@@ -28,7 +28,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.conftest import DATA_DIR
-from tests.oidc_support import AUDIENCE, LoopbackServer, public_jwk, rsa_key
+from tests.support.oidc import AUDIENCE, LoopbackServer, public_jwk, rsa_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

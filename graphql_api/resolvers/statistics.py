@@ -10,19 +10,20 @@ import strawberry
 
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
-from graphql_api.exports import statistics_csv_url
-from graphql_api.mailings import live_mailings
+from graphql_api.http.exports import statistics_csv_url
 from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
 from graphql_api.types import Mailing, MailingStatus, MailingSummary, MessageStats
-from models.counters import summed_counters
 from models.db import connection
+from models.queries.counters import summed_counters
+from models.services import live_mailings
 
 __all__ = ["Statistics", "StatisticsQuery", "totals"]
 
 
 async def totals() -> MessageStats:
     """The counts over every mailing that has not been deleted."""
-    return MessageStats(**await summed_counters(connection(), include_deleted=False))
+    counts = await summed_counters(connection(), include_deleted=False)
+    return MessageStats(**counts.as_dict())
 
 
 @strawberry.type(description="Message counts by status: in total, and per mailing.")

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from models.db import connection, fetch
+from models.db import ping
 from settings import get_settings
 
 __all__ = ["healthz", "readyz"]
@@ -24,7 +24,7 @@ async def healthz(_: Request) -> Response:
 
 
 async def _database() -> None:
-    await fetch(connection(), "SELECT 1 AS ok")
+    await ping()
 
 
 async def _redis(url: str) -> None:

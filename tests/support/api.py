@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models import ClientFilter, Mailing, MessageStatus
-from models.counters import count_finalised
 from models.db import connection, execute, fetch
 from models.queries import messages
+from models.queries.counters import count_finalised
 
 CLIENT = "id phone operatorCode tag timezone createdAt updatedAt"
 ERRORS = """

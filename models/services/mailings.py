@@ -1,4 +1,4 @@
-"""Mailings: ``mailing``, ``mailings``, ``createMailing`` and ``updateMailing``."""
+"""Creating and changing mailings, and what a change means for messages not sent yet."""
 
 from __future__ import annotations
 
@@ -6,53 +6,83 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import strawberry
 import structlog
 from tortoise import BaseDBAsyncClient
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-import models
-from graphql_api import engine
-from graphql_api.cleaning import MailingChanges, check_period, clean_mailing, clean_mailing_patch
-from graphql_api.decorators import described_field, described_mutation
-from graphql_api.inputs import MailingInput, MailingPatch
-from graphql_api.mailing_lifecycle import ATTEMPTS, compare_and_set, live_mailing
-from graphql_api.pagination import Connection, build_connection, keyset_page, or_none
-from graphql_api.results import (
-    ConflictError,
-    MailingResult,
-    NotFoundError,
-    ValidationError,
-)
-from graphql_api.scalars import find_id, parse_id
-from graphql_api.types import Mailing, MailingStatus
-from models import MailingStatus as Status
 from models import clock
+from models.audience import ClientFilter
+from models.errors import Conflict, FieldProblem, InvalidInput
+from models.mailing import Mailing, MailingStats
 from models.queries.messages import cancel_unmatched, replan_window_waiters, revive_rematched
+from models.send_window import SendWindow
+from models.services.mailing_status import ATTEMPTS, Wake, compare_and_set, live_mailing
+from models.status import MailingStatus
 
-__all__ = ["MailingMutation", "MailingQuery", "create_mailing", "live_mailings", "update_mailing"]
+__all__ = [
+    "MailingChanges",
+    "MailingFields",
+    "check_period",
+    "create_mailing",
+    "live_mailings",
+    "update_mailing",
+]
 
 log = structlog.get_logger(__name__)
 
 
-def live_mailings(status: Status | None = None) -> QuerySet[models.Mailing]:
+@dataclass(frozen=True, slots=True)
+class MailingFields:
+    """A new mailing, checked field by field (``start_at < end_at`` included)."""
+
+    text: str
+    start_at: datetime
+    end_at: datetime
+    filter: ClientFilter
+    window: SendWindow | None
+
+
+@dataclass(frozen=True, slots=True)
+class MailingChanges:
+    """What a patch sets; ``None`` (or ``window_given=False``) keeps the current value."""
+
+    text: str | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    filter: ClientFilter | None = None
+    window_given: bool = False
+    window: SendWindow | None = None
+
+
+def live_mailings(status: MailingStatus | None = None) -> QuerySet[Mailing]:
     """Mailings that have not been deleted, optionally of one status."""
-    query = models.Mailing.filter(deleted_at__isnull=True)
+    query = Mailing.filter(deleted_at__isnull=True)
     return query if status is None else query.filter(status=status)
 
 
 def _check_end_ahead(end_at: datetime, now: datetime) -> None:
     if end_at <= now:
-        raise models.InvalidInput([models.FieldProblem("input.endAt", "must be in the future")])
+        raise InvalidInput([FieldProblem("input.endAt", "must be in the future")])
 
 
-async def create_mailing(value: MailingInput) -> models.Mailing:
-    fields = clean_mailing(value)
+def check_period(start_at: datetime, end_at: datetime, changes: MailingChanges) -> None:
+    """The patched period must not be empty; blame the end if the patch moved it."""
+    if start_at < end_at:
+        return
+    problem = (
+        FieldProblem("input.endAt", "must be later than startAt")
+        if changes.end_at is not None
+        else FieldProblem("input.startAt", "must be earlier than endAt")
+    )
+    raise InvalidInput([problem])
+
+
+async def create_mailing(fields: MailingFields, wake: Wake) -> Mailing:
     _check_end_ahead(fields.end_at, clock.now())
     window = fields.window
     async with in_transaction() as conn:
-        row = await models.Mailing.create(
+        row = await Mailing.create(
             using_db=conn,
             text=fields.text,
             start_at=fields.start_at,
@@ -61,11 +91,11 @@ async def create_mailing(value: MailingInput) -> models.Mailing:
             filter_tags=list(fields.filter.tags),
             window_start=None if window is None else window.start_minutes,
             window_end=None if window is None else window.end_minutes,
-            status=Status.SCHEDULED,
+            status=MailingStatus.SCHEDULED,
         )
-        await models.MailingStats.create(using_db=conn, mailing=row)
+        await MailingStats.create(using_db=conn, mailing=row)
     log.info("mailing created", mailing_id=row.id, start_at=row.start_at.isoformat())
-    await engine.mailing_scheduled(row.id, row.start_at)
+    await wake(row.id, row.start_at)
     return row
 
 
@@ -79,7 +109,7 @@ class _Plan:
     window_changed: bool = False
 
 
-def _plan(row: models.Mailing, changes: MailingChanges, now: datetime) -> _Plan:
+def _plan(row: Mailing, changes: MailingChanges, now: datetime) -> _Plan:
     plan = _Plan()
     start_at = changes.start_at or row.start_at
     end_at = changes.end_at or row.end_at
@@ -88,8 +118,8 @@ def _plan(row: models.Mailing, changes: MailingChanges, now: datetime) -> _Plan:
         plan.updates["text"] = changes.text
     if start_at != row.start_at:
         plan.updates["start_at"] = start_at
-        if row.status is Status.RUNNING and start_at > now:
-            plan.updates["status"] = Status.SCHEDULED
+        if row.status is MailingStatus.RUNNING and start_at > now:
+            plan.updates["status"] = MailingStatus.SCHEDULED
     if end_at != row.end_at:
         _check_end_ahead(end_at, now)
         plan.updates["end_at"] = end_at
@@ -114,7 +144,7 @@ def _plan(row: models.Mailing, changes: MailingChanges, now: datetime) -> _Plan:
 
 
 async def _apply_to_waiting(
-    conn: BaseDBAsyncClient, row: models.Mailing, plan: _Plan, now: datetime
+    conn: BaseDBAsyncClient, row: Mailing, plan: _Plan, now: datetime
 ) -> None:
     """What a change means for messages not sent yet, at once, in the update's transaction.
 
@@ -124,9 +154,7 @@ async def _apply_to_waiting(
     Requests in flight keep the outcome the provider gives them.
     """
     if plan.retargeted:
-        client_filter = models.ClientFilter(
-            tuple(row.filter_operator_codes), tuple(row.filter_tags)
-        )
+        client_filter = ClientFilter(tuple(row.filter_operator_codes), tuple(row.filter_tags))
         dropped = await cancel_unmatched(conn, row.id, client_filter)
         revived = await revive_rematched(conn, row.id, client_filter, now)
         log.info("mailing re-targeted", mailing_id=row.id, cancelled=dropped, revived=revived)
@@ -134,16 +162,14 @@ async def _apply_to_waiting(
         await replan_window_waiters(conn, row.id, now)
 
 
-async def update_mailing(id_: str, patch: MailingPatch) -> models.Mailing:
+async def update_mailing(mailing_id: int, changes: MailingChanges, wake: Wake) -> Mailing:
     """Apply a patch to a mailing that is not over yet."""
-    mailing_id = parse_id(id_)
-    changes = clean_mailing_patch(patch)
     for _ in range(ATTEMPTS):
         now = clock.now()
         async with in_transaction() as conn:
             row = await live_mailing(conn, mailing_id)
             if row.status.is_terminal:
-                raise models.Conflict(
+                raise Conflict(
                     f"mailing {mailing_id} is {row.status.value} and can no longer be edited"
                 )
             plan = _plan(row, changes, now)
@@ -154,57 +180,10 @@ async def update_mailing(id_: str, patch: MailingPatch) -> models.Mailing:
                 await _apply_to_waiting(conn, row, plan, now)
                 break
     else:
-        raise models.Conflict(f"mailing {mailing_id} kept changing; try again")
+        raise Conflict(f"mailing {mailing_id} kept changing; try again")
     log.info("mailing updated", mailing_id=row.id, fields=sorted(plan.updates))
     if plan.retargeted:
-        await engine.mailing_retargeted(row.id)
+        await wake(row.id)
     if plan.rescheduled:
-        await engine.mailing_scheduled(row.id, row.start_at)
+        await wake(row.id, row.start_at)
     return row
-
-
-@strawberry.type
-class MailingQuery:
-    @described_field("A mailing by id; null if there is none or it was deleted.")
-    async def mailing(self, id: strawberry.ID) -> Mailing | None:
-        key = find_id(id)
-        row = None if key is None else await live_mailings().filter(id=key).first()
-        return None if row is None else Mailing.from_row(row)
-
-    @described_field("Mailings in id order, optionally of one status.")
-    async def mailings(
-        self,
-        status: MailingStatus | None = strawberry.UNSET,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-    ) -> Connection[Mailing]:
-        query = live_mailings(or_none(status))
-        rows, has_next = await keyset_page(query, first, after)
-
-        async def count() -> int:
-            return await query.count()
-
-        return build_connection(rows, has_next, Mailing.from_row, count, after)
-
-
-@strawberry.type
-class MailingMutation:
-    @described_mutation("Create a mailing; it starts by itself at startAt.")
-    async def create_mailing(self, input: MailingInput) -> MailingResult:
-        try:
-            return Mailing.from_row(await create_mailing(input))
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
-
-    @described_mutation(
-        "Change what is not sent yet; a FINISHED or CANCELLED mailing is a conflict."
-    )
-    async def update_mailing(self, id: strawberry.ID, input: MailingPatch) -> MailingResult:
-        try:
-            return Mailing.from_row(await update_mailing(id, input))
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
-        except models.NotFound:
-            return NotFoundError(message=f"mailing {id} not found", id=id)
-        except models.Conflict as error:
-            return ConflictError.from_error(error)

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from models.daily_report import (
+from models.db import close_db, connection, init_db
+from models.queries.reports import (
     abandon_stale_reports,
     claim_new_report,
     claim_report_retry,
@@ -28,10 +29,9 @@ from models.daily_report import (
     record_report_sent,
     retryable_report_days,
 )
-from models.db import close_db, connection, init_db
 from settings import Settings
-from tasks.report_mail import SEND_ERRORS, compose_report_email, send_email
-from tasks.reports import DayReport, build_report
+from tasks.report.figures import DayReport, build_report
+from tasks.report.mail import SEND_ERRORS, compose_report_email, send_email
 
 __all__ = ["latest_due_day", "on_demand_report", "report_tick", "retry_delay", "yesterday"]
 

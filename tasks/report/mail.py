@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from models.reporting import csv_lines, format_rate, spreadsheet_safe
 from settings import Settings
-from tasks.reports import DayReport, MailingReport
+from tasks.report.figures import DayReport, MailingReport
 
 __all__ = [
     "SEND_ERRORS",

@@ -1,0 +1,167 @@
+"""The client directory: create, change, delete and import clients.
+
+A phone is unique: checked before the write (so the answer names the field)
+and again by the database (another request may take it meanwhile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from tortoise import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models import clock
+from models.client import Client
+from models.db import connection
+from models.errors import FieldProblem, InvalidInput, NotFound
+from models.queries.clients import insert_clients, taken_phones
+from models.queries.messages import (
+    cancel_client_waiting,
+    follow_client_edit,
+    follow_client_match,
+)
+from models.validation import default_operator_code
+
+__all__ = [
+    "MAX_IMPORT_ROWS",
+    "ClientChanges",
+    "ClientFields",
+    "create_client",
+    "delete_client",
+    "import_clients",
+    "phone_taken",
+    "raise_listed",
+    "update_client",
+]
+
+MAX_IMPORT_ROWS = 10_000
+# A response listing 10,000 problems helps nobody; the count says how many.
+MAX_LISTED_PROBLEMS = 100
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFields:
+    """A new client, every field checked."""
+
+    phone: str
+    operator_code: str
+    tag: str
+    timezone: str
+
+
+# The fields a patch sets; ``operator_code: None`` means "derive it from the phone".
+ClientChanges = dict[str, str | None]
+
+
+def phone_taken(field: str) -> FieldProblem:
+    return FieldProblem(field, "already in use by another client")
+
+
+async def _check_phone_free(conn: BaseDBAsyncClient, phone: str) -> None:
+    if await Client.filter(phone=phone).using_db(conn).exists():
+        raise InvalidInput([phone_taken("input.phone")])
+
+
+async def create_client(fields: ClientFields) -> Client:
+    async with in_transaction() as conn:
+        await _check_phone_free(conn, fields.phone)
+        try:
+            row = await Client.create(
+                using_db=conn,
+                phone=fields.phone,
+                operator_code=fields.operator_code,
+                tag=fields.tag,
+                timezone=fields.timezone,
+            )
+        except IntegrityError:  # another request took the phone since the check
+            raise InvalidInput([phone_taken("input.phone")]) from None
+    log.info("client created", client_id=row.id)
+    return row
+
+
+async def update_client(client_id: int, changes: ClientChanges) -> Client:
+    async with in_transaction() as conn:
+        row = await Client.filter(id=client_id).using_db(conn).select_for_update().first()
+        if row is None:
+            raise NotFound("client", client_id)
+        if not changes:
+            return row
+        old_phone = row.phone
+        phone = changes.get("phone") or old_phone
+        if phone != old_phone:
+            await _check_phone_free(conn, phone)
+        if "operator_code" in changes:
+            row.operator_code = changes["operator_code"] or default_operator_code(phone)
+        elif row.operator_code == default_operator_code(old_phone):
+            # A code that was derived from the phone follows the phone.
+            row.operator_code = default_operator_code(phone)
+        row.phone = phone
+        row.tag = changes.get("tag", row.tag) or ""
+        row.timezone = changes.get("timezone", row.timezone) or "UTC"
+        try:
+            await row.save(using_db=conn)
+        except IntegrityError:
+            raise InvalidInput([phone_taken("input.phone")]) from None
+        await follow_client_edit(conn, row.id, row.phone, row.timezone)
+        if "tag" in changes or "operator_code" in changes:
+            await follow_client_match(conn, row.id, clock.now())
+    log.info("client updated", client_id=row.id, fields=sorted(changes))
+    return row
+
+
+async def delete_client(client_id: int) -> int:
+    """Delete a client; its pending messages are cancelled, its sent history kept."""
+    async with in_transaction() as conn:
+        row = await Client.filter(id=client_id).using_db(conn).select_for_update().first()
+        if row is None:
+            raise NotFound("client", client_id)
+        cancelled = await cancel_client_waiting(conn, client_id)
+        await Client.filter(id=client_id).using_db(conn).delete()
+    log.info("client deleted", client_id=client_id, cancelled_messages=cancelled)
+    return client_id
+
+
+def raise_listed(problems: list[FieldProblem]) -> None:
+    """Refuse an import for ``problems`` (if any), listing the first hundred."""
+    if not problems:
+        return
+    total = len(problems)
+    message = f"{total} invalid field{'s' if total > 1 else ''}; nothing was imported"
+    if total > MAX_LISTED_PROBLEMS:
+        message += f" (the first {MAX_LISTED_PROBLEMS} are listed)"
+    raise InvalidInput(problems[:MAX_LISTED_PROBLEMS], message)
+
+
+def _raise_taken(cleaned: Sequence[ClientFields], taken: set[str]) -> None:
+    raise_listed(
+        [
+            phone_taken(f"input.{index}.phone")
+            for index, fields in enumerate(cleaned)
+            if fields.phone in taken
+        ]
+    )
+
+
+async def import_clients(cleaned: Sequence[ClientFields]) -> int:
+    """Add every row as a client, or none of them; returns how many were added."""
+    if not cleaned:
+        return 0
+    phones = [c.phone for c in cleaned]
+    rows = [(c.phone, c.operator_code, c.tag, c.timezone) for c in cleaned]
+    try:
+        async with in_transaction() as conn:
+            _raise_taken(cleaned, await taken_phones(conn, phones))
+            created = await insert_clients(conn, rows, datetime.now(UTC))
+    except IntegrityError:
+        # Another request added some of these phones since the check; say which.
+        _raise_taken(cleaned, await taken_phones(connection(), phones))
+        raise
+    log.info("clients imported", created=created)
+    return created
