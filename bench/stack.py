@@ -53,7 +53,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -154,7 +154,8 @@ class Stack:
             PROVIDER_URL=self.sim_url,
             **env,
         )
-        deadline = time.monotonic() + 60
+        # A loaded machine takes its time to start N Python processes.
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited with {proc.returncode}; see {LOG_DIR}")
@@ -166,7 +167,7 @@ class Stack:
             if live >= processes:
                 return proc
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"{processes} workers not up after 60 s; see {LOG_DIR}")
+        raise RuntimeError(f"{processes} workers not up after 300 s; see {LOG_DIR}")
 
     async def reset_clients(self, n: int) -> None:
         """Exactly ``n`` clients (ids 1..n) and no mailings."""
