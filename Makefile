@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 LOCKS := requirements.uv.lock requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat $(LOCKS) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench profile screenshots graphiql-assets lock migration services clean
+.PHONY: install run test test-postgres test-sqlite soak lint typecheck schema bench bench-ten-million profile screenshots graphiql-assets lock migration services clean
 
 install: $(STAMP)
 
@@ -69,6 +69,10 @@ bench: install services
 ## (a throwaway cluster with pg_stat_statements); PROFILE_ARGS="--native" etc., see bench/README.md.
 profile: install services
 	$(BIN)/python -m bench.profile_engine $(PROFILE_ARGS)
+
+## The 10-million-client figures (tens of minutes; a bench database of its own, dropped after).
+bench-ten-million: install services
+	$(BIN)/python -m bench.ten_million
 
 ## Refresh docs/screenshots/ from the browser tests (admin page, GraphiQL, the report email).
 screenshots: install services

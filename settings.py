@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     breaker_failure_threshold: int = Field(default=20, ge=1)
     breaker_reset_timeout: float = Field(default=5.0, gt=0)
     sweep_interval: float = Field(default=2.0, gt=0)
+    # The most clients one committed chunk of an audience build covers; a
+    # chunk holds its mailing's row, so pause and cancel wait for it.
+    audience_chunk_size: int = Field(default=20_000, ge=1, le=1_000_000)
     # API protection.
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=200_000, ge=100)

@@ -27,6 +27,12 @@ class Mailing(Model):
     ``filter_version`` grows whenever the filter changes; the engine records
     in ``audience_version`` the version it built the audience from (``None``
     until the mailing starts), so a lost re-target task is found by the sweep.
+    While the audience of ``audience_version`` is being built, in chunks of
+    clients in id order, ``audience_cursor`` is the last client id covered
+    and ``audience_until`` the last client id that existed when the build
+    began; the cursor is null once the build is complete. These two columns
+    are the engine's bookkeeping: they change without ``revision``, which no
+    claim needs to see for them.
     ``revision`` grows with every change of the row; the engine claims only
     against the revision it has read, so it never sends under a stale text,
     filter, window, end or status.
@@ -45,6 +51,8 @@ class Mailing(Model):
     status = fields.CharEnumField(MailingStatus, max_length=16, default=MailingStatus.SCHEDULED)
     filter_version = fields.IntField(default=1)
     audience_version = fields.IntField(null=True)
+    audience_cursor = fields.BigIntField(null=True)
+    audience_until = fields.BigIntField(null=True)
     revision = fields.IntField(default=0)
     deleted_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

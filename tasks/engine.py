@@ -2,7 +2,7 @@
 
 One engine runs per worker process, on one event loop, with one shared HTTP
 client: concurrency comes from asyncio (``send_concurrency`` requests in
-flight), not from threads. Three loops share the engine:
+flight), not from threads. Four loops share the engine:
 
 - the dispatcher claims due messages of the running mailings in batches,
   round robin, as request slots free up and the pacer grants start times,
@@ -10,7 +10,9 @@ flight), not from threads. Three loops share the engine:
 - the recorder (``tasks.recorder``) writes outcomes in bulk, one transaction per flush;
 - the sweeper tends every mailing that may need it (start, re-target,
   expire, finish, settle) and releases the messages of dead workers, which
-  is what makes lost wake-ups and crashes harmless.
+  is what makes lost wake-ups and crashes harmless;
+- the builder adds the audiences being built, chunk after chunk
+  (``tasks.audience``), while the first chunks are already being sent.
 
 The checks that the SPEC's guarantees rest on are made twice: by the claim,
 in SQL, against the mailing as it is in the database (running, at the
@@ -45,6 +47,7 @@ from models.queries.messages import (
     reap_ended_leases,
 )
 from settings import Settings
+from tasks.audience import AudienceBuilder
 from tasks.breaker import CircuitBreaker
 from tasks.events import ProgressNotifier
 from tasks.pacing import SendPacer
@@ -106,6 +109,7 @@ class Engine:
             pacer=self._pacer,
             settings=settings,
         )
+        self._builder = AudienceBuilder(settings, self._clock, on_chunk=self._built_chunk)
         self.requests_started = 0
         self.metrics = WorkerMetrics(self._clock())
 
@@ -117,6 +121,7 @@ class Engine:
         recorder = asyncio.create_task(self._recorder.run(), name="recorder")
         sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
         heart = asyncio.create_task(self._beat_forever(), name="heartbeat")
+        builder = asyncio.create_task(self._builder.run(), name="builder")
         try:
             await self._dispatch_forever()
         finally:
@@ -126,7 +131,7 @@ class Engine:
             self.stop()
             await self.drain()
             self._recorder.stop()
-            await asyncio.gather(sweeper, heart, recorder, return_exceptions=True)
+            await asyncio.gather(sweeper, heart, builder, recorder, return_exceptions=True)
             try:
                 await self.record_now()
             except Exception:
@@ -139,6 +144,7 @@ class Engine:
         self._stopping.set()
         self._wake.set()
         self._sweep_soon.set()
+        self._builder.stop()
 
     def wake(self) -> None:
         """Something changed (a mailing started, stopped or was edited): look again now."""
@@ -147,8 +153,9 @@ class Engine:
 
     async def tend(self, mailing_id: int) -> None:
         """Tend one mailing now (a Huey task asked for it), then look again."""
-        await tend_mailing(mailing_id, self._clock())
+        await tend_mailing(mailing_id, self._clock(), chunk=self._builder.tend_chunk)
         self._notifier.mailing_changed(mailing_id)
+        self._builder.wake()
         self.wake()
 
     @property
@@ -338,6 +345,13 @@ class Engine:
         """Write every outcome gathered so far (:meth:`Recorder.record_now`)."""
         await self._recorder.record_now()
 
+    def _built_chunk(self, mailing_id: int, done: bool) -> None:
+        # New messages are due now; the notifier coalesces its events.
+        self._wake.set()
+        self._notifier.mailing_changed(mailing_id)
+        if done:
+            self._sweep_soon.set()  # it may finish now
+
     def _recorded(self, touched: set[int], any_final: bool) -> None:
         for mailing_id in touched:
             self._notifier.mailing_changed(mailing_id)
@@ -375,8 +389,9 @@ class Engine:
         for mailing_id in await due_mailing_ids(now):
             if self._stopping.is_set():
                 break
-            status = await tend_mailing(mailing_id, now)
+            status = await tend_mailing(mailing_id, now, chunk=self._builder.tend_chunk)
             self._notifier.mailing_changed(mailing_id)
             if status is not None and status.value == "RUNNING":
                 self._wake.set()
         self._running_loaded_at = -1.0
+        self._builder.wake()

@@ -1,13 +1,15 @@
 """Tending mailings: every step that moves a mailing along, derived from its rows.
 
 ``tend_mailing`` is idempotent and safe to run from several workers at once:
-status changes are compare-and-set, the audience insert ignores clients that
-already have a message, and finalising statements only touch waiting
-messages (none a worker holds). ``EXPIRED`` comes at ``end_at``, never
-before: until then a mailing with messages that cannot go out yet (their
-window opens later, their retry is due later) stays ``RUNNING``. The sweep
-runs it for every mailing that may need it, so a lost queue message or a dead
-worker delays work, never loses it.
+status changes are compare-and-set, the audience is built in chunks that
+ignore clients that already have a message (``tasks.audience``), and
+finalising statements only touch waiting messages (none a worker holds). A
+mailing is not FINISHED while its audience is still being built.
+``EXPIRED`` comes at ``end_at``, never before: until then a mailing with
+messages that cannot go out yet (their window opens later, their retry is
+due later) stays ``RUNNING``. The sweep runs it for every mailing that may
+need it, so a lost queue message or a dead worker delays work, never loses
+it.
 """
 
 from __future__ import annotations
@@ -18,16 +20,12 @@ import structlog
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models import ClientFilter, Mailing, MailingStatus, MessageStatus
+from models import Mailing, MailingStatus, MessageStatus
 from models.queries.counters import pending_messages
-from models.queries.mailings import mark_audience_built
-from models.queries.messages import (
-    add_audience,
-    cancel_unmatched,
-    finalise_waiting,
-    revive_rematched,
-)
+from models.queries.messages import finalise_waiting
 from models.services import compare_and_set
+from settings import get_settings
+from tasks.audience import begin_audience, build_audience_chunk
 
 __all__ = ["tend_mailing"]
 
@@ -48,30 +46,6 @@ async def _set_status(
     return changed
 
 
-def _filter(mailing: Mailing) -> ClientFilter:
-    return ClientFilter(tuple(mailing.filter_operator_codes), tuple(mailing.filter_tags))
-
-
-async def _build_audience(conn: BaseDBAsyncClient, mailing: Mailing, now: datetime) -> None:
-    """Messages for the clients matching the filter now; re-targeting also drops and revives."""
-    client_filter = _filter(mailing)
-    added = await add_audience(conn, mailing.id, client_filter, mailing.start_at, now)
-    dropped = revived = 0
-    if mailing.audience_version is not None:
-        dropped = await cancel_unmatched(conn, mailing.id, client_filter)
-        revived = await revive_rematched(conn, mailing.id, client_filter, now)
-    await mark_audience_built(conn, mailing.id, mailing.filter_version)
-    log.info(
-        "mailing audience built",
-        mailing_id=mailing.id,
-        filter_version=mailing.filter_version,
-        added=added,
-        cancelled=dropped,
-        revived=revived,
-    )
-    mailing.audience_version = mailing.filter_version
-
-
 async def _finalise_waiting(
     conn: BaseDBAsyncClient, mailing_id: int, status: MessageStatus, reason: str
 ) -> None:
@@ -82,8 +56,15 @@ async def _finalise_waiting(
         )
 
 
-async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
-    """Bring one mailing up to date with the clock; returns its status afterwards."""
+async def tend_mailing(
+    mailing_id: int, now: datetime, *, chunk: int | None = None
+) -> MailingStatus | None:
+    """Bring one mailing up to date with the clock; returns its status afterwards.
+
+    A mailing that starts or was re-targeted begins its audience build, and
+    one chunk of a build in progress is added (``chunk`` client ids; by
+    default ``AUDIENCE_CHUNK_SIZE``): the engine's builder adds the rest.
+    """
     async with in_transaction() as conn:
         mailing = await Mailing.filter(id=mailing_id).using_db(conn).first()
         if mailing is None:
@@ -92,15 +73,20 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
         started = mailing.start_at <= now
         if status is MailingStatus.SCHEDULED and started:
             if mailing.audience_version is None:
-                await _build_audience(conn, mailing, now)
-            target = MailingStatus.RUNNING if now < mailing.end_at else MailingStatus.FINISHED
-            await _set_status(conn, mailing, target, now)
+                await begin_audience(conn, mailing, now)
+            # Even past its end: it finishes below once its audience is built.
+            await _set_status(conn, mailing, MailingStatus.RUNNING, now)
         elif (
             status in (MailingStatus.RUNNING, MailingStatus.PAUSED)
             and mailing.audience_version is not None
             and mailing.audience_version < mailing.filter_version
         ):
-            await _build_audience(conn, mailing, now)
+            await begin_audience(conn, mailing, now)
+
+    building = mailing.audience_cursor is not None
+    if building and mailing.audience_version == mailing.filter_version:
+        size = chunk if chunk is not None else get_settings().audience_chunk_size
+        building, _ = await build_audience_chunk(mailing.id, now, size)
 
     async with in_transaction() as conn:
         status = mailing.status
@@ -110,9 +96,13 @@ async def tend_mailing(mailing_id: int, now: datetime) -> MailingStatus | None:
             await _finalise_waiting(
                 conn, mailing.id, MessageStatus.EXPIRED, "mailing ended before it was sent"
             )
-            if status in _OPEN:
+            if status in _OPEN and not building:
                 await _set_status(conn, mailing, MailingStatus.FINISHED, now)
-        elif status is MailingStatus.RUNNING and await _nothing_pending(conn, mailing.id):
+        elif (
+            status is MailingStatus.RUNNING
+            and not building
+            and await _nothing_pending(conn, mailing.id)
+        ):
             await _set_status(conn, mailing, MailingStatus.FINISHED, now)
     final: MailingStatus = mailing.status
     return final

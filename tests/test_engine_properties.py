@@ -18,7 +18,8 @@ After every step these hold:
 - every answered acceptance is ``SENT``, and every ``SENT`` was accepted;
 - nothing is ``EXPIRED`` before its mailing's end, and nothing is ``FAILED``
   but what the provider rejected;
-- the counters equal the rows;
+- the counters equal the rows, and no mailing is FINISHED while its
+  audience is still being built (two clients a chunk, so builds span steps);
 
 and at the end, once the provider behaves and the clock passes every end,
 every mailing is FINISHED or CANCELLED with nothing pending.
@@ -204,6 +205,9 @@ class SendingMachine(RuleBasedStateMachine):
             retry_base_delay=30.0,
             retry_max_delay=600.0,
             breaker_failure_threshold=3,
+            # Audiences of a few clients still take several steps to build,
+            # so every rule meets mailings mid-build.
+            audience_chunk_size=2,
         )
         self.engine: EngineDriver = await self._engine_cm.__aenter__()
         self.seen_requests = 0
@@ -491,6 +495,11 @@ class SendingMachine(RuleBasedStateMachine):
             assert self.clock.now >= mailing.end, f"message {row['id']} expired before the end"
         for row in await fetch(conn, "SELECT id, last_error FROM message WHERE status = 'FAILED'"):
             assert str(row["last_error"]).startswith("HTTP 400"), row
+        building = await fetch(
+            conn,
+            "SELECT id FROM mailing WHERE status = 'FINISHED' AND audience_cursor IS NOT NULL",
+        )
+        assert not building, f"FINISHED while its audience is built: {building}"
 
 
 LOOP: asyncio.AbstractEventLoop

@@ -20,6 +20,7 @@ __all__ = [
     "count_new_pending",
     "count_revived",
     "count_revived_rows",
+    "new_pending_sql",
     "pending_messages",
     "summed_counters",
 ]
@@ -27,15 +28,17 @@ __all__ = [
 _COLUMN = {status: status.value.lower() for status in MessageStatus}
 
 
+def new_pending_sql(mailing_id: str, n: str) -> str:
+    """The statement that counts ``n`` new pending messages (SQL expressions, for one statement)."""
+    return (
+        f"UPDATE mailing_stats SET total = total + {n}, pending = pending + {n}"
+        f" WHERE mailing_id = {mailing_id}"
+    )
+
+
 async def count_new_pending(conn: BaseDBAsyncClient, mailing_id: int, n: int) -> None:
     if n:
-        await execute(
-            conn,
-            "UPDATE mailing_stats SET total = total + $2, pending = pending + $2"
-            " WHERE mailing_id = $1",
-            mailing_id,
-            n,
-        )
+        await execute(conn, new_pending_sql("$1", "$2"), mailing_id, n)
 
 
 async def count_revived(conn: BaseDBAsyncClient, mailing_id: int, n: int) -> None:

@@ -11,13 +11,17 @@ from tortoise import BaseDBAsyncClient
 from models.db import connection, execute, fetch
 
 __all__ = [
+    "audience_build",
+    "begin_audience_build",
+    "building_mailing_ids",
     "due_mailing_ids",
     "live_mailing_exists",
     "mailing_batch",
     "mailings_by_status",
     "mailings_to_watch",
-    "mark_audience_built",
+    "move_audience_cursor",
     "running_mailings",
+    "stop_audience_build",
 ]
 
 
@@ -33,15 +37,67 @@ async def due_mailing_ids(now: datetime) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
-async def mark_audience_built(conn: BaseDBAsyncClient, mailing_id: int, version: int) -> None:
-    """Record that the audience follows filter ``version`` (never going back)."""
+async def begin_audience_build(
+    conn: BaseDBAsyncClient, mailing_id: int, version: int
+) -> tuple[int | None, int | None]:
+    """Record a build of filter ``version``'s audience over the clients that exist now.
+
+    Its cursor is before the first client and its end the last one; both
+    ``None`` (built at once) when there is no client. Returns them.
+    """
+    (bounds,) = await fetch(conn, "SELECT MIN(id) AS first, MAX(id) AS last FROM client")
+    until = None if bounds["last"] is None else int(bounds["last"])
+    cursor = None if until is None else int(bounds["first"]) - 1
     await execute(
         conn,
-        "UPDATE mailing SET audience_version = $2"
+        "UPDATE mailing SET audience_version = $2, audience_cursor = $3, audience_until = $4"
         " WHERE id = $1 AND (audience_version IS NULL OR audience_version < $2)",
         mailing_id,
         version,
+        cursor,
+        until,
     )
+    return cursor, until
+
+
+async def audience_build(conn: BaseDBAsyncClient, mailing_id: int) -> dict[str, Any] | None:
+    """What a chunk of the mailing's audience build needs to know (SQLite's steps)."""
+    rows = await fetch(
+        conn,
+        "SELECT status, deleted_at, start_at, filter_operator_codes, filter_tags,"
+        " filter_version, audience_version, audience_cursor, audience_until"
+        " FROM mailing WHERE id = $1",
+        mailing_id,
+    )
+    return rows[0] if rows else None
+
+
+async def move_audience_cursor(
+    conn: BaseDBAsyncClient, mailing_id: int, cursor: int | None
+) -> None:
+    """The build covered the clients up to ``cursor`` (``None``: all of them)."""
+    await execute(conn, "UPDATE mailing SET audience_cursor = $2 WHERE id = $1", mailing_id, cursor)
+
+
+async def stop_audience_build(conn: BaseDBAsyncClient, mailing_id: int) -> None:
+    """A cancelled or deleted mailing builds no further."""
+    await execute(
+        conn,
+        "UPDATE mailing SET audience_cursor = NULL WHERE id = $1 AND audience_cursor IS NOT NULL"
+        " AND (deleted_at IS NOT NULL OR status IN ('CANCELLED', 'FINISHED'))",
+        mailing_id,
+    )
+
+
+async def building_mailing_ids() -> list[int]:
+    """Mailings whose audience build is in progress and may go on."""
+    rows = await fetch(
+        connection(),
+        "SELECT id FROM mailing WHERE audience_cursor IS NOT NULL"
+        " AND audience_version = filter_version AND deleted_at IS NULL"
+        " AND status IN ('SCHEDULED', 'RUNNING', 'PAUSED') ORDER BY id",
+    )
+    return [int(r["id"]) for r in rows]
 
 
 async def running_mailings() -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ the lease, so ``idx_message_leased`` holds only live claims, and stamps
 
 from models.queries.messages.audience import (
     add_audience,
+    add_audience_chunk,
     cancel_client_waiting,
     cancel_unmatched,
     finalise_waiting,
@@ -47,6 +48,7 @@ __all__ = [
     "Finalise",
     "Reschedule",
     "add_audience",
+    "add_audience_chunk",
     "cancel_client_waiting",
     "cancel_unmatched",
     "claim_due",

@@ -16,12 +16,14 @@ from models.queries.counters import (
     count_new_pending,
     count_revived,
     count_revived_rows,
+    new_pending_sql,
 )
 from models.queries.messages.shared import client_matches_mailing, waiting
 from models.status import MessageStatus
 
 __all__ = [
     "add_audience",
+    "add_audience_chunk",
     "cancel_client_waiting",
     "cancel_unmatched",
     "finalise_waiting",
@@ -38,13 +40,20 @@ async def add_audience(
     client_filter: ClientFilter,
     due_at: datetime,
     now: datetime,
+    clients: tuple[int, int] | None = None,
 ) -> int:
     """Create a pending message, due at ``due_at``, for every matching client that has none.
 
+    ``clients`` ``(after, upto)`` limits it to the clients with
+    ``after < id <= upto``: one chunk of an audience built in chunks.
     One ``INSERT ... SELECT`` run by the database: idempotent, thanks to the
     unique (mailing, client) pair, and no client row ever travels to Python.
     """
     where, params = client_filter.where(4)
+    if clients is not None:
+        first = 4 + len(params)
+        where += f" AND c.id > ${first} AND c.id <= ${first + 1}"
+        params = [*params, *clients]
     added = await insert_counting(
         conn,
         "INSERT INTO message (mailing_id, client_id, phone, timezone, status, attempts,"
@@ -59,6 +68,50 @@ async def add_audience(
     )
     await count_new_pending(conn, mailing_id, added)
     return added
+
+
+async def add_audience_chunk(
+    conn: BaseDBAsyncClient, mailing_id: int, size: int, now: datetime
+) -> tuple[int, bool, float] | None:
+    """PostgreSQL: the next chunk of the mailing's audience build, in one statement.
+
+    Locks the mailing row, adds the messages of the next ``size`` client ids
+    after ``audience_cursor`` (none past ``audience_until``), counts them and
+    moves the cursor (null when done), all at once: no lock is held while a
+    busy worker gets round to its next statement. Returns how many messages
+    were added, whether the build goes on and the seconds the database spent
+    on it (a busy worker's own clock would count its own waits too); ``None``
+    when the mailing has no build that may go on (built, re-targeted since,
+    cancelled, deleted).
+    """
+    rows = await fetch(
+        conn,
+        "WITH g AS (SELECT id, start_at, filter_operator_codes, filter_tags,"
+        " audience_cursor AS after, LEAST(audience_until, audience_cursor + $2) AS upto,"
+        " audience_until AS until FROM mailing WHERE id = $1 AND audience_cursor IS NOT NULL"
+        " AND audience_version = filter_version AND deleted_at IS NULL"
+        " AND status IN ('SCHEDULED', 'RUNNING', 'PAUSED') FOR UPDATE),"
+        " added AS (INSERT INTO message (mailing_id, client_id, phone, timezone, status,"
+        " attempts, next_attempt_at, waits_for_window, created_at)"
+        " SELECT g.id, c.id, c.phone, c.timezone, 'PENDING', 0, g.start_at, FALSE, $3"
+        " FROM g JOIN client c ON c.id > g.after AND c.id <= g.upto"
+        f" WHERE {client_matches_mailing(conn)}"
+        " ON CONFLICT (mailing_id, client_id) DO NOTHING RETURNING 1),"
+        " n AS (SELECT COUNT(*) AS n FROM added),"
+        f" counted AS ({new_pending_sql('(SELECT id FROM g)', '(SELECT n FROM n)')}),"
+        " moved AS (UPDATE mailing SET audience_cursor ="
+        " CASE WHEN g.upto >= g.until THEN NULL ELSE g.upto END"
+        " FROM g WHERE mailing.id = g.id RETURNING mailing.audience_cursor AS cursor)"
+        " SELECT n.n AS added, m.cursor IS NULL AS done,"
+        " EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) AS seconds"
+        " FROM n, moved m",
+        mailing_id,
+        size,
+        now,
+    )
+    if not rows:
+        return None
+    return int(rows[0]["added"]), not rows[0]["done"], float(rows[0]["seconds"])
 
 
 async def cancel_unmatched(
