@@ -93,9 +93,12 @@ class JwksCache:
     async def key(self, kid: str | None) -> Mapping[str, Any] | None:
         """The JWK with this key id, or ``None`` when the provider has no such key."""
         keys = self._keys
-        if keys is None and not self._may_retry():
-            raise JwksUnavailable  # the last fetch failed just now
-        if keys is None or (time.monotonic() - keys.fetched_at > self._ttl and self._may_retry()):
+        if keys is None:
+            # Waits for a fetch another request started (the admin page sends
+            # two queries at once as it opens); fails at once if the last
+            # fetch failed just now.
+            keys = await self._refresh(stale=None)
+        elif time.monotonic() - keys.fetched_at > self._ttl and self._may_retry():
             keys = await self._refresh(stale=keys)
         found = self._pick(keys, kid)
         if found is None and self._may_retry():
@@ -121,6 +124,8 @@ class JwksCache:
             current = self._keys
             if current is not None and current is not stale:
                 return current  # another request refreshed them meanwhile
+            if current is None and not self._may_retry():
+                raise JwksUnavailable  # the last fetch failed just now
             if force and current is not None and not self._may_retry():
                 return current
             self._last_attempt = time.monotonic()

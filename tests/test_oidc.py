@@ -382,6 +382,23 @@ async def test_unknown_key_ids_do_not_hammer_the_provider(
     assert idp.jwks_requests - fetched <= 1
 
 
+async def test_requests_that_arrive_together_wait_for_one_fetch_of_the_keys(
+    idp: FakeIdentityProvider,
+) -> None:
+    # The admin page opens with two queries at once; the second was answered
+    # 503 ("keys unavailable") while the first one's fetch was in flight.
+    import asyncio
+
+    verifier = TokenVerifier(settings_for(idp, oidc_jwks_min_refresh=3600))
+    try:
+        before = idp.jwks_requests
+        principals = await asyncio.gather(*(verifier.verify(idp.token("viewer")) for _ in range(5)))
+        assert {p.role for p in principals} == {Role.VIEWER}
+        assert idp.jwks_requests - before == 1
+    finally:
+        await verifier.aclose()
+
+
 async def test_keys_expire_from_the_cache(idp: FakeIdentityProvider) -> None:
     cache = JwksCache(settings_for(idp, oidc_jwks_cache_seconds=0.01, oidc_jwks_min_refresh=0))
     try:
