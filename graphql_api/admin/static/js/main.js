@@ -8,7 +8,7 @@ import { mailingView } from "./mailing.js";
 import { mailingFormView } from "./mailing_form.js";
 import { mailingsView } from "./mailings.js";
 import { completeOidcSignIn } from "./oidc.js";
-import { planSession, renewalDue, renewNow, watchSession } from "./session_clock.js";
+import { endIfExpired, planSession, renewalDue, renewNow, watchSession } from "./session_clock.js";
 import { hideNotice, showNotice, showSignIn } from "./sign_in.js";
 
 const view = document.getElementById("view");
@@ -103,6 +103,7 @@ async function start() {
     renewalDue,
     unauthorized: (refused) => {
       if (!session.config.authRequired) return;
+      if (endIfExpired(refused)) return;
       if (forget(refused, "Your session has ended or the token was refused: sign in again.")) leave();
     },
     forbidden: () => {

@@ -10,12 +10,32 @@ import { formatInstant } from "./time.js";
 const RENEW_LEAD_MS = 60_000;
 const WARN_LEAD_MS = 120_000;
 const RETRY_MS = 5_000;
+const EXPIRY_SLACK_MS = 5_000;
 const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 let hooks = { renewed: () => {}, ending: () => {}, ended: () => {} };
 let timer = null;
 let warned = false;
 let renewing = null;
+
+function end() {
+  clearTimeout(timer);
+  timer = null;
+  const ended = session.expiresAt;
+  endSession(`It ended at ${endsAt(ended)}. Sign in again to carry on: you come back to this page.`, "Your session ended");
+  hooks.ended();
+}
+
+// The API refused the session's token (a request's 401, or the server
+// closing the live connection as the token expires): if its time is up, or
+// all but up, that is the session's end, said as such. True if it ended.
+export function endIfExpired(refused) {
+  if (!session.token || refused !== session.token || !session.expiresAt) return false;
+  // expiresAt counts from when the token arrived, so it runs a little late.
+  if (Date.now() < session.expiresAt - EXPIRY_SLACK_MS) return false;
+  end();
+  return true;
+}
 
 export function watchSession(handlers) {
   hooks = { ...hooks, ...handlers };
@@ -79,9 +99,7 @@ async function check() {
   if (!session.token) return;
   const now = Date.now();
   if (now >= session.expiresAt) {
-    const ended = session.expiresAt;
-    endSession(`It ended at ${endsAt(ended)}. Sign in again to carry on: you come back to this page.`, "Your session ended");
-    hooks.ended();
+    end();
     return;
   }
   const renewalPlanned = session.refreshToken && retryAt === null;
