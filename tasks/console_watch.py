@@ -102,7 +102,8 @@ class ProgressWatch:
             if not status.is_terminal:
                 seen.started_at = seen.reported_at = now
             plural = "" if total == 1 else "s"
-            lines.append(f"mailing {mailing_id} started: {total:,} message{plural}")
+            so_far = " so far, its audience still being built" if row["building"] else ""
+            lines.append(f"mailing {mailing_id} started: {total:,} message{plural}{so_far}")
         if status is MailingStatus.PAUSED and seen.status is not MailingStatus.PAUSED:
             lines.append(f"mailing {mailing_id} paused at {done:,} of {total:,} done")
         if status is MailingStatus.RUNNING and seen.status is MailingStatus.PAUSED:

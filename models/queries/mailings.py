@@ -143,12 +143,15 @@ async def mailing_batch(after: int, limit: int, status: str | None) -> Sequence[
 async def mailings_to_watch(watched: Sequence[int], newer_than: int) -> list[dict[str, Any]]:
     """For ``mailings watch``: each mailing not over, those watched, and those above an id.
 
-    With its counters; deleted ones are left out (a watched one missing was deleted).
+    With its counters, and whether its audience is still being built (in
+    chunks: ``total`` grows meanwhile); deleted ones are left out (a watched
+    one missing was deleted).
     """
     ids = ", ".join(str(int(i)) for i in watched) or "NULL"
     return await fetch(
         connection(),
-        "SELECT m.id, m.status, s.total, s.pending, s.sent, s.failed, s.expired, s.cancelled"
+        "SELECT m.id, m.status, m.audience_cursor IS NOT NULL AS building,"
+        " s.total, s.pending, s.sent, s.failed, s.expired, s.cancelled"
         " FROM mailing m JOIN mailing_stats s ON s.mailing_id = m.id"
         " WHERE m.deleted_at IS NULL AND (m.status IN ('SCHEDULED', 'RUNNING', 'PAUSED')"
         f" OR m.id IN ({ids}) OR m.id > $1) ORDER BY m.id",
