@@ -274,15 +274,19 @@ async def _page(query: QuerySet[RowT], page: PageRequest) -> _Page[RowT]:
 async def paginate(
     query: QuerySet[RowT],
     to_node: Callable[[RowT], NodeT],
-    count: Callable[[], Awaitable[int]],
     *,
+    count: Callable[[], Awaitable[int]] | None = None,
     first: int | None,
     after: str | None,
     last: int | None,
     before: str | None,
     order_by: ListOrder,
 ) -> Connection[NodeT]:
-    """One page of ``query`` as a connection; ``count`` answers ``totalCount`` when asked."""
+    """One page of ``query`` as a connection.
+
+    ``count`` answers ``totalCount`` when asked; by default the query's own
+    ``COUNT(*)``, for lists whose size no counter keeps.
+    """
     page = await _page(query, PageRequest.of(first, after, last, before, order_by))
     edges = [Edge(cursor=encode_cursor(row.pk), node=to_node(row)) for row in page.rows]
     return Connection(
@@ -293,5 +297,5 @@ async def paginate(
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        count=count,
+        count=count or query.count,
     )

@@ -371,7 +371,7 @@ class Mailing:
         return await paginate(
             query,
             Message.from_row,
-            count,
+            count=count,
             first=first,
             after=after,
             last=last,

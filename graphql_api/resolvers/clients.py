@@ -93,13 +93,9 @@ class ClientQuery:
             if tags:
                 query = query.filter(tag__in=[t for t in tags if len(t) <= 64])
 
-        async def count() -> int:
-            return await query.count()
-
         return await paginate(
             query,
             Client.from_row,
-            count,
             first=first,
             after=after,
             last=last,

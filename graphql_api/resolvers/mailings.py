@@ -59,13 +59,9 @@ class MailingQuery:
     ) -> Connection[Mailing]:
         query = live_mailings(or_none(status))
 
-        async def count() -> int:
-            return await query.count()
-
         return await paginate(
             query,
             Mailing.from_row,
-            count,
             first=first,
             after=after,
             last=last,

@@ -71,13 +71,9 @@ class Statistics:
     ) -> Connection[MailingSummary]:
         query = live_mailings(or_none(status))
 
-        async def count() -> int:
-            return await query.count()
-
         return await paginate(
             query,
             lambda row: MailingSummary(mailing=Mailing.from_row(row)),
-            count,
             first=first,
             after=after,
             last=last,
