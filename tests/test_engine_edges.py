@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import websockets
 
-from models import Mailing, MailingStatus, Message
+from models import Mailing, MailingStatus, Message, MessageStatus
 from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT, STATS
 from tests.support.engine import (
@@ -88,6 +88,22 @@ async def _more_than(sim: Simulator, n: int) -> bool:
     return int((await sim.stats())["requests"]) > n
 
 
+async def _all_waiting(mailing_id: int, n: int) -> bool:
+    """``n`` messages wait for a later attempt, their last outcome recorded: none is in flight.
+
+    The simulator answering is not enough: until the worker writes the
+    outcome, a message is held by its lease, and cancel leaves it to the
+    worker (it may have gone out).
+    """
+    waiting = await Message.filter(
+        mailing_id=mailing_id,
+        status=MessageStatus.PENDING,
+        leased_until__isnull=True,
+        next_attempt_at__gt=utcnow(),
+    ).count()
+    return waiting >= n
+
+
 async def test_waiting_messages_obey_retargeting(sim: Simulator, gql: GraphQLClient) -> None:
     """Messages held back by a 429's Retry-After once escaped re-targeting and were sent."""
     await add_clients(3, tag="a")
@@ -96,12 +112,12 @@ async def test_waiting_messages_obey_retargeting(sim: Simulator, gql: GraphQLCli
     worker = Worker(sim)
     try:
         mailing = await start_mailing(filter_tags=["a", "b"])
-        await wait_until(lambda: _more_than(sim, 5), timeout=30)  # all six wait out a 429
+        await wait_until(lambda: _all_waiting(mailing.id, 6), timeout=30)  # all six wait out a 429
         narrowed = await gql.execute(
             UPDATE,
             {"id": str(mailing.id), "input": {"filter": {"operatorCodes": [], "tags": ["a"]}}},
         )
-        assert narrowed["updateMailing"]["stats"]["cancelled"] == 3
+        assert narrowed["updateMailing"]["stats"]["cancelled"] == 3, narrowed
         await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=60)
     finally:
         worker.stop()
@@ -120,7 +136,7 @@ async def test_waiting_messages_obey_cancel(sim: Simulator, gql: GraphQLClient) 
     worker = Worker(sim)
     try:
         mailing = await start_mailing()
-        await wait_until(lambda: _more_than(sim, 39), timeout=30)
+        await wait_until(lambda: _all_waiting(mailing.id, 40), timeout=30)
         cancelled = await gql.execute(CANCEL, {"id": str(mailing.id)})
         assert cancelled["cancelMailing"]["stats"] == {
             "total": 40, "pending": 0, "sent": 0, "failed": 0, "expired": 0, "cancelled": 40
