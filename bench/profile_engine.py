@@ -185,9 +185,10 @@ _STATEMENT_STAGES = [
         "claim",
         re.compile(r"attempts = attempts \+|WHERE status = \S+ AND deleted_at IS NULL ORDER"),
     ),
-    ("outcome", re.compile(r"^UPDATE message SET (status|next_attempt_at = v\.due)|mailing_stats")),
+    # Before "outcome": a chunk of the audience also adds to mailing_stats.
     # With the foreign-key checks its rows cost.
     ("audience", re.compile(r"INSERT INTO message|audience_version|FOR KEY SHARE")),
+    ("outcome", re.compile(r"^UPDATE message SET (status|next_attempt_at = v\.due)|mailing_stats")),
     ("transactions", re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)", re.IGNORECASE)),
     ("bookkeeping", re.compile(r"worker_heartbeat|leased_until <= ")),
 ]
