@@ -71,16 +71,22 @@ async def tend_mailing(
             return None
         status = mailing.status
         started = mailing.start_at <= now
+        # Never built, or built for an older filter. A mailing moved later
+        # goes back to SCHEDULED with its audience, and may be re-targeted
+        # meanwhile: its new audience is begun when it starts again, in the
+        # same transaction, or it could be FINISHED below with nothing
+        # pending before its new clients were added.
+        version = mailing.audience_version
+        built = version is not None
+        retargeted = version is not None and version < mailing.filter_version
         if status is MailingStatus.SCHEDULED and started:
-            if mailing.audience_version is None:
+            if not built or retargeted:
                 await begin_audience(conn, mailing, now)
             # Even past its end: it finishes below once its audience is built.
             await _set_status(conn, mailing, MailingStatus.RUNNING, now)
-        elif (
-            status in (MailingStatus.RUNNING, MailingStatus.PAUSED)
-            and mailing.audience_version is not None
-            and mailing.audience_version < mailing.filter_version
-        ):
+        elif status in (MailingStatus.RUNNING, MailingStatus.PAUSED) and retargeted:
+            # (A mailing paused before its start has no audience yet: it is
+            # built when the mailing starts, not while it waits.)
             await begin_audience(conn, mailing, now)
 
     building = mailing.audience_cursor is not None

@@ -388,3 +388,32 @@ class _refusing_the_answer_of:  # noqa: N801 - reads as a phrase in `async with`
         )
         if is_postgres(conn):
             await execute(conn, "DROP FUNCTION IF EXISTS refuse_answer()")
+
+
+async def test_a_mailing_moved_later_and_retargeted_reaches_its_new_audience(
+    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+) -> None:
+    """Narrowed to other clients and moved later in one edit, a mailing once finished at its
+    new start with nothing sent to them: the edit cancelled every waiting message, and the
+    tend that started it again saw nothing pending before it re-targeted."""
+    for _ in range(2):
+        await make_client(tag="a")
+    b_phones = {(await make_client(tag="b")).phone for _ in range(2)}
+    await sim.set_faults(rate_limit_rate=1.0)
+    mailing = await _create(api, clock, filter={"operatorCodes": [], "tags": ["a"]})
+    async with engine_driver(sim.url, clock) as driver:
+        await driver.step()  # the two messages to tag a wait out a rate limit
+        later = clock.now + timedelta(minutes=10)
+        moved = await _update(
+            api,
+            mailing["id"],
+            startAt=later.isoformat(),
+            filter={"operatorCodes": [], "tags": ["b"]},
+        )
+        assert moved["status"] == "SCHEDULED"
+        assert (moved["stats"]["pending"], moved["stats"]["cancelled"]) == (0, 2)
+        await sim.set_faults(rate_limit_rate=0.0)
+        clock.advance(minutes=10)
+        await driver.run_until(lambda: _count(mailing["id"], MessageStatus.SENT, 2))
+    assert {row[3] for row in sim.records.accepted_list()} == {int(p) for p in b_phones}
+    assert await _mailing_status(mailing["id"]) is MailingStatus.FINISHED
