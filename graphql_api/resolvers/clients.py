@@ -17,17 +17,7 @@ from graphql_api.cleaning import (
 )
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
-from graphql_api.pagination import (
-    After,
-    Before,
-    Connection,
-    First,
-    Last,
-    ListOrder,
-    OrderBy,
-    or_none,
-    paginate,
-)
+from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Client
@@ -45,7 +35,7 @@ class ClientQuery:
         row = None if key is None else await models.Client.get_or_none(id=key)
         return None if row is None else Client.from_row(row)
 
-    @described_field(
+    @connection_field(
         "Clients, oldest first unless `orderBy` says otherwise; optionally filtered like a "
         "mailing and by `timezone` (an IANA name); `clients(filter: ..., first: 0) "
         "{ totalCount }` counts a mailing's audience."
@@ -60,11 +50,8 @@ class ClientQuery:
                 "refused (`BAD_USER_INPUT`)."
             ),
         ] = strawberry.UNSET,
-        first: First = strawberry.UNSET,
-        after: After = strawberry.UNSET,
-        last: Last = strawberry.UNSET,
-        before: Before = strawberry.UNSET,
-        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        *,
+        page: Paging,
         timezone: Annotated[
             str | None,
             strawberry.argument(
@@ -92,16 +79,7 @@ class ClientQuery:
                 query = query.filter(operator_code__in=[c for c in codes if len(c) <= 3])
             if tags:
                 query = query.filter(tag__in=[t for t in tags if len(t) <= 64])
-
-        return await paginate(
-            query,
-            Client.from_row,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            order_by=order_by,
-        )
+        return await paginate(query, Client.from_row, page)
 
 
 @strawberry.type

@@ -12,17 +12,7 @@ from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
-from graphql_api.pagination import (
-    After,
-    Before,
-    Connection,
-    First,
-    Last,
-    ListOrder,
-    OrderBy,
-    or_none,
-    paginate,
-)
+from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import (
     ConflictError,
     MailingResult,
@@ -45,29 +35,13 @@ class MailingQuery:
         row = None if key is None else await live_mailings().filter(id=key).first()
         return None if row is None else Mailing.from_row(row)
 
-    @described_field(
+    @connection_field(
         "Mailings, optionally of one status, oldest first unless `orderBy` says otherwise."
     )
     async def mailings(
-        self,
-        status: MailingStatusFilter = strawberry.UNSET,
-        first: First = strawberry.UNSET,
-        after: After = strawberry.UNSET,
-        last: Last = strawberry.UNSET,
-        before: Before = strawberry.UNSET,
-        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        self, status: MailingStatusFilter = strawberry.UNSET, *, page: Paging
     ) -> Connection[Mailing]:
-        query = live_mailings(or_none(status))
-
-        return await paginate(
-            query,
-            Mailing.from_row,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            order_by=order_by,
-        )
+        return await paginate(live_mailings(or_none(status)), Mailing.from_row, page)
 
 
 @strawberry.type
