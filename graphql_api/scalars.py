@@ -9,9 +9,9 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
-from models import FieldProblem, InvalidInput
+from models import FieldProblem, InvalidInput, NotFound
 
-__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "parse_id"]
+__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "id_or_not_found", "parse_id"]
 
 DateTimeText = NewType("DateTimeText", str)
 """An input instant exactly as the client wrote it.
@@ -65,4 +65,15 @@ def parse_id(value: str, field: str = "id") -> int:
     key = find_id(value)
     if key is None:
         raise InvalidInput([FieldProblem(field, 'must be a positive integer id such as "42"')])
+    return key
+
+
+def id_or_not_found(value: str, kind: str) -> int:
+    """The integer key of an ``ID`` argument; a malformed one names no ``kind``: ``NotFound``.
+
+    For the operations whose result union has no ``ValidationError`` (the deletions).
+    """
+    key = find_id(value)
+    if key is None:
+        raise NotFound(kind, value)
     return key

@@ -18,8 +18,8 @@ from graphql_api.cleaning import (
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
-from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
-from graphql_api.scalars import find_id, parse_id
+from graphql_api.results import ClientResult, Deleted, DeleteResult, maps_errors
+from graphql_api.scalars import find_id, id_or_not_found, parse_id
 from graphql_api.types import Client
 from models import services
 from models.validation import clean_zone_name, refuse_control_characters
@@ -89,13 +89,11 @@ class ClientMutation:
         "breaks the rules (a phone already in use included); nothing is written then. Never "
         "a `NotFoundError` (the result union is shared with `updateClient`)."
     )
+    @maps_errors
     async def create_client(
         self, input: Annotated[ClientInput, strawberry.argument(description="The new client.")]
     ) -> ClientResult:
-        try:
-            return Client.from_row(await services.create_client(clean_client_input(input)))
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
+        return Client.from_row(await services.create_client(clean_client_input(input)))
 
     @described_mutation(
         "Change some fields of a client; its pending messages follow (a new phone or time "
@@ -103,29 +101,21 @@ class ClientMutation:
         "there). Answers the `Client`, a `ValidationError` (nothing is written then), or a "
         "`NotFoundError`."
     )
+    @maps_errors
     async def update_client(
         self,
         id: ClientId,
         input: Annotated[ClientPatch, strawberry.argument(description="What to change.")],
     ) -> ClientResult:
-        try:
-            client_id = parse_id(id)
-            row = await services.update_client(client_id, clean_client_patch(input))
-            return Client.from_row(row)
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
-        except models.NotFound:
-            return NotFoundError(message=f"client {id} not found", id=id)
+        client_id = parse_id(id)
+        row = await services.update_client(client_id, clean_client_patch(input))
+        return Client.from_row(row)
 
     @described_mutation(
         "Delete a client: its pending messages are cancelled; its sent messages stay in the "
         "statistics, with the phone they went to. Answers `Deleted` or a `NotFoundError`."
     )
+    @maps_errors
     async def delete_client(self, id: ClientId) -> DeleteResult:
-        client_id = find_id(id)
-        try:
-            if client_id is None:
-                raise models.NotFound("client", id)
-            return Deleted(id=strawberry.ID(str(await services.delete_client(client_id))))
-        except models.NotFound:
-            return NotFoundError(message=f"client {id} not found", id=id)
+        deleted = await services.delete_client(id_or_not_found(id, "client"))
+        return Deleted(id=strawberry.ID(str(deleted)))

@@ -6,19 +6,13 @@ from typing import Annotated
 
 import strawberry
 
-import models
 from graphql_api import wake
 from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
-from graphql_api.results import (
-    ConflictError,
-    MailingResult,
-    NotFoundError,
-    ValidationError,
-)
+from graphql_api.results import MailingResult, maps_errors
 from graphql_api.scalars import find_id, parse_id
 from graphql_api.types import Mailing
 from models import services
@@ -52,33 +46,25 @@ class MailingMutation:
         "`ValidationError` naming every field that breaks the rules; nothing is written then. "
         "Never a `NotFoundError` or `ConflictError` (the result union is shared)."
     )
+    @maps_errors
     async def create_mailing(
         self, input: Annotated[MailingInput, strawberry.argument(description="The new mailing.")]
     ) -> MailingResult:
-        try:
-            row = await services.create_mailing(clean_mailing(input), wake.tend_mailing)
-            return Mailing.from_row(row)
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
+        row = await services.create_mailing(clean_mailing(input), wake.tend_mailing)
+        return Mailing.from_row(row)
 
     @described_mutation(
         "Change a mailing; what is not sent yet follows at once (see `MailingPatch`), what is "
         "sent stays. Answers the `Mailing`, a `ValidationError`, a `NotFoundError`, or a "
         "`ConflictError` for a FINISHED or CANCELLED mailing; nothing is written on an error."
     )
+    @maps_errors
     async def update_mailing(
         self,
         id: MailingId,
         input: Annotated[MailingPatch, strawberry.argument(description="What to change.")],
     ) -> MailingResult:
-        try:
-            mailing_id = parse_id(id)
-            changes = clean_mailing_patch(input)
-            row = await services.update_mailing(mailing_id, changes, wake.tend_mailing)
-            return Mailing.from_row(row)
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
-        except models.NotFound:
-            return NotFoundError(message=f"mailing {id} not found", id=id)
-        except models.Conflict as error:
-            return ConflictError.from_error(error)
+        mailing_id = parse_id(id)
+        changes = clean_mailing_patch(input)
+        row = await services.update_mailing(mailing_id, changes, wake.tend_mailing)
+        return Mailing.from_row(row)
