@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NewType
+from typing import NewType, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from models import FieldProblem, InvalidInput, NotFound
 
-__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "id_or_not_found", "parse_id"]
+__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "id_or_not_found", "parse_id", "row_by_id"]
+
+RowT = TypeVar("RowT", bound=Model)
 
 DateTimeText = NewType("DateTimeText", str)
 """An input instant exactly as the client wrote it.
@@ -77,3 +81,9 @@ def id_or_not_found(value: str, kind: str) -> int:
     if key is None:
         raise NotFound(kind, value)
     return key
+
+
+async def row_by_id(query: QuerySet[RowT], value: str) -> RowT | None:
+    """The row of ``query`` an ``ID`` argument names; ``None`` if there is none, or can be none."""
+    key = find_id(value)
+    return None if key is None else await query.filter(id=key).first()

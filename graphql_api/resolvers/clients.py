@@ -19,7 +19,7 @@ from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import ClientResult, Deleted, DeleteResult, maps_errors
-from graphql_api.scalars import find_id, id_or_not_found, parse_id
+from graphql_api.scalars import id_or_not_found, parse_id, row_by_id
 from graphql_api.types import Client
 from models import services
 from models.validation import clean_zone_name, refuse_control_characters
@@ -31,8 +31,7 @@ __all__ = ["ClientMutation", "ClientQuery"]
 class ClientQuery:
     @described_field("A client by id; null if there is none.")
     async def client(self, id: ClientId) -> Client | None:
-        key = find_id(id)
-        row = None if key is None else await models.Client.get_or_none(id=key)
+        row = await row_by_id(models.Client.all(), id)
         return None if row is None else Client.from_row(row)
 
     @connection_field(

@@ -13,7 +13,7 @@ from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import MailingResult, maps_errors
-from graphql_api.scalars import find_id, parse_id
+from graphql_api.scalars import parse_id, row_by_id
 from graphql_api.types import Mailing
 from models import services
 from models.services import live_mailings
@@ -25,8 +25,7 @@ __all__ = ["MailingMutation", "MailingQuery"]
 class MailingQuery:
     @described_field("A mailing by id; null if there is none or it was deleted.")
     async def mailing(self, id: MailingId) -> Mailing | None:
-        key = find_id(id)
-        row = None if key is None else await live_mailings().filter(id=key).first()
+        row = await row_by_id(live_mailings(), id)
         return None if row is None else Mailing.from_row(row)
 
     @connection_field(
