@@ -13,6 +13,10 @@ flags are true statements about the whole list, each at most one more
   ``first: 0`` (or ``last: 0``) counts without looping forever.
 - ``first`` and ``last`` together are refused, as are negative sizes and
   sizes over ``MAX_PAGE_SIZE``: a silent cut would look like the end.
+
+A list field is declared with :func:`connection_field` and a ``page: Paging``
+parameter: the five paging arguments, each with its one description, stand
+there in the schema and reach the resolver as one value.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ import binascii
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.annotation import StrawberryAnnotation
+from strawberry.extensions.field_extension import AsyncExtensionResolver, FieldExtension
+from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.field import StrawberryField
 from strawberry.types.unset import UnsetType
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -46,6 +54,8 @@ __all__ = [
     "OrderBy",
     "PageInfo",
     "PageRequest",
+    "Paging",
+    "connection_field",
     "decode_cursor",
     "encode_cursor",
     "or_none",
@@ -59,6 +69,7 @@ MAX_PAGE_SIZE = 500
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT", bound=Model)
 ValueT = TypeVar("ValueT")
+ResolverT = TypeVar("ResolverT", bound=Callable[..., Awaitable[Any]])
 
 
 def or_none(value: ValueT | None) -> ValueT | None:
@@ -107,6 +118,63 @@ OrderBy = Annotated[
         "either order may be passed in the other."
     ),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """A list field's paging arguments as given (null when left out); ``paginate`` checks them."""
+
+    first: int | None
+    after: str | None
+    last: int | None
+    before: str | None
+    order_by: ListOrder
+
+
+# Each argument's type and default, in the schema's order.
+_PAGING_ARGUMENTS: dict[str, tuple[object, object]] = {
+    "first": (First, strawberry.UNSET),
+    "after": (After, strawberry.UNSET),
+    "last": (Last, strawberry.UNSET),
+    "before": (Before, strawberry.UNSET),
+    "order_by": (OrderBy, ListOrder.OLDEST_FIRST),
+}
+
+
+class _PagingArguments(FieldExtension):
+    """Puts the paging arguments where the resolver's ``page`` parameter stands."""
+
+    def apply(self, field: StrawberryField) -> None:
+        arguments: list[StrawberryArgument] = []
+        for argument in field.arguments:
+            if argument.python_name != "page":
+                arguments.append(argument)
+                continue
+            arguments.extend(
+                StrawberryArgument(
+                    python_name=name,
+                    graphql_name=None,
+                    type_annotation=StrawberryAnnotation(annotation),
+                    default=default,
+                )
+                for name, (annotation, default) in _PAGING_ARGUMENTS.items()
+            )
+        field.arguments = arguments
+
+    async def resolve_async(
+        self, next_: AsyncExtensionResolver, source: Any, info: strawberry.Info, **kwargs: Any
+    ) -> Any:
+        # Left out: the default, null for the four without one.
+        page = Paging(*(kwargs.pop(name, or_none(d)) for name, (_, d) in _PAGING_ARGUMENTS.items()))
+        return await next_(source, info, page=page, **kwargs)
+
+
+def connection_field(description: str) -> Callable[[ResolverT], ResolverT]:
+    """A list field: its resolver's ``page: Paging`` parameter is the paging arguments."""
+    return cast(
+        "Callable[[ResolverT], ResolverT]",
+        strawberry.field(description=description, extensions=[_PagingArguments()]),
+    )
 
 
 @strawberry.type(
@@ -193,22 +261,15 @@ class PageRequest:
     newest_first: bool
 
     @classmethod
-    def of(
-        cls,
-        first: int | None,
-        after: str | None,
-        last: int | None,
-        before: str | None,
-        order: ListOrder,
-    ) -> PageRequest:
-        first, last, after, before = or_none(first), or_none(last), or_none(after), or_none(before)
+    def of(cls, paging: Paging) -> PageRequest:
+        first, after, last, before = paging.first, paging.after, paging.last, paging.before
         size = requested_size(first, last)
         return cls(
             size=size,
             backward=last is not None or (first is None and before is not None and after is None),
             after=None if after is None else decode_cursor(after, "after"),
             before=None if before is None else decode_cursor(before, "before"),
-            newest_first=order is ListOrder.NEWEST_FIRST,
+            newest_first=paging.order_by is ListOrder.NEWEST_FIRST,
         )
 
     def beyond(self, key: int, *, inclusive: bool = False) -> dict[str, int]:
@@ -274,20 +335,16 @@ async def _page(query: QuerySet[RowT], page: PageRequest) -> _Page[RowT]:
 async def paginate(
     query: QuerySet[RowT],
     to_node: Callable[[RowT], NodeT],
+    paging: Paging,
     *,
     count: Callable[[], Awaitable[int]] | None = None,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    order_by: ListOrder,
 ) -> Connection[NodeT]:
     """One page of ``query`` as a connection.
 
     ``count`` answers ``totalCount`` when asked; by default the query's own
     ``COUNT(*)``, for lists whose size no counter keeps.
     """
-    page = await _page(query, PageRequest.of(first, after, last, before, order_by))
+    page = await _page(query, PageRequest.of(paging))
     edges = [Edge(cursor=encode_cursor(row.pk), node=to_node(row)) for row in page.rows]
     return Connection(
         edges=edges,

@@ -1,8 +1,13 @@
-"""Expected errors as data: the members of the mutations' result unions (SPEC section 2)."""
+"""Expected errors as data: the members of the mutations' result unions (SPEC section 2).
+
+:func:`maps_errors` is the one place where ``models.errors`` become them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar, cast, get_args, get_type_hints
 
 import strawberry
 
@@ -21,7 +26,10 @@ __all__ = [
     "MailingResult",
     "NotFoundError",
     "ValidationError",
+    "maps_errors",
 ]
+
+ResolverT = TypeVar("ResolverT", bound=Callable[..., Awaitable[Any]])
 
 
 @strawberry.interface(
@@ -74,7 +82,10 @@ class NotFoundError(Error):
     id: strawberry.ID = strawberry.field(description="The id as it was given.")
 
     @classmethod
-    def from_error(cls, error: models.NotFound) -> NotFoundError:
+    def from_error(cls, error: models.NotFound, given: str | None = None) -> NotFoundError:
+        """``given``: the id as the caller wrote it (``"042"``), named instead of the key."""
+        if given is not None:
+            error = models.NotFound(error.kind, given)
         return cls(message=error.message, id=strawberry.ID(error.id))
 
 
@@ -115,3 +126,39 @@ ImportResult = Annotated[
     ImportSummary | ValidationError,
     strawberry.union("ImportResult", description="How many clients were added, or why none."),
 ]
+
+
+def maps_errors(resolver: ResolverT) -> ResolverT:
+    """A mutation that answers the expected errors (``models.errors``) as its union's members.
+
+    An error whose type the union lacks goes on, to be masked and logged as
+    unexpected. A ``NotFoundError`` names the ``id`` argument as it was given.
+    """
+
+    @functools.cache
+    def members() -> tuple[object, ...]:
+        # Read on the first error, once every name the annotations use exists.
+        union = get_type_hints(resolver, include_extras=True)["return"]
+        return get_args(get_args(union)[0])
+
+    @functools.wraps(resolver)
+    async def resolve(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await resolver(*args, **kwargs)
+        except models.MailingsError as error:
+            answer = _as_member(error, kwargs.get("id"))
+            if type(answer) not in members():
+                raise
+            return answer
+
+    return cast("ResolverT", resolve)
+
+
+def _as_member(error: models.MailingsError, given_id: str | None) -> Error | None:
+    if isinstance(error, models.InvalidInput):
+        return ValidationError.from_error(error)
+    if isinstance(error, models.NotFound):
+        return NotFoundError.from_error(error, given_id)
+    if isinstance(error, models.Conflict):
+        return ConflictError.from_error(error)
+    return None

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NewType
+from typing import NewType, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
-from models import FieldProblem, InvalidInput
+from models import FieldProblem, InvalidInput, NotFound
 
-__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "parse_id"]
+__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "id_or_not_found", "parse_id", "row_by_id"]
+
+RowT = TypeVar("RowT", bound=Model)
 
 DateTimeText = NewType("DateTimeText", str)
 """An input instant exactly as the client wrote it.
@@ -66,3 +70,20 @@ def parse_id(value: str, field: str = "id") -> int:
     if key is None:
         raise InvalidInput([FieldProblem(field, 'must be a positive integer id such as "42"')])
     return key
+
+
+def id_or_not_found(value: str, kind: str) -> int:
+    """The integer key of an ``ID`` argument; a malformed one names no ``kind``: ``NotFound``.
+
+    For the operations whose result union has no ``ValidationError`` (the deletions).
+    """
+    key = find_id(value)
+    if key is None:
+        raise NotFound(kind, value)
+    return key
+
+
+async def row_by_id(query: QuerySet[RowT], value: str) -> RowT | None:
+    """The row of ``query`` an ``ID`` argument names; ``None`` if there is none, or can be none."""
+    key = find_id(value)
+    return None if key is None else await query.filter(id=key).first()

@@ -12,17 +12,7 @@ from graphql_api.arguments import MessageStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_enum, described_field
 from graphql_api.http.exports import messages_csv_url
-from graphql_api.pagination import (
-    After,
-    Before,
-    Connection,
-    First,
-    Last,
-    ListOrder,
-    OrderBy,
-    or_none,
-    paginate,
-)
+from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.signed_links import LinkSigner
 from graphql_api.timeline import MailingTimeline, TimelineBucketSize, timeline_of
 
@@ -345,19 +335,12 @@ class Mailing:
             bucket=bucket,
         )
 
-    @described_field(
+    @connection_field(
         "Its messages (one per client of its audience), optionally of one status, oldest "
         "first unless `orderBy` says otherwise; none before it starts."
     )
     async def messages(
-        self,
-        info: Info,
-        status: MessageStatusFilter = strawberry.UNSET,
-        first: First = strawberry.UNSET,
-        after: After = strawberry.UNSET,
-        last: Last = strawberry.UNSET,
-        before: Before = strawberry.UNSET,
-        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        self, info: Info, status: MessageStatusFilter = strawberry.UNSET, *, page: Paging
     ) -> Connection[Message]:
         status = or_none(status)
         query = models.Message.filter(mailing_id=self.key)
@@ -368,16 +351,7 @@ class Mailing:
             # From the counters: COUNT(*) over a million messages is too slow.
             return (await self._stats(info)).count(status)
 
-        return await paginate(
-            query,
-            Message.from_row,
-            count=count,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            order_by=order_by,
-        )
+        return await paginate(query, Message.from_row, page, count=count)
 
 
 @strawberry.type(description="A mailing's state, sent whenever its counts or status change.")

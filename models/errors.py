@@ -32,6 +32,7 @@ class NotFound(MailingsError):
     def __init__(self, kind: str, id_: int | str) -> None:
         super().__init__(f"{kind} {id_} not found")
         self.message = f"{kind} {id_} not found"
+        self.kind = kind
         self.id = str(id_)
 
 

@@ -28,7 +28,7 @@ import structlog
 
 if TYPE_CHECKING:
     from settings import Settings
-    from tasks.provider import SendResult
+    from tasks.send_results import SendResult
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 

@@ -30,8 +30,8 @@ from models.queries.messages import (
 )
 from settings import Settings
 from tasks.pacing import SendPacer
-from tasks.provider import SendResult
 from tasks.retry import retry_delay
+from tasks.send_results import SendResult
 
 __all__ = ["Recorder", "database_answers"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from settings import Settings
 from tasks.breaker import CircuitBreaker
-from tasks.provider import SendResult
+from tasks.send_results import SendResult
 
 SENT = SendResult("sent", None, 200, None, 0.01)
 REJECTED = SendResult("rejected", "HTTP 400: bad phone", 400, None, 0.01)

@@ -17,15 +17,8 @@ import structlog.testing
 
 import tasks.provider as provider
 from settings import Settings
-from tasks.provider import (
-    AiohttpProviderClient,
-    HttpxProviderClient,
-    SendResult,
-    classify_failure,
-    classify_response,
-    make_provider_client,
-    parse_retry_after,
-)
+from tasks.provider import AiohttpProviderClient, HttpxProviderClient, make_provider_client
+from tasks.send_results import SendResult, classify_failure, classify_response, parse_retry_after
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.s1gnature"
 OK = b'{"code":0,"message":"OK"}'

@@ -11,11 +11,10 @@ from typing import Annotated
 
 import strawberry
 
-import models
 from graphql_api.cleaning import clean_import
 from graphql_api.decorators import described_mutation
 from graphql_api.inputs import ClientInput
-from graphql_api.results import ImportResult, ImportSummary, ValidationError
+from graphql_api.results import ImportResult, ImportSummary, maps_errors
 from models import services
 
 __all__ = ["ClientImportMutation"]
@@ -29,6 +28,7 @@ class ClientImportMutation:
         "`ValidationError` whose fields name the rows (`input.17.phone`, from 0); nothing is "
         "added then."
     )
+    @maps_errors
     async def import_clients(
         self,
         input: Annotated[
@@ -38,7 +38,4 @@ class ClientImportMutation:
             ),
         ],
     ) -> ImportResult:
-        try:
-            return ImportSummary(created=await services.import_clients(clean_import(input)))
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
+        return ImportSummary(created=await services.import_clients(clean_import(input)))

@@ -17,19 +17,9 @@ from graphql_api.cleaning import (
 )
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
-from graphql_api.pagination import (
-    After,
-    Before,
-    Connection,
-    First,
-    Last,
-    ListOrder,
-    OrderBy,
-    or_none,
-    paginate,
-)
-from graphql_api.results import ClientResult, Deleted, DeleteResult, NotFoundError, ValidationError
-from graphql_api.scalars import find_id, parse_id
+from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
+from graphql_api.results import ClientResult, Deleted, DeleteResult, maps_errors
+from graphql_api.scalars import id_or_not_found, parse_id, row_by_id
 from graphql_api.types import Client
 from models import services
 from models.validation import clean_zone_name, refuse_control_characters
@@ -41,11 +31,10 @@ __all__ = ["ClientMutation", "ClientQuery"]
 class ClientQuery:
     @described_field("A client by id; null if there is none.")
     async def client(self, id: ClientId) -> Client | None:
-        key = find_id(id)
-        row = None if key is None else await models.Client.get_or_none(id=key)
+        row = await row_by_id(models.Client.all(), id)
         return None if row is None else Client.from_row(row)
 
-    @described_field(
+    @connection_field(
         "Clients, oldest first unless `orderBy` says otherwise; optionally filtered like a "
         "mailing and by `timezone` (an IANA name); `clients(filter: ..., first: 0) "
         "{ totalCount }` counts a mailing's audience."
@@ -60,11 +49,8 @@ class ClientQuery:
                 "refused (`BAD_USER_INPUT`)."
             ),
         ] = strawberry.UNSET,
-        first: First = strawberry.UNSET,
-        after: After = strawberry.UNSET,
-        last: Last = strawberry.UNSET,
-        before: Before = strawberry.UNSET,
-        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        *,
+        page: Paging,
         timezone: Annotated[
             str | None,
             strawberry.argument(
@@ -92,16 +78,7 @@ class ClientQuery:
                 query = query.filter(operator_code__in=[c for c in codes if len(c) <= 3])
             if tags:
                 query = query.filter(tag__in=[t for t in tags if len(t) <= 64])
-
-        return await paginate(
-            query,
-            Client.from_row,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            order_by=order_by,
-        )
+        return await paginate(query, Client.from_row, page)
 
 
 @strawberry.type
@@ -111,13 +88,11 @@ class ClientMutation:
         "breaks the rules (a phone already in use included); nothing is written then. Never "
         "a `NotFoundError` (the result union is shared with `updateClient`)."
     )
+    @maps_errors
     async def create_client(
         self, input: Annotated[ClientInput, strawberry.argument(description="The new client.")]
     ) -> ClientResult:
-        try:
-            return Client.from_row(await services.create_client(clean_client_input(input)))
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
+        return Client.from_row(await services.create_client(clean_client_input(input)))
 
     @described_mutation(
         "Change some fields of a client; its pending messages follow (a new phone or time "
@@ -125,29 +100,21 @@ class ClientMutation:
         "there). Answers the `Client`, a `ValidationError` (nothing is written then), or a "
         "`NotFoundError`."
     )
+    @maps_errors
     async def update_client(
         self,
         id: ClientId,
         input: Annotated[ClientPatch, strawberry.argument(description="What to change.")],
     ) -> ClientResult:
-        try:
-            client_id = parse_id(id)
-            row = await services.update_client(client_id, clean_client_patch(input))
-            return Client.from_row(row)
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
-        except models.NotFound:
-            return NotFoundError(message=f"client {id} not found", id=id)
+        client_id = parse_id(id)
+        row = await services.update_client(client_id, clean_client_patch(input))
+        return Client.from_row(row)
 
     @described_mutation(
         "Delete a client: its pending messages are cancelled; its sent messages stay in the "
         "statistics, with the phone they went to. Answers `Deleted` or a `NotFoundError`."
     )
+    @maps_errors
     async def delete_client(self, id: ClientId) -> DeleteResult:
-        client_id = find_id(id)
-        try:
-            if client_id is None:
-                raise models.NotFound("client", id)
-            return Deleted(id=strawberry.ID(str(await services.delete_client(client_id))))
-        except models.NotFound:
-            return NotFoundError(message=f"client {id} not found", id=id)
+        deleted = await services.delete_client(id_or_not_found(id, "client"))
+        return Deleted(id=strawberry.ID(str(deleted)))

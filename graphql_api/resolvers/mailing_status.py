@@ -13,15 +13,8 @@ import models
 from graphql_api import wake
 from graphql_api.arguments import MailingId
 from graphql_api.decorators import described_mutation
-from graphql_api.results import (
-    ConflictError,
-    Deleted,
-    DeleteResult,
-    MailingResult,
-    NotFoundError,
-    ValidationError,
-)
-from graphql_api.scalars import find_id, parse_id
+from graphql_api.results import Deleted, DeleteResult, MailingResult, maps_errors
+from graphql_api.scalars import id_or_not_found, parse_id
 from graphql_api.types import Mailing
 from models import services
 
@@ -30,15 +23,8 @@ __all__ = ["MailingStatusMutation"]
 Change = Callable[[int, services.Wake], Awaitable[models.Mailing]]
 
 
-async def _answer(id_: strawberry.ID, change: Change) -> MailingResult:
-    try:
-        return Mailing.from_row(await change(parse_id(id_), wake.tend_mailing))
-    except models.InvalidInput as error:
-        return ValidationError.from_error(error)
-    except models.NotFound:
-        return NotFoundError(message=f"mailing {id_} not found", id=id_)
-    except models.Conflict as error:
-        return ConflictError.from_error(error)
+async def _changed(id_: strawberry.ID, change: Change) -> Mailing:
+    return Mailing.from_row(await change(parse_id(id_), wake.tend_mailing))
 
 
 @strawberry.type
@@ -48,14 +34,10 @@ class MailingStatusMutation:
         "mailing disappears from every query, list and statistic; its rows are kept. Answers "
         "`Deleted` or a `NotFoundError`."
     )
+    @maps_errors
     async def delete_mailing(self, id: MailingId) -> DeleteResult:
-        mailing_id = find_id(id)
-        try:
-            if mailing_id is None:
-                raise models.NotFound("mailing", id)
-            await services.delete_mailing(mailing_id, wake.tend_mailing)
-        except models.NotFound:
-            return NotFoundError(message=f"mailing {id} not found", id=id)
+        mailing_id = id_or_not_found(id, "mailing")
+        await services.delete_mailing(mailing_id, wake.tend_mailing)
         return Deleted(id=strawberry.ID(str(mailing_id)))
 
     @described_mutation(
@@ -65,8 +47,9 @@ class MailingStatusMutation:
         "a FINISHED or CANCELLED one, a `NotFoundError`, or a `ValidationError` for an id "
         "that is not a positive 64-bit integer."
     )
+    @maps_errors
     async def pause_mailing(self, id: MailingId) -> MailingResult:
-        return await _answer(id, services.pause_mailing)
+        return await _changed(id, services.pause_mailing)
 
     @described_mutation(
         "Continue a paused mailing: RUNNING again, or SCHEDULED if it had not started. Answers "
@@ -74,8 +57,9 @@ class MailingStatusMutation:
         "CANCELLED one, a `NotFoundError`, or a `ValidationError` for an id that is not a "
         "positive 64-bit integer."
     )
+    @maps_errors
     async def resume_mailing(self, id: MailingId) -> MailingResult:
-        return await _answer(id, services.resume_mailing)
+        return await _changed(id, services.resume_mailing)
 
     @described_mutation(
         "Stop a mailing for good: its pending messages become CANCELLED at once; requests in "
@@ -83,5 +67,6 @@ class MailingStatusMutation:
         "was), a `ConflictError` for a FINISHED one, a `NotFoundError`, or a "
         "`ValidationError` for an id that is not a positive 64-bit integer."
     )
+    @maps_errors
     async def cancel_mailing(self, id: MailingId) -> MailingResult:
-        return await _answer(id, services.cancel_mailing)
+        return await _changed(id, services.cancel_mailing)

@@ -6,30 +6,14 @@ from typing import Annotated
 
 import strawberry
 
-import models
 from graphql_api import wake
 from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
 from graphql_api.inputs import MailingInput, MailingPatch
-from graphql_api.pagination import (
-    After,
-    Before,
-    Connection,
-    First,
-    Last,
-    ListOrder,
-    OrderBy,
-    or_none,
-    paginate,
-)
-from graphql_api.results import (
-    ConflictError,
-    MailingResult,
-    NotFoundError,
-    ValidationError,
-)
-from graphql_api.scalars import find_id, parse_id
+from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
+from graphql_api.results import MailingResult, maps_errors
+from graphql_api.scalars import parse_id, row_by_id
 from graphql_api.types import Mailing
 from models import services
 from models.services import live_mailings
@@ -41,33 +25,16 @@ __all__ = ["MailingMutation", "MailingQuery"]
 class MailingQuery:
     @described_field("A mailing by id; null if there is none or it was deleted.")
     async def mailing(self, id: MailingId) -> Mailing | None:
-        key = find_id(id)
-        row = None if key is None else await live_mailings().filter(id=key).first()
+        row = await row_by_id(live_mailings(), id)
         return None if row is None else Mailing.from_row(row)
 
-    @described_field(
+    @connection_field(
         "Mailings, optionally of one status, oldest first unless `orderBy` says otherwise."
     )
     async def mailings(
-        self,
-        status: MailingStatusFilter = strawberry.UNSET,
-        first: First = strawberry.UNSET,
-        after: After = strawberry.UNSET,
-        last: Last = strawberry.UNSET,
-        before: Before = strawberry.UNSET,
-        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        self, status: MailingStatusFilter = strawberry.UNSET, *, page: Paging
     ) -> Connection[Mailing]:
-        query = live_mailings(or_none(status))
-
-        return await paginate(
-            query,
-            Mailing.from_row,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            order_by=order_by,
-        )
+        return await paginate(live_mailings(or_none(status)), Mailing.from_row, page)
 
 
 @strawberry.type
@@ -78,33 +45,25 @@ class MailingMutation:
         "`ValidationError` naming every field that breaks the rules; nothing is written then. "
         "Never a `NotFoundError` or `ConflictError` (the result union is shared)."
     )
+    @maps_errors
     async def create_mailing(
         self, input: Annotated[MailingInput, strawberry.argument(description="The new mailing.")]
     ) -> MailingResult:
-        try:
-            row = await services.create_mailing(clean_mailing(input), wake.tend_mailing)
-            return Mailing.from_row(row)
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
+        row = await services.create_mailing(clean_mailing(input), wake.tend_mailing)
+        return Mailing.from_row(row)
 
     @described_mutation(
         "Change a mailing; what is not sent yet follows at once (see `MailingPatch`), what is "
         "sent stays. Answers the `Mailing`, a `ValidationError`, a `NotFoundError`, or a "
         "`ConflictError` for a FINISHED or CANCELLED mailing; nothing is written on an error."
     )
+    @maps_errors
     async def update_mailing(
         self,
         id: MailingId,
         input: Annotated[MailingPatch, strawberry.argument(description="What to change.")],
     ) -> MailingResult:
-        try:
-            mailing_id = parse_id(id)
-            changes = clean_mailing_patch(input)
-            row = await services.update_mailing(mailing_id, changes, wake.tend_mailing)
-            return Mailing.from_row(row)
-        except models.InvalidInput as error:
-            return ValidationError.from_error(error)
-        except models.NotFound:
-            return NotFoundError(message=f"mailing {id} not found", id=id)
-        except models.Conflict as error:
-            return ConflictError.from_error(error)
+        mailing_id = parse_id(id)
+        changes = clean_mailing_patch(input)
+        row = await services.update_mailing(mailing_id, changes, wake.tend_mailing)
+        return Mailing.from_row(row)

@@ -12,17 +12,7 @@ from graphql_api.arguments import MailingStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_field
 from graphql_api.http.exports import statistics_csv_url
-from graphql_api.pagination import (
-    After,
-    Before,
-    Connection,
-    First,
-    Last,
-    ListOrder,
-    OrderBy,
-    or_none,
-    paginate,
-)
+from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.types import Mailing, MailingSummary, MessageStats, SignedLink
 from models.db import connection
 from models.queries.counters import summed_counters
@@ -59,26 +49,13 @@ class Statistics:
         params = {} if status is None else {"status": status.value}
         return SignedLink.sign(info, statistics_csv_url(info.context.request), params)
 
-    @described_field("Each mailing with its counts, oldest first unless `orderBy` says otherwise.")
+    @connection_field("Each mailing with its counts, oldest first unless `orderBy` says otherwise.")
     async def mailings(
-        self,
-        status: MailingStatusFilter = strawberry.UNSET,
-        first: First = strawberry.UNSET,
-        after: After = strawberry.UNSET,
-        last: Last = strawberry.UNSET,
-        before: Before = strawberry.UNSET,
-        order_by: OrderBy = ListOrder.OLDEST_FIRST,
+        self, status: MailingStatusFilter = strawberry.UNSET, *, page: Paging
     ) -> Connection[MailingSummary]:
         query = live_mailings(or_none(status))
-
         return await paginate(
-            query,
-            lambda row: MailingSummary(mailing=Mailing.from_row(row)),
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            order_by=order_by,
+            query, lambda row: MailingSummary(mailing=Mailing.from_row(row)), page
         )
 
 

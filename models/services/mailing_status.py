@@ -140,25 +140,28 @@ def _delete(row: Mailing, now: datetime) -> MailingStatus | None:
     return None if row.status.is_terminal else MailingStatus.CANCELLED
 
 
-async def pause_mailing(mailing_id: int, wake: Wake) -> Mailing:
-    row, changed = await _transition(mailing_id, _pause)
+async def _change(mailing_id: int, decide: Decide, wake: Wake) -> Mailing:
+    """The status ``decide`` picks, and the engine woken if it changed."""
+    row, changed = await _transition(mailing_id, decide)
     if changed:
         await wake(row.id)
     return row
+
+
+async def pause_mailing(mailing_id: int, wake: Wake) -> Mailing:
+    return await _change(mailing_id, _pause, wake)
 
 
 async def resume_mailing(mailing_id: int, wake: Wake) -> Mailing:
     row, changed = await _transition(mailing_id, _resume)
     if changed:
+        # At its start: one that had not started waits for it.
         await wake(row.id, row.start_at)
     return row
 
 
 async def cancel_mailing(mailing_id: int, wake: Wake) -> Mailing:
-    row, changed = await _transition(mailing_id, _cancel)
-    if changed:
-        await wake(row.id)
-    return row
+    return await _change(mailing_id, _cancel, wake)
 
 
 async def delete_mailing(mailing_id: int, wake: Wake) -> None:

@@ -6,8 +6,8 @@
 
 const TOKEN_KEY = "mailings.token";
 
-export const session = {
-  config: null,
+// What the page starts with, and what signing out leaves.
+const SIGNED_OUT = Object.freeze({
   token: null,
   via: "open", // open | token | oidc
   who: "",
@@ -21,7 +21,9 @@ export const session = {
   // Why the last session ended ({title, reason}), shown with the sign-in
   // until the next one.
   ended: null,
-};
+});
+
+export const session = { config: null, ...SIGNED_OUT };
 
 export async function loadConfig() {
   const response = await fetch("/admin/config.json", { headers: { Accept: "application/json" } });
@@ -94,17 +96,7 @@ export function dropRefreshToken() {
 
 export function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
-  Object.assign(session, {
-    token: null,
-    via: "open",
-    who: "",
-    canMutate: true,
-    refreshToken: null,
-    tokenEndpoint: null,
-    issuedAt: null,
-    expiresAt: null,
-    ended: null,
-  });
+  Object.assign(session, SIGNED_OUT);
 }
 
 // Ends the session, saying why on the sign-in that follows.
