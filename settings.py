@@ -1,4 +1,4 @@
-"""Service settings, read once from the environment (SPEC section 4).
+"""Service settings, read once from the environment (the README's "Settings").
 
 Nothing else in the code base reads ``os.environ``: everything goes through
 :func:`get_settings`, so a setting is typed and documented in one place and a

@@ -1,4 +1,4 @@
-"""The GraphQL API: the schema of SPEC section 2 and the Starlette app that serves it."""
+"""The GraphQL API: the schema of docs/api.md and the Starlette app that serves it."""
 
 from graphql_api.app import create_app
 from graphql_api.schema import schema

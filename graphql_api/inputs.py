@@ -1,4 +1,4 @@
-"""The input types of the mutations, exactly as SPEC section 2 names them.
+"""The input types of the mutations, exactly as docs/api.md names them.
 
 Optional fields default to ``UNSET``, so a patch tells "left out" (keep the
 value) from an explicit ``null`` (clear it, or reset it to its default).

@@ -1,4 +1,4 @@
-"""Expected errors as data: the members of the mutations' result unions (SPEC section 2).
+"""Expected errors as data: the members of the mutations' result unions (docs/api.md).
 
 :func:`maps_errors` is the one place where ``models.errors`` become them.
 """

@@ -22,7 +22,7 @@ DateTimeText = NewType("DateTimeText", str)
 
 The scalar hands input strings over unparsed, and the mutation parses them
 (``graphql_api.cleaning.parse_instant``): so a naive or malformed instant is a
-``ValidationError`` naming its field, as SPEC section 2 wants, rather than a
+``ValidationError`` naming its field, as docs/api.md wants, rather than a
 bare GraphQL error raised before any resolver runs.
 """
 

@@ -1,4 +1,4 @@
-"""The GraphQL schema of SPEC section 2, assembled from one module per concern."""
+"""The GraphQL schema of docs/api.md, assembled from one module per concern."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Waking the sending engine after a mutation committed (``tasks.hooks``).
 
 The database is the source of truth and the worker's sweep finds whatever a
-lost wake-up would have started (SPEC section 3), so a queue that is down
+lost wake-up would have started (docs/sending.md), so a queue that is down
 must not turn a committed mutation into an error that invites a retry: the
 failure is logged, and the mutation still answers with what it wrote.
 """

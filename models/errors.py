@@ -20,7 +20,7 @@ class FieldProblem:
 
 
 class InvalidInput(MailingsError):
-    """The input breaks the rules of SPEC section 1; nothing was written."""
+    """The input breaks the rules of docs/sending.md, "The objects"; nothing was written."""
 
     def __init__(self, problems: list[FieldProblem], message: str = "Invalid input") -> None:
         super().__init__(message)

@@ -11,7 +11,7 @@ today, so the catalogue is read from the ``tzdata`` package's own source
 - every ``Zone`` of the database, except ``Factory``;
 - every name the country tables list (``Europe/Oslo`` is a link to
   ``Europe/Berlin`` in the data since 2022, but it is Norway's name);
-- ``UTC``, the service's default (SPEC section 1), a link to ``Etc/UTC``.
+- ``UTC``, the service's default (docs/sending.md, "The objects"), a link to ``Etc/UTC``.
 
 A link outside these is refused with the name it stands for.
 """

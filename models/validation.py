@@ -1,4 +1,4 @@
-"""Field rules of SPEC section 1: each ``clean_*`` returns the normalised value
+"""Field rules of docs/sending.md, "The objects": each ``clean_*`` returns the normalised value
 or raises ``ValueError`` with a message fit to show an operator."""
 
 from __future__ import annotations

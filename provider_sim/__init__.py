@@ -1,4 +1,6 @@
-"""A local stand-in for the external send API (SPEC section 5): ``mailings provider-sim``.
+"""A local stand-in for the external send API: ``mailings provider-sim``.
+
+What it speaks is in docs/sending.md, "The send API".
 
 A development tool: production code never imports it (CONVENTIONS.md). It
 is the test oracle for "every message accepted once and on time": it

@@ -15,7 +15,7 @@ OUTCOMES = (
     "accepted_late",  # accepted, 200 OK after late_by
     "accepted_hang",  # accepted, never answered
     "rejected",  # 400 for good (reject_rate)
-    "invalid",  # 400, the body breaks SPEC section 5
+    "invalid",  # 400, the body breaks docs/sending.md, "The send API"
     "unauthorized",  # 401: wrong token, or unauthorized_for
     "forbidden",  # 403: forbidden_for
     "not_found",  # 404: the msgId is not a number

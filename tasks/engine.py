@@ -14,7 +14,7 @@ flight), not from threads. Four loops share the engine:
 - the builder adds the audiences being built, chunk after chunk
   (``tasks.audience``), while the first chunks are already being sent.
 
-The checks that the SPEC's guarantees rest on are made twice: by the claim,
+The checks that the guarantees in docs/sending.md rest on are made twice: by the claim,
 in SQL, against the mailing as it is in the database (running, at the
 revision the engine read, a client the filter still matches), and in Python
 right before each request starts (the mailing still running as read, ``end_at``

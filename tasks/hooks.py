@@ -4,7 +4,7 @@ There is one thing to say, "tend mailing N" (at an instant, or now): the
 engine derives every step from the rows. A hook is called after the API's
 transaction committed and only wakes the engine up: the database is the
 source of truth, and the worker's sweep finds anything a lost wake-up would
-have done (SPEC section 3). Enqueueing talks to Redis or SQLite
+have done (docs/sending.md). Enqueueing talks to Redis or SQLite
 synchronously, so it runs in a thread.
 """
 

@@ -1,8 +1,9 @@
 """When each request to the send API may start: the shared cap and this worker's 429 limit.
 
-SPEC section 3: "429 means 'slower', not 'down': the engine lowers its rate
-(honouring Retry-After) and never exceeds PROVIDER_MAX_RPS across all workers
-when that is set; a rate limit never opens the breaker." The engine asks a
+A 429 means "slower", not "down" (docs/sending.md, "429: slower, not down"):
+the engine lowers its rate (honouring Retry-After) and never exceeds
+PROVIDER_MAX_RPS across all workers when that is set; a rate limit never
+opens the breaker. The engine asks a
 :class:`SendPacer` for start times before it starts requests, and tells it
 which answers were 429s. Every slot it grants satisfies two limits:
 

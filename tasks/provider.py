@@ -1,4 +1,4 @@
-"""The client of the external send API (SPEC section 5).
+"""The client of the external send API (docs/sending.md, "The send API").
 
 ``send`` posts one message to ``{PROVIDER_URL}/send/{msgId}`` and says what
 came of it as a :class:`~tasks.send_results.SendResult` (sent, rejected,
