@@ -36,10 +36,10 @@ from graphql_api.http.request_id import RequestId
 from graphql_api.http.websocket import ExpiringTransportWSHandler
 from graphql_api.protection import MASKED_MESSAGE
 from graphql_api.reference import reference_routes
-from graphql_api.schema import schema
+from graphql_api.schema import make_schema
 from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
-from models.db import close_db, init_db
-from settings import get_settings
+from models.db import close_db, init_db, is_open
+from settings import Settings, get_settings
 
 __all__ = ["GraphQLView", "create_app"]
 
@@ -118,18 +118,23 @@ async def _failed(_: Request, error: Exception) -> Response:
 
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    await init_db()
+    # Tests run the application inside a process whose database is open already.
+    opens_db = not is_open()
+    if opens_db:
+        await init_db(app.state.settings)
     log.info("API ready")
     try:
         yield
     finally:
         await app.state.authenticator.aclose()
-        await close_db()
+        if opens_db:
+            await close_db()
 
 
-def create_app() -> Starlette:
-    """The API application; ``mailings serve`` runs it under uvicorn."""
-    settings = get_settings()
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The API application; ``mailings serve`` runs it under uvicorn (``settings``: tests)."""
+    settings = settings or get_settings()
+    schema = make_schema(settings)
     authenticator = Authenticator.from_settings(settings)
     signer = LinkSigner.from_settings(settings)
     view = GraphQLView(
@@ -165,6 +170,7 @@ def create_app() -> Starlette:
         exception_handlers={HTTPException: _refused, Exception: _failed},
         lifespan=_lifespan,
     )
+    app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.link_signer = signer
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ from graphql_api.resolvers.time_zones import TimeZoneQuery
 from graphql_api.scalars import SCALAR_MAP
 from settings import Settings, get_settings
 
-__all__ = ["schema"]
+__all__ = ["make_schema", "schema"]
 
 
 def _query_description(settings: Settings) -> str:
@@ -44,11 +45,6 @@ def _root(name: str, description: str, parts: tuple[type, ...]) -> type:
     return strawberry.type(type(name, parts, {}), description=description)
 
 
-Query = _root(
-    "Query",
-    _query_description(get_settings()),
-    (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
-)
 Mutation = _root(
     "Mutation",
     "What can be changed. Each mutation answers a union: its result, or an error type (all "
@@ -94,10 +90,21 @@ class _Schema(Schema):
         log_errors(errors, execution_context)
 
 
-schema = _Schema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    extensions=[*extensions(get_settings()), OperationMetrics],
-    config=StrawberryConfig(scalar_map=SCALAR_MAP),
-)
+@functools.cache
+def make_schema(settings: Settings) -> Schema:
+    """The schema under ``settings``' limits; the process's own is :data:`schema`."""
+    query = _root(
+        "Query",
+        _query_description(settings),
+        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
+    )
+    return _Schema(
+        query=query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[*extensions(settings), OperationMetrics],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    )
+
+
+schema = make_schema(get_settings())

@@ -34,6 +34,7 @@ __all__ = [
     "fetch",
     "init_db",
     "insert_counting",
+    "is_open",
     "is_postgres",
     "is_transient",
     "migrate",
@@ -72,6 +73,11 @@ async def init_db(settings: Settings | None = None) -> None:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+
+
+def is_open() -> bool:
+    """Whether this process's connections are open (``init_db`` ran, ``close_db`` not yet)."""
+    return Tortoise.is_inited()
 
 
 async def migrate(settings: Settings | None = None) -> list[str]:

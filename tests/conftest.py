@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 BACKEND = os.environ.get("MAILINGS_TEST_BACKEND", "postgres")
 PG_ADMIN_URL = os.environ.get("MAILINGS_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -128,6 +129,8 @@ async def db(database: str) -> AsyncIterator[str]:
     engine_support = sys.modules.get("tests.support.engine")
     if engine_support is not None:
         engine_support.stop_workers()
+    # The in-process API enqueued its wake-ups here: leave the queue as it was found.
+    huey.flush()
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -176,8 +179,13 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def api_url(database: str) -> Iterator[str]:
-    """A real ``mailings serve`` on loopback, on this run's database."""
+def served_api(database: str) -> Iterator[str]:
+    """A real ``mailings serve`` on loopback, on this run's database: its URL.
+
+    Only for what needs a process: WebSockets through uvicorn, a Node or browser
+    client, a worker reading what the API wrote, the server's own log. Everything
+    else talks to the application in process (``gql``).
+    """
     port = free_port()
     proc = start_command(["serve", "--port", str(port)], port=port, log_name="api")
     yield f"http://127.0.0.1:{port}"
@@ -185,11 +193,22 @@ def api_url(database: str) -> Iterator[str]:
 
 
 class GraphQLClient:
-    """Posts GraphQL over real HTTP; ``execute`` returns ``data`` and fails on ``errors``."""
+    """Posts GraphQL to ``url`` (through ``transport``, if given); ``execute`` fails on ``errors``.
 
-    def __init__(self, url: str, token: str | None = None) -> None:
+    ``http`` is the underlying client, for requests other than GraphQL's.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(base_url=url, headers=headers, timeout=60)
+        self.http = httpx.AsyncClient(
+            base_url=url, headers=headers, timeout=60, transport=transport
+        )
 
     async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post("/graphql", json={"query": query, "variables": variables or {}})
@@ -204,12 +223,29 @@ class GraphQLClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    async def __aenter__(self) -> GraphQLClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+@pytest.fixture(scope="session")
+async def api_app(database: str) -> AsyncIterator[Starlette]:
+    """The API application in this process, its lifespan running, with the test settings."""
+    from tests.support.inprocess import serving
+
+    async with serving() as app:
+        yield app
+
 
 @pytest.fixture
-async def gql(api_url: str, db: str) -> AsyncIterator[GraphQLClient]:
-    client = GraphQLClient(api_url)
-    yield client
-    await client.aclose()
+async def gql(api_app: Starlette, db: str) -> AsyncIterator[GraphQLClient]:
+    """GraphQL (and ``gql.http``) over the application in this process."""
+    from tests.support.inprocess import graphql_client
+
+    async with graphql_client(api_app) as client:
+        yield client
 
 
 __all__ = ["GraphQLClient", "asyncio", "free_port", "start_command", "stop_process", "truncate_all"]

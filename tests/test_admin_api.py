@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from graphql_api.admin import public_config
@@ -50,12 +49,11 @@ async def test_a_filters_audience_is_counted_without_rows(gql: GraphQLClient) ->
     assert audience["clients"] == {"totalCount": 2, "edges": []}
 
 
-async def test_page_is_served_at_root_with_its_security_headers(api_url: str) -> None:
-    async with httpx.AsyncClient(base_url=api_url) as http:
-        page = await http.get("/")
-        script = await http.get("/admin/js/main.js")
-        style = await http.get("/admin/style.css")
-        missing = await http.get("/admin/js/nothing.js")
+async def test_page_is_served_at_root_with_its_security_headers(gql: GraphQLClient) -> None:
+    page = await gql.http.get("/")
+    script = await gql.http.get("/admin/js/main.js")
+    style = await gql.http.get("/admin/style.css")
+    missing = await gql.http.get("/admin/js/nothing.js")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/admin/js/main.js">' in page.text
@@ -71,16 +69,14 @@ async def test_page_is_served_at_root_with_its_security_headers(api_url: str) ->
     assert missing.status_code == 404
 
 
-async def test_graphiql_stays_at_graphql(api_url: str) -> None:
-    async with httpx.AsyncClient(base_url=api_url) as http:
-        response = await http.get("/graphql", headers={"Accept": "text/html"})
+async def test_graphiql_stays_at_graphql(gql: GraphQLClient) -> None:
+    response = await gql.http.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
 
 
-async def test_open_config(api_url: str) -> None:
-    async with httpx.AsyncClient(base_url=api_url) as http:
-        response = await http.get("/admin/config.json")
+async def test_open_config(gql: GraphQLClient) -> None:
+    response = await gql.http.get("/admin/config.json")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.json() == {

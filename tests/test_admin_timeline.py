@@ -28,8 +28,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def admin(browser: Browser, api_url: str, db: str) -> AsyncIterator[Watched]:
-    watched = await open_page(browser, api_url)
+async def admin(browser: Browser, served_api: str, db: str) -> AsyncIterator[Watched]:
+    watched = await open_page(browser, served_api)
     yield watched
     await watched.context.close()
     watched.assert_clean()

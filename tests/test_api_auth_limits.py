@@ -1,4 +1,8 @@
-"""Protection of the API: API_TOKEN, query limits, masked errors and malformed requests."""
+"""Protection of the API: API_TOKEN, query limits, masked errors and malformed requests.
+
+In process, but for what needs a server: WebSockets, and a server on a database
+with no tables whose log is read.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,33 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from strawberry.extensions import MaxTokensLimiter
 from websockets.exceptions import ConnectionClosed
 
 from graphql_api.protection import extensions
 from settings import Settings
-from tests.conftest import DATA_DIR, free_port, start_command, stop_process
+from tests.conftest import DATA_DIR, GraphQLClient, free_port, start_command, stop_process
 from tests.support.api import Subscription
+from tests.support.inprocess import http_client, serving
 
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture(scope="module")
-def token_api(database: str) -> Iterator[str]:
-    """A second server, with API_TOKEN set and tight query limits."""
+async def token_app(database: str) -> AsyncIterator[Starlette]:
+    """The application with API_TOKEN set and tight query limits."""
+    async with serving(
+        api_token=TOKEN, max_query_depth=3, max_query_aliases=2, max_query_tokens=100
+    ) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def token_server(database: str) -> Iterator[str]:
+    """A server with API_TOKEN set, for its WebSocket."""
     port = free_port()
-    env = {
-        "API_TOKEN": TOKEN,
-        "MAX_QUERY_DEPTH": "3",
-        "MAX_QUERY_ALIASES": "2",
-        "MAX_QUERY_TOKENS": "100",
-    }
+    env = {"API_TOKEN": TOKEN}
     proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-token")
     yield f"http://127.0.0.1:{port}"
     stop_process(proc)
@@ -45,13 +55,12 @@ def broken_api(database: str) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture
-async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        yield client
+def http(gql: GraphQLClient) -> httpx.AsyncClient:
+    return gql.http
 
 
-async def post(url: str, query: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+async def post(app: Starlette, query: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async with http_client(app) as client:
         return await client.post("/graphql", json={"query": query}, headers=headers or {})
 
 
@@ -60,21 +69,21 @@ async def post(url: str, query: str, headers: dict[str, str] | None = None) -> h
     [None, "", "Bearer", "Bearer wrong", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"],
 )
 async def test_requests_without_the_token_are_refused(
-    token_api: str, authorization: str | None
+    token_app: Starlette, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    response = await post(token_api, "{ __typename }", headers)
+    response = await post(token_app, "{ __typename }", headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "API token" in response.json()["errors"][0]["message"]
 
 
-async def test_requests_with_the_token_are_served(token_api: str) -> None:
+async def test_requests_with_the_token_are_served(token_app: Starlette) -> None:
     for scheme in ("Bearer", "bearer"):
-        response = await post(token_api, "{ __typename }", {"Authorization": f"{scheme} {TOKEN}"})
+        response = await post(token_app, "{ __typename }", {"Authorization": f"{scheme} {TOKEN}"})
         assert response.status_code == 200
         assert response.json() == {"data": {"__typename": "Query"}}
-    async with httpx.AsyncClient(base_url=token_api) as client:
+    async with http_client(token_app) as client:
         get = await client.get(
             "/graphql",
             params={"query": "{ __typename }"},
@@ -88,8 +97,8 @@ async def test_requests_with_the_token_are_served(token_api: str) -> None:
 
 
 @pytest.mark.parametrize("authorization", [f"Bearer {TOKEN}", TOKEN])
-async def test_websocket_with_the_token(token_api: str, authorization: str) -> None:
-    subscription = await Subscription.connect(token_api, {"authorization": authorization})
+async def test_websocket_with_the_token(token_server: str, authorization: str) -> None:
+    subscription = await Subscription.connect(token_server, {"authorization": authorization})
     try:
         assert await subscription.receive() == {"type": "connection_ack"}
     finally:
@@ -100,38 +109,36 @@ async def test_websocket_with_the_token(token_api: str, authorization: str) -> N
     "params", [{}, {"authorization": "Bearer nope"}, {"authorization": 42}, {"token": TOKEN}]
 )
 async def test_websocket_without_the_token_is_refused(
-    token_api: str, params: dict[str, object]
+    token_server: str, params: dict[str, object]
 ) -> None:
-    subscription = await Subscription.connect(token_api, params)
+    subscription = await Subscription.connect(token_server, params)
     with pytest.raises(ConnectionClosed) as closed:
         await subscription.receive()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
 
 
-async def test_limits_come_from_settings(token_api: str) -> None:
+async def test_limits_come_from_settings(token_app: Starlette) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     deep = "{ statistics { mailings { edges { node { id } } } } }"
-    errors = (await post(token_api, deep, headers)).json()["errors"]
+    errors = (await post(token_app, deep, headers)).json()["errors"]
     assert "exceeds maximum operation depth of 3" in errors[0]["message"]
     aliases = "{ a: __typename b: __typename c: __typename }"
-    errors = (await post(token_api, aliases, headers)).json()["errors"]
+    errors = (await post(token_app, aliases, headers)).json()["errors"]
     assert errors[0]["message"] == "3 aliases found. Allowed: 2"
     tokens = "{ " + "__typename " * 120 + "}"
-    errors = (await post(token_api, tokens, headers)).json()["errors"]
+    errors = (await post(token_app, tokens, headers)).json()["errors"]
     assert "more than 100 tokens" in errors[0]["message"]
 
 
-async def test_default_limits(gql: object, api_url: str) -> None:
+async def test_default_limits(gql: GraphQLClient) -> None:
     deepest = (
         "{ statistics { mailings { edges { node { mailing"
         " { messages { edges { node { client { id } } } } } } } } } }"
     )
-    assert (await post(api_url, deepest)).json() == {
-        "data": {"statistics": {"mailings": {"edges": []}}}
-    }
+    assert (await gql.post(deepest)).json() == {"data": {"statistics": {"mailings": {"edges": []}}}}
     aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(31)) + " }"
-    errors = (await post(api_url, aliases)).json()["errors"]
+    errors = (await gql.post(aliases)).json()["errors"]
     assert errors[0]["message"] == "31 aliases found. Allowed: 30"
     # The token limit itself is tested above with 100 (test_limits_come_from_settings):
     # a 200,001-token document costs graphql-core's parser 5-15 s of CPU on this
@@ -147,7 +154,8 @@ async def test_unexpected_errors_are_masked_and_logged(broken_api: tuple[str, Pa
         "{ clients { totalCount } }",
         'mutation { createClient(input: {phone: "79001234567"}) { __typename } }',
     ):
-        response = await post(url, query)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            response = await client.post("/graphql", json={"query": query})
         assert response.status_code == 200
         body = response.json()
         assert body["errors"][0]["message"] == "Unexpected error; it has been logged."
@@ -223,11 +231,11 @@ async def test_get_graphiql_and_health(http: httpx.AsyncClient) -> None:
     assert health.json() == {"status": "ok"}
 
 
-async def test_only_graphql_transport_ws(api_url: str) -> None:
+async def test_only_graphql_transport_ws(served_api: str) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(
-        api_url.replace("http", "ws") + "/graphql",
+        served_api.replace("http", "ws") + "/graphql",
         subprotocols=["graphql-ws"],  # type: ignore[list-item]
     ) as ws:
         with pytest.raises(ConnectionClosed) as closed:

@@ -1,4 +1,4 @@
-"""The client directory over real HTTP: queries, mutations, validation, pagination, import."""
+"""The client directory through the API in process: queries, mutations, paging, import."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from graphql_api.protection import MASKED_MESSAGE
 from models.db import connection, fetch
+from tests.conftest import GraphQLClient
 from tests.support.factories import make_client, make_mailing
-from tests.support.inprocess import ApiClient, api_client
+from tests.support.inprocess import api_client
 
 T = TypeVar("T")
 
@@ -86,7 +87,7 @@ def future(hours: float) -> str:
 
 
 LOOP: asyncio.AbstractEventLoop
-API: ApiClient
+API: GraphQLClient
 
 
 def run(work: Coroutine[Any, Any, T]) -> T:
@@ -94,7 +95,7 @@ def run(work: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def in_process_api() -> AsyncIterator[ApiClient]:
+async def in_process_api() -> AsyncIterator[GraphQLClient]:
     global LOOP, API
     LOOP = asyncio.get_running_loop()
     async with api_client() as api:

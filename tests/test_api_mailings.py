@@ -1,4 +1,4 @@
-"""Mailings over real HTTP: create, read, update, pause, resume, cancel, delete."""
+"""Mailings through the API in process: create, read, update, pause, resume, cancel, delete."""
 
 from __future__ import annotations
 

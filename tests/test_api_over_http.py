@@ -1,8 +1,8 @@
 """GraphQL over HTTP as its spec says: media types, status codes, a JSON body for every refusal.
 
 The ``graphql-http`` package's server audit runs against real servers (Node,
-pinned in ``tests/graphql_http/``); the cases after it are what the audit
-does not cover, or covers only as a warning.
+pinned in ``tests/graphql_http/``); the cases after it, in process, are what
+the audit does not cover, or covers only as a warning.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import DATA_DIR, free_port, start_command, stop_process
+from tests.conftest import DATA_DIR, GraphQLClient, free_port, start_command, stop_process
+from tests.support.inprocess import http_client, serving
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -33,6 +34,7 @@ requires_node = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
+    """A server with API_TOKEN set, for the audit."""
     port = free_port()
     proc = start_command(
         ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="over-http"
@@ -42,9 +44,8 @@ def token_api(database: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def http(api_url: str, db: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        yield client
+def http(gql: GraphQLClient) -> httpx.AsyncClient:
+    return gql.http
 
 
 def refusal_of(response: httpx.Response, status: int, says: str) -> dict[str, Any]:
@@ -97,8 +98,8 @@ def run_audit(tool: Path, url: str, authorization: str | None = None) -> list[di
 
 
 @requires_node
-def test_graphql_http_audit_passes_without_a_warning(audit_tool: Path, api_url: str) -> None:
-    results = run_audit(audit_tool, api_url)
+def test_graphql_http_audit_passes_without_a_warning(audit_tool: Path, served_api: str) -> None:
+    results = run_audit(audit_tool, served_api)
     assert len(results) >= 60
     assert [r for r in results if r["status"] != "ok"] == []
 
@@ -302,8 +303,8 @@ async def test_refusals_outside_graphql_are_json_too(http: httpx.AsyncClient) ->
     assert "GET" in not_allowed.headers["allow"]
 
 
-async def test_refusals_behind_a_token_are_json(token_api: str) -> None:
-    async with httpx.AsyncClient(base_url=token_api) as client:
+async def test_refusals_behind_a_token_are_json(database: str) -> None:
+    async with serving(api_token=TOKEN) as app, http_client(app) as client:
         missing = await client.post("/graphql", json={"query": "{ __typename }"})
         refusal_of(missing, 401, "API token")
         authorized = {"Authorization": f"Bearer {TOKEN}"}

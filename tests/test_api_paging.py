@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from graphql_api.pagination import encode_cursor
 from models import Client
-from tests.conftest import truncate_all
+from tests.conftest import GraphQLClient, truncate_all
 from tests.support.api import add_audience
 from tests.support.factories import make_client, make_mailing
-from tests.support.inprocess import ApiClient, api_client
+from tests.support.inprocess import api_client
 
 T = TypeVar("T")
 
@@ -52,12 +52,12 @@ EXAMPLES = int(os.environ.get("PAGING_EXAMPLES", "60"))
 
 
 @pytest.fixture
-async def api(db: str) -> AsyncIterator[ApiClient]:
+async def api(db: str) -> AsyncIterator[GraphQLClient]:
     async with api_client() as client:
         yield client
 
 
-async def page(api: ApiClient, query: str = CLIENTS, **variables: Any) -> dict[str, Any]:
+async def page(api: GraphQLClient, query: str = CLIENTS, **variables: Any) -> dict[str, Any]:
     data = await api.execute(query, variables)
     found = data.get("clients") or data.get("list") or data.get("statistics", {}).get("list")
     if found is None:
@@ -70,7 +70,7 @@ def ids_of(connection: dict[str, Any]) -> list[int]:
     return [int(node["mailing"]["id"] if "mailing" in node else node["id"]) for node in nodes]
 
 
-async def errors(api: ApiClient, query: str = CLIENTS, **variables: Any) -> list[str]:
+async def errors(api: GraphQLClient, query: str = CLIENTS, **variables: Any) -> list[str]:
     body = (await api.post(query, variables)).json()
     return [error["message"] for error in body.get("errors", [])]
 
@@ -93,7 +93,7 @@ def _check_flags(connection: dict[str, Any], expected: list[int]) -> None:
 
 
 async def _walk(
-    api: ApiClient,
+    api: GraphQLClient,
     expected: list[int],
     *,
     order: str,
@@ -143,7 +143,7 @@ def _run(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(work, loop).result(120)
 
 
-async def test_pages_put_together_are_the_list_both_ways(api: ApiClient) -> None:
+async def test_pages_put_together_are_the_list_both_ways(api: GraphQLClient) -> None:
     loop = asyncio.get_running_loop()
 
     @settings(
@@ -191,7 +191,7 @@ async def test_pages_put_together_are_the_list_both_ways(api: ApiClient) -> None
 
 
 @pytest.mark.parametrize("name", list(LISTS))
-async def test_every_list_pages_newest_first_both_ways(api: ApiClient, name: str) -> None:
+async def test_every_list_pages_newest_first_both_ways(api: GraphQLClient, name: str) -> None:
     mailing = await make_mailing()
     for _ in range(4):
         await make_client()
@@ -226,7 +226,7 @@ async def test_every_list_pages_newest_first_both_ways(api: ApiClient, name: str
 # --- the edges ---------------------------------------------------------------------------
 
 
-async def test_a_page_of_nothing_ends_any_loop(api: ApiClient) -> None:
+async def test_a_page_of_nothing_ends_any_loop(api: GraphQLClient) -> None:
     rows = [await make_client() for _ in range(3)]
     for variables in ({"first": 0}, {"last": 0}, {"first": 0, "order": "NEWEST_FIRST"}):
         found = await page(api, **variables)
@@ -250,7 +250,7 @@ async def test_a_page_of_nothing_ends_any_loop(api: ApiClient) -> None:
     assert past_the_end["pageInfo"]["hasPreviousPage"] is True
 
 
-async def test_before_alone_means_the_page_just_before_it(api: ApiClient) -> None:
+async def test_before_alone_means_the_page_just_before_it(api: GraphQLClient) -> None:
     rows = [await make_client() for _ in range(60)]
     found = await page(api, before=encode_cursor(rows[55].id))
     assert ids_of(found) == [row.id for row in rows[5:55]]
@@ -266,7 +266,7 @@ async def test_before_alone_means_the_page_just_before_it(api: ApiClient) -> Non
     )
 
 
-async def test_a_cursor_read_in_one_order_serves_the_other(api: ApiClient) -> None:
+async def test_a_cursor_read_in_one_order_serves_the_other(api: GraphQLClient) -> None:
     rows = [await make_client() for _ in range(5)]
     newest = await page(api, first=2, order="NEWEST_FIRST")
     assert ids_of(newest) == [rows[4].id, rows[3].id]
@@ -277,7 +277,7 @@ async def test_a_cursor_read_in_one_order_serves_the_other(api: ApiClient) -> No
     assert ids_of(later) == [rows[4].id]
 
 
-async def test_page_sizes_are_refused_clearly_not_cut(api: ApiClient) -> None:
+async def test_page_sizes_are_refused_clearly_not_cut(api: GraphQLClient) -> None:
     await make_client()
     assert await errors(api, first=501) == [
         "`first` may be at most 500, not 501: page through the rest with `after`"

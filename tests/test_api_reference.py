@@ -23,7 +23,7 @@ from graphql import (
 
 from graphql_api.reference import api_markdown
 from graphql_api.schema import schema
-from settings import get_settings
+from tests.support.inprocess import http_client, settings_with
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "reference-token-5c1a"
@@ -126,19 +126,11 @@ def test_docs_api_md_covers_every_operation_and_type() -> None:
 
 
 @pytest.fixture
-async def api_with_token(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    """The app, in process, with API_TOKEN set."""
+async def api_with_token() -> AsyncIterator[httpx.AsyncClient]:
+    """The app, in process, with API_TOKEN set (its lifespan is not run: no database needed)."""
     from graphql_api.app import create_app
 
-    monkeypatch.setenv("API_TOKEN", TOKEN)
-    get_settings.cache_clear()
-    try:
-        app = create_app()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+    async with http_client(create_app(settings_with(api_token=TOKEN))) as http:
         yield http
 
 
@@ -167,20 +159,10 @@ async def test_docs_page_is_public_offline_and_complete(api_with_token: httpx.As
     assert "<code>... on Error { message }</code>" in html
 
 
-async def test_docs_page_links_to_graphiql_only_when_served(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_docs_page_links_to_graphiql_only_when_served() -> None:
     from graphql_api.app import create_app
 
-    monkeypatch.setenv("GRAPHIQL", "false")
-    get_settings.cache_clear()
-    try:
-        app = create_app()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+    async with http_client(create_app(settings_with(graphiql=False))) as http:
         page = await http.get("/docs")
     assert page.status_code == 200
     assert 'href="/graphql"' not in page.text

@@ -186,11 +186,11 @@ async def test_stats_of_many_mailings_are_one_batch(
     assert len(set(batches[0])) == 12
 
 
-async def test_progress_subscription(gql: GraphQLClient, api_url: str) -> None:
+async def test_progress_subscription(gql: GraphQLClient, served_api: str) -> None:
     for _ in range(3):
         await make_client()
     mailing = await mailing_with_messages(3, status=MailingStatus.RUNNING)
-    subscription = await Subscription.connect(api_url)
+    subscription = await Subscription.connect(served_api)
     try:
         assert (await subscription.receive())["type"] == "connection_ack"
         await subscription.subscribe(PROGRESS, {"id": str(mailing.id)})
@@ -221,8 +221,8 @@ async def test_progress_subscription(gql: GraphQLClient, api_url: str) -> None:
         await subscription.close()
 
 
-async def test_progress_of_a_missing_mailing(gql: GraphQLClient, api_url: str) -> None:
-    subscription = await Subscription.connect(api_url)
+async def test_progress_of_a_missing_mailing(gql: GraphQLClient, served_api: str) -> None:
+    subscription = await Subscription.connect(served_api)
     try:
         assert (await subscription.receive())["type"] == "connection_ack"
         await subscription.subscribe(PROGRESS, {"id": "123456"})

@@ -18,10 +18,11 @@ from models import Mailing, MailingStats, MailingStatus, Message, MessageStatus
 from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
 from tasks.sweep import tend_mailing
+from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT
 from tests.support.engine import Simulator, Worker, add_clients, start_mailing, wait_until
 from tests.support.factories import make_client
-from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock
+from tests.support.inprocess import FakeClock, engine_driver, fake_clock
 
 NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
 CREATE = (
@@ -40,9 +41,9 @@ def clock() -> Iterator[FakeClock]:
 
 
 @pytest.fixture
-async def api(db: str, clock: FakeClock) -> AsyncIterator[ApiClient]:
-    async with api_client() as client:
-        yield client
+def api(gql: GraphQLClient, clock: FakeClock) -> GraphQLClient:
+    """The API in process, reading ``clock`` for the time."""
+    return gql
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ async def sim(db: str) -> AsyncIterator[SimulatorServer]:
         yield server
 
 
-async def _create(api: ApiClient, clock: FakeClock, **fields: Any) -> int:
+async def _create(api: GraphQLClient, clock: FakeClock, **fields: Any) -> int:
     payload = {
         "text": "Hello",
         "startAt": clock.now.isoformat(),
@@ -63,7 +64,7 @@ async def _create(api: ApiClient, clock: FakeClock, **fields: Any) -> int:
     return int(result["id"])
 
 
-async def _lifecycle(api: ApiClient, name: str, mailing_id: int) -> None:
+async def _lifecycle(api: GraphQLClient, name: str, mailing_id: int) -> None:
     selection = "__typename" if name == "deleteMailing" else MAILING_RESULT
     query = LIFECYCLE.format(name=name, result=selection)
     result = (await api.execute(query, {"id": str(mailing_id)}))[name]
@@ -86,7 +87,7 @@ async def _clients_with_messages(mailing_id: int) -> list[int]:
     return [int(r["client_id"]) for r in rows]
 
 
-async def test_audience_is_built_in_committed_chunks(api: ApiClient, clock: FakeClock) -> None:
+async def test_audience_is_built_in_committed_chunks(api: GraphQLClient, clock: FakeClock) -> None:
     clients = [(await make_client()).id for _ in range(7)]
     mailing_id = await _create(api, clock)
     assert await tend_mailing(mailing_id, clock.now, chunk=3) is MailingStatus.RUNNING
@@ -104,7 +105,7 @@ async def test_audience_is_built_in_committed_chunks(api: ApiClient, clock: Fake
     assert (stats.total, stats.pending) == (7, 7)
 
 
-async def test_a_chunk_done_twice_adds_nothing_twice(api: ApiClient, clock: FakeClock) -> None:
+async def test_a_chunk_done_twice_adds_nothing_twice(api: GraphQLClient, clock: FakeClock) -> None:
     """What a build resumed after a crash does: chunks already committed come again."""
     clients = [(await make_client()).id for _ in range(5)]
     mailing_id = await _create(api, clock)
@@ -118,7 +119,7 @@ async def test_a_chunk_done_twice_adds_nothing_twice(api: ApiClient, clock: Fake
 
 
 async def test_a_mailing_is_not_finished_while_its_audience_is_built(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for tag in "abbba":
         await make_client(tag=tag)
@@ -139,7 +140,7 @@ async def test_a_mailing_is_not_finished_while_its_audience_is_built(
 
 
 async def test_the_end_passing_mid_build_expires_the_whole_audience(
-    api: ApiClient, clock: FakeClock
+    api: GraphQLClient, clock: FakeClock
 ) -> None:
     for _ in range(5):
         await make_client()
@@ -152,7 +153,7 @@ async def test_the_end_passing_mid_build_expires_the_whole_audience(
     assert (stats.total, stats.expired, stats.pending) == (5, 5, 0)
 
 
-async def test_cancel_mid_build_stops_it(api: ApiClient, clock: FakeClock) -> None:
+async def test_cancel_mid_build_stops_it(api: GraphQLClient, clock: FakeClock) -> None:
     for _ in range(5):
         await make_client()
     mailing_id = await _create(api, clock)
@@ -163,7 +164,7 @@ async def test_cancel_mid_build_stops_it(api: ApiClient, clock: FakeClock) -> No
     assert (await MailingStats.get(mailing_id=mailing_id)).cancelled == 2
 
 
-async def test_delete_mid_build_stops_it(api: ApiClient, clock: FakeClock) -> None:
+async def test_delete_mid_build_stops_it(api: GraphQLClient, clock: FakeClock) -> None:
     for _ in range(5):
         await make_client()
     mailing_id = await _create(api, clock)
@@ -175,7 +176,7 @@ async def test_delete_mid_build_stops_it(api: ApiClient, clock: FakeClock) -> No
 
 
 async def test_a_paused_mailing_builds_on_and_sends_nothing_until_resumed(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for _ in range(6):
         await make_client()
@@ -193,7 +194,7 @@ async def test_a_paused_mailing_builds_on_and_sends_nothing_until_resumed(
 
 
 async def test_retargeting_mid_build_builds_the_new_audience(
-    api: ApiClient, clock: FakeClock
+    api: GraphQLClient, clock: FakeClock
 ) -> None:
     tagged = [(await make_client(tag="ab"[i % 2])) for i in range(8)]
     a = [c.id for c in tagged if c.tag == "a"]

@@ -97,7 +97,7 @@ async def sim(db: str) -> AsyncIterator[Simulator]:
 
 
 async def test_every_expression_names_what_the_service_exports(
-    sim: Simulator, api_url: str
+    sim: Simulator, served_api: str
 ) -> None:
     await add_clients(20)
     worker = Worker(sim)
@@ -111,9 +111,9 @@ async def test_every_expression_names_what_the_service_exports(
                 return "mailings_worker_heartbeat_timestamp_seconds{" in text
 
             await wait_until(sampled, timeout=30)
-            await http.post(f"{api_url}/graphql", json={"query": "{ mailings { totalCount } }"})
+            await http.post(f"{served_api}/graphql", json={"query": "{ mailings { totalCount } }"})
             exported = _exported((await http.get(f"{worker.metrics_url}/metrics")).text)
-            for name, labels in _exported((await http.get(f"{api_url}/metrics")).text).items():
+            for name, labels in _exported((await http.get(f"{served_api}/metrics")).text).items():
                 exported.setdefault(name, []).extend(labels)
     finally:
         worker.stop()

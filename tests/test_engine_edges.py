@@ -215,17 +215,17 @@ async def test_a_rate_limited_provider_is_followed_not_stalled(sim: Simulator) -
     assert took < 60, took
 
 
-async def test_progress_ends_with_the_final_counts(sim: Simulator, api_url: str) -> None:
+async def test_progress_ends_with_the_final_counts(sim: Simulator, served_api: str) -> None:
     """cancelMailing once answered pending 9504, cancelled 0, and the stream could end there."""
     await add_clients(300)
     await sim.faults(accept_late_rate=1.0, late_by=1500)
     worker = Worker(sim, SEND_CONCURRENCY="20")
-    gql = GraphQLClient(api_url)
+    gql = GraphQLClient(served_api)
     try:
         mailing = await start_mailing()
         events: list[dict[str, Any]] = []
         async with websockets.connect(
-            api_url.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"]
+            served_api.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"]
         ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"

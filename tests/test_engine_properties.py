@@ -55,10 +55,10 @@ from hypothesis.stateful import (
 from models import SendWindow
 from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
-from tests.conftest import truncate_all
+from tests.conftest import GraphQLClient, truncate_all
 from tests.support.api import MAILING_RESULT
 from tests.support.factories import make_client
-from tests.support.inprocess import ApiClient, EngineDriver, FakeClock, api_client, engine_driver
+from tests.support.inprocess import EngineDriver, FakeClock, api_client, engine_driver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -196,7 +196,7 @@ class SendingMachine(RuleBasedStateMachine):
         await self.sim.set_faults(**_NORMAL)
         self.sim.reset()
         self._api_cm = api_client()
-        self.api: ApiClient = await self._api_cm.__aenter__()
+        self.api: GraphQLClient = await self._api_cm.__aenter__()
         self._engine_cm = engine_driver(
             self.sim.url,
             self.clock,

@@ -17,9 +17,10 @@ from models import Mailing, MailingStatus, Message, MessageStatus
 from models.db import connection, execute, is_postgres
 from provider_sim import SimulatorServer, running_simulator
 from tasks.worker_metrics import REGISTRY
+from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT
 from tests.support.factories import make_client
-from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock
+from tests.support.inprocess import FakeClock, engine_driver, fake_clock
 
 CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"
@@ -40,9 +41,9 @@ def clock() -> Iterator[FakeClock]:
 
 
 @pytest.fixture
-async def api(db: str, clock: FakeClock) -> AsyncIterator[ApiClient]:
-    async with api_client() as client:
-        yield client
+def api(gql: GraphQLClient, clock: FakeClock) -> GraphQLClient:
+    """The API in process, reading ``clock`` for the time."""
+    return gql
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ async def sim(db: str) -> AsyncIterator[SimulatorServer]:
         yield server
 
 
-async def _create(api: ApiClient, clock: FakeClock, **fields: Any) -> dict[str, Any]:
+async def _create(api: GraphQLClient, clock: FakeClock, **fields: Any) -> dict[str, Any]:
     payload = {
         "text": "Hello",
         "startAt": clock.now.isoformat(),
@@ -63,7 +64,7 @@ async def _create(api: ApiClient, clock: FakeClock, **fields: Any) -> dict[str, 
     return dict(result)
 
 
-async def _update(api: ApiClient, mailing_id: str, **fields: Any) -> dict[str, Any]:
+async def _update(api: GraphQLClient, mailing_id: str, **fields: Any) -> dict[str, Any]:
     result = (await api.execute(UPDATE, {"id": mailing_id, "input": fields}))["updateMailing"]
     return dict(result)
 
@@ -77,7 +78,7 @@ async def _mailing_status(mailing_id: str) -> MailingStatus:
 
 
 async def test_a_window_that_opens_after_the_end_waits_for_the_end(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     await make_client(timezone="UTC")
     mailing = await _create(
@@ -105,7 +106,7 @@ async def test_a_window_that_opens_after_the_end_waits_for_the_end(
 
 
 async def test_a_message_expires_at_the_end_and_not_before(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     await make_client(timezone="UTC")
     mailing = await _create(
@@ -127,7 +128,7 @@ async def test_a_message_expires_at_the_end_and_not_before(
 
 
 async def test_removing_the_window_sends_what_waited_for_it_at_once(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for _ in range(3):
         await make_client(timezone="Asia/Tokyo")  # 18:00 there: outside 08:00-12:00
@@ -143,7 +144,7 @@ async def test_removing_the_window_sends_what_waited_for_it_at_once(
 
 
 async def test_widening_the_window_replans_the_waiting_messages(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     await make_client(timezone="UTC")
     mailing = await _create(
@@ -166,7 +167,7 @@ async def test_widening_the_window_replans_the_waiting_messages(
 
 
 async def test_a_retry_due_after_the_end_waits_for_the_end(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     await make_client()
     await sim.set_faults(fail_rate=1.0)
@@ -191,7 +192,7 @@ async def test_a_retry_due_after_the_end_waits_for_the_end(
 
 
 async def test_refused_credentials_hold_sending_and_fail_nothing(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for _ in range(20):
         await make_client()
@@ -231,7 +232,7 @@ async def _all_sent(mailing_id: str, n: int) -> bool:
 
 
 async def test_a_rate_limit_holds_every_send_for_its_retry_after(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for _ in range(10):
         await make_client()
@@ -255,7 +256,7 @@ async def test_a_rate_limit_holds_every_send_for_its_retry_after(
 
 
 async def test_cancel_reaches_messages_in_backoff_and_answers_final_counts(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for _ in range(6):
         await make_client()
@@ -276,7 +277,7 @@ async def test_cancel_reaches_messages_in_backoff_and_answers_final_counts(
 
 
 async def test_retargeting_reaches_messages_that_wait(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     a_phones = {(await make_client(tag="a")).phone for _ in range(3)}
     for _ in range(3):
@@ -294,7 +295,7 @@ async def test_retargeting_reaches_messages_that_wait(
 
 
 async def test_a_client_that_matches_again_gets_its_message_back(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     phones = {(await make_client(tag=tag)).phone for tag in ("a", "a", "b", "b")}
     await sim.set_faults(rate_limit_rate=1.0)
@@ -318,7 +319,7 @@ async def _count(mailing_id: str, status: MessageStatus, n: int) -> bool:
 
 
 async def test_messages_are_created_when_the_audience_is_built(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     await make_client()
     start = NINE + timedelta(minutes=10)
@@ -331,7 +332,7 @@ async def test_messages_are_created_when_the_audience_is_built(
 
 
 async def test_a_row_the_database_refuses_does_not_block_the_others(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     for _ in range(8):
         await make_client()

@@ -1,20 +1,22 @@
-"""CSV exports over real HTTP: a mailing's messages, every mailing's statistics, their auth."""
+"""CSV exports, through the API in process: a mailing's messages, all statistics, their auth."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from models import MailingStatus, MessageStatus
 from models.db import connection, execute
-from tests.conftest import GraphQLClient, free_port, start_command, stop_process
+from tests.conftest import GraphQLClient
 from tests.support.api import add_audience, finalise
 from tests.support.factories import make_client, make_mailing
+from tests.support.inprocess import graphql_client, http_client, serving
 
 TOKEN = "export-token"
 MESSAGE_HEADER = [
@@ -32,20 +34,16 @@ FAILED_AT = datetime(2026, 11, 30, 12, 34, 56, 789000, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def token_api(database: str) -> Iterator[str]:
-    """A server of our own, with API_TOKEN set."""
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="api-export"
-    )
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
+async def token_app(database: str) -> AsyncIterator[Starlette]:
+    """The application with API_TOKEN set."""
+    async with serving(api_token=TOKEN) as app:
+        yield app
 
 
 @pytest.fixture
-async def http(token_api: str, db: str) -> AsyncIterator[httpx.AsyncClient]:
+async def http(token_app: Starlette, db: str) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=token_api, headers=headers, timeout=60) as client:
+    async with http_client(token_app, headers=headers) as client:
         yield client
 
 
@@ -72,10 +70,10 @@ async def _mailing_with_outcomes() -> int:
 @pytest.mark.parametrize("path", ["/exports/mailings/1/messages.csv", "/exports/statistics.csv"])
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", TOKEN])
 async def test_exports_need_the_api_token(
-    token_api: str, db: str, path: str, authorization: str | None
+    token_app: Starlette, db: str, path: str, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    async with httpx.AsyncClient(base_url=token_api, timeout=30) as client:
+    async with http_client(token_app) as client:
         response = await client.get(path, headers=headers)
     assert response.status_code == 401
     assert "text/csv" not in response.headers.get("content-type", "")
@@ -177,16 +175,13 @@ async def test_statistics_csv(http: httpx.AsyncClient) -> None:
     assert wrong.status_code == 400
 
 
-async def test_graphql_links_to_the_exports(http: httpx.AsyncClient) -> None:
+async def test_graphql_links_to_the_exports(token_app: Starlette, http: httpx.AsyncClient) -> None:
     mailing_id = await _mailing_with_outcomes()
-    gql = GraphQLClient(str(http.base_url), token=TOKEN)
-    try:
+    async with graphql_client(token_app, TOKEN) as gql:
         data = await gql.execute(
             "query($id: ID!) { mailing(id: $id) { messagesCsvUrl } statistics { csvUrl } }",
             {"id": str(mailing_id)},
         )
-    finally:
-        await gql.aclose()
     base = str(http.base_url).rstrip("/")
     messages_url = data["mailing"]["messagesCsvUrl"]
     assert messages_url == f"{base}/exports/mailings/{mailing_id}/messages.csv"
@@ -195,9 +190,8 @@ async def test_graphql_links_to_the_exports(http: httpx.AsyncClient) -> None:
     assert len(rows_of(await http.get(data["statistics"]["csvUrl"]))) == 2
 
 
-async def test_open_api_serves_exports_without_a_token(api_url: str, db: str) -> None:
+async def test_open_api_serves_exports_without_a_token(gql: GraphQLClient) -> None:
     mailing_id = await _mailing_with_outcomes()
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        response = await client.get(f"/exports/mailings/{mailing_id}/messages.csv")
+    response = await gql.http.get(f"/exports/mailings/{mailing_id}/messages.csv")
     assert response.status_code == 200
     assert len(rows_of(response)) == 5

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
+from starlette.applications import Starlette
 
 from graphql_api.graphiql.routes import STATIC_DIR
-from tests.conftest import free_port, start_command, stop_process
+from tests.support.inprocess import http_client, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = STATIC_DIR / "vendor"
@@ -22,13 +22,9 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 
 
 @pytest.fixture(scope="module")
-def token_api(database: str) -> Iterator[str]:
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="graphiql"
-    )
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
+async def token_app(database: str) -> AsyncIterator[Starlette]:
+    async with serving(api_token=TOKEN) as app:
+        yield app
 
 
 def test_vendored_files_are_the_ones_the_manifest_pins() -> None:
@@ -65,9 +61,9 @@ def test_the_page_loads_only_files_of_this_origin() -> None:
     assert "https://" not in script
 
 
-def test_the_page_loads_without_a_credential(token_api: str) -> None:
-    with httpx.Client(base_url=token_api) as client:
-        page = client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
+async def test_the_page_loads_without_a_credential(token_app: Starlette) -> None:
+    async with http_client(token_app) as client:
+        page = await client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         policy = page.headers["content-security-policy"]
@@ -79,23 +75,23 @@ def test_the_page_loads_without_a_credential(token_api: str) -> None:
         assert "unsafe" not in policy
         assert page.headers["x-content-type-options"] == "nosniff"
         assert page.headers["vary"] == "Accept"
-        again = client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
+        again = await client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
         assert nonce[1] not in again.text  # a nonce is never reused
 
         for url in re.findall(r'(?:src|href)="(/graphiql/[^"]*)"', page.text):
-            asset = client.get(url)
+            asset = await client.get(url)
             assert asset.status_code == 200, url
             assert asset.headers["x-content-type-options"] == "nosniff"
 
         # Everything else still needs the token: an operation, even over GET.
         for refused in (
-            client.get("/graphql", params={"query": "{ __typename }"}),
-            client.get("/graphql", headers={"Accept": "application/json"}),
-            client.post("/graphql", json={"query": "{ __typename }"}),
+            await client.get("/graphql", params={"query": "{ __typename }"}),
+            await client.get("/graphql", headers={"Accept": "application/json"}),
+            await client.post("/graphql", json={"query": "{ __typename }"}),
         ):
             assert refused.status_code == 401
             assert "API token" in refused.json()["errors"][0]["message"]
-        served = client.get(
+        served = await client.get(
             "/graphql",
             params={"query": "{ __typename }"},
             headers={"Accept": BROWSER_ACCEPT, "Authorization": f"Bearer {TOKEN}"},

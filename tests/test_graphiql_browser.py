@@ -169,10 +169,10 @@ async def scheduled_mailing() -> int:
 
 
 async def test_graphiql_offline_on_an_open_api(
-    browser: Browser, api_url: str, gql: GraphQLClient, pages: list[Watched]
+    browser: Browser, served_api: str, gql: GraphQLClient, pages: list[Watched]
 ) -> None:
     mailing_id = await scheduled_mailing()
-    watched, gate = await offline_page(browser, api_url, pages)
+    watched, gate = await offline_page(browser, served_api, pages)
     page = watched.page
     await page.goto("/graphql")
     await ready(page)

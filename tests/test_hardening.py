@@ -1,47 +1,59 @@
-"""What a public deployment switches on: allowed origins, no IDE, no introspection, a body cap."""
+"""What a public deployment switches on: allowed origins, no IDE, no introspection, a body cap.
+
+In process, but for WebSocket handshakes and the server's own log, which need a server.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import free_port, start_command, stop_process
+from tests.support.inprocess import http_client, serving
 
 TOKEN = "hardening-token-8d1f"
 PROVIDER_TOKEN = "provider-jwt-secret-77aa"
 ADMIN = "https://admin.example.com"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# A public deployment's settings, as a server reads them.
+PUBLIC = {
+    "API_TOKEN": TOKEN,
+    "PROVIDER_TOKEN": PROVIDER_TOKEN,
+    "ALLOWED_ORIGINS": f"{ADMIN}, https://ops.example.com",
+    "GRAPHIQL": "false",
+    "INTROSPECTION": "false",
+    "MAX_BODY_BYTES": "8192",
+}
+
+
+@pytest.fixture(scope="module")
+async def public_app(database: str) -> AsyncIterator[Starlette]:
+    async with serving(**{name.lower(): value for name, value in PUBLIC.items()}) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
 def public_api(database: str) -> Iterator[tuple[str, Path]]:
+    """The same deployment as a server: its URL and its log."""
     port = free_port()
-    env = {
-        "API_TOKEN": TOKEN,
-        "PROVIDER_TOKEN": PROVIDER_TOKEN,
-        "ALLOWED_ORIGINS": f"{ADMIN}, https://ops.example.com",
-        "GRAPHIQL": "false",
-        "INTROSPECTION": "false",
-        "MAX_BODY_BYTES": "8192",
-    }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="public")
+    proc = start_command(["serve", "--port", str(port)], env=PUBLIC, port=port, log_name="public")
     yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 
-async def test_cors_for_allowed_origins_only(public_api: tuple[str, Path]) -> None:
-    url, _ = public_api
+async def test_cors_for_allowed_origins_only(public_app: Starlette) -> None:
     preflight = {
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type",
     }
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with http_client(public_app) as client:
         allowed = await client.options("/graphql", headers={"Origin": ADMIN, **preflight})
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == ADMIN
@@ -72,7 +84,7 @@ async def _handshake(url: str, origin: str | None) -> int:
         return refused.response.status_code
 
 
-async def test_websocket_origins(public_api: tuple[str, Path], api_url: str) -> None:
+async def test_websocket_origins(public_api: tuple[str, Path], served_api: str) -> None:
     url, _ = public_api
     assert await _handshake(url, ADMIN) == 101
     assert await _handshake(url, "https://ops.example.com") == 101
@@ -81,13 +93,12 @@ async def test_websocket_origins(public_api: tuple[str, Path], api_url: str) -> 
     assert await _handshake(url, "https://evil.example") == 403
     assert await _handshake(url, "null") == 403
     # With no ALLOWED_ORIGINS, only the API's own origin may open one from a browser.
-    assert await _handshake(api_url, api_url) == 101
-    assert await _handshake(api_url, ADMIN) == 403
+    assert await _handshake(served_api, served_api) == 101
+    assert await _handshake(served_api, ADMIN) == 403
 
 
-async def test_no_ide_and_no_introspection(public_api: tuple[str, Path]) -> None:
-    url, _ = public_api
-    async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
+async def test_no_ide_and_no_introspection(public_app: Starlette) -> None:
+    async with http_client(public_app, headers=AUTH) as client:
         ide = await client.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
         assert "graphiql" not in ide.text.lower()
         assert ide.status_code == 400  # a GET without a query, as for any client
@@ -103,9 +114,8 @@ async def test_no_ide_and_no_introspection(public_api: tuple[str, Path]) -> None
         assert typename.json() == {"data": {"clients": {"__typename": "ClientConnection"}}}
 
 
-async def test_body_limit_from_settings(public_api: tuple[str, Path]) -> None:
-    url, _ = public_api
-    async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
+async def test_body_limit_from_settings(public_app: Starlette) -> None:
+    async with http_client(public_app, headers=AUTH) as client:
         padded = {"query": "{ __typename }", "variables": {"pad": "x" * 9000}}
         response = await client.post("/graphql", json=padded)
         assert response.status_code == 413

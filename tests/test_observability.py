@@ -45,8 +45,8 @@ async def sim(db: str) -> AsyncIterator[Simulator]:
     await simulator.close()
 
 
-async def test_health_endpoints_need_no_token(api_url: str) -> None:
-    async with httpx.AsyncClient(base_url=api_url) as http:
+async def test_health_endpoints_need_no_token(served_api: str) -> None:
+    async with httpx.AsyncClient(base_url=served_api) as http:
         alive = await http.get("/healthz")
         ready = await http.get("/readyz")
     assert alive.status_code == 200
@@ -56,8 +56,8 @@ async def test_health_endpoints_need_no_token(api_url: str) -> None:
     assert ready.json() == expected
 
 
-async def test_request_id_is_echoed_or_made(api_url: str) -> None:
-    async with httpx.AsyncClient(base_url=api_url) as http:
+async def test_request_id_is_echoed_or_made(served_api: str) -> None:
+    async with httpx.AsyncClient(base_url=served_api) as http:
         given = await http.get("/healthz", headers={"X-Request-ID": "trace-42"})
         made = await http.get("/healthz")
         hostile = await http.get("/healthz", headers={"X-Request-ID": 'a b;"<x>' * 20})
@@ -67,7 +67,7 @@ async def test_request_id_is_echoed_or_made(api_url: str) -> None:
 
 
 async def test_progress_streams_coalesced_events_until_finished(
-    sim: Simulator, api_url: str
+    sim: Simulator, served_api: str
 ) -> None:
     await add_clients(3000)
     await sim.faults(latency=20)
@@ -77,7 +77,7 @@ async def test_progress_streams_coalesced_events_until_finished(
         # Far in the future until the subscription has seen it waiting, then
         # moved to now: how long connecting takes cannot matter.
         mailing = await start_mailing(start_at=utcnow() + timedelta(hours=1))
-        subscription = await Subscription.connect(api_url)
+        subscription = await Subscription.connect(served_api)
         assert (await subscription.receive())["type"] == "connection_ack"
         started = time.monotonic()
         await subscription.subscribe(PROGRESS, {"id": str(mailing.id)})
@@ -132,7 +132,7 @@ async def _assert_no_pattern_subscriptions_left() -> None:
     await wait_until(none_left, timeout=5)
 
 
-async def test_metrics_show_the_workers_sends(sim: Simulator, api_url: str) -> None:
+async def test_metrics_show_the_workers_sends(sim: Simulator, served_api: str) -> None:
     await add_clients(50)
     worker = Worker(sim)
     try:
@@ -141,7 +141,7 @@ async def test_metrics_show_the_workers_sends(sim: Simulator, api_url: str) -> N
         sent = worker.metrics()
     finally:
         worker.stop()
-    async with httpx.AsyncClient(base_url=api_url) as http:
+    async with httpx.AsyncClient(base_url=served_api) as http:
         await http.post("/graphql", json={"query": "{ statistics { totals { sent } } }"})
         values = metric_values((await http.get("/metrics")).text)
     # The worker's figures, on the worker.

@@ -1,7 +1,8 @@
 """OAuth2 / OpenID Connect: bearer JWTs verified against a provider's keys, roles enforced.
 
 The provider is a stand-in on loopback (``tests/support/oidc.py``) with key
-pairs made in the test; the API is a real ``mailings serve``.
+pairs made in the test; the API runs in process, and as a real ``mailings
+serve`` for WebSockets and for what its log says.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
+from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
 from graphql_api.oidc import (
@@ -29,6 +31,7 @@ from settings import Settings
 from tests.conftest import free_port, start_command, stop_process
 from tests.support.api import Subscription
 from tests.support.factories import make_mailing
+from tests.support.inprocess import http_client, serving
 from tests.support.oidc import AUDIENCE, FakeIdentityProvider, ec_key, public_jwk, rsa_key
 
 API_TOKEN = "opaque-api-token-31337"
@@ -47,28 +50,45 @@ def idp() -> Iterator[FakeIdentityProvider]:
     provider.close()
 
 
-@pytest.fixture(scope="module")
-def oidc_api(database: str, idp: FakeIdentityProvider) -> Iterator[tuple[str, Path]]:
-    """A server that accepts the provider's tokens (keys found by discovery) and API_TOKEN."""
-    port = free_port()
-    env = {
+def oidc_settings(idp: FakeIdentityProvider) -> dict[str, str]:
+    """Accept the provider's tokens (keys found by discovery) and API_TOKEN."""
+    return {
         "API_TOKEN": API_TOKEN,
         "OIDC_ISSUER": idp.issuer,
         "OIDC_AUDIENCE": AUDIENCE,
         "OIDC_LEEWAY": "2",
     }
+
+
+@pytest.fixture(scope="module")
+async def oidc_app(database: str, idp: FakeIdentityProvider) -> AsyncIterator[Starlette]:
+    settings = {name.lower(): value for name, value in oidc_settings(idp).items()}
+    async with serving(**settings) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def oidc_api(database: str, idp: FakeIdentityProvider) -> Iterator[tuple[str, Path]]:
+    """The same as a server: its URL and its log."""
+    port = free_port()
+    env = oidc_settings(idp)
     proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-oidc")
     yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 
 async def post(
-    url: str, query: str, token: str | None = None, headers: dict[str, str] | None = None
+    to: str | Starlette,
+    query: str,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
+    """POST ``query`` to a server (its URL) or to an application in process."""
     headers = dict(headers or {})
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    client = httpx.AsyncClient(base_url=to, timeout=30) if isinstance(to, str) else http_client(to)
+    async with client:
         return await client.post("/graphql", json={"query": query}, headers=headers)
 
 
@@ -89,26 +109,26 @@ def settings_for(idp: FakeIdentityProvider, **overrides: Any) -> Settings:
     return Settings(oidc_issuer=idp.issuer, oidc_audience=AUDIENCE, **overrides)
 
 
-# --- over a real server -------------------------------------------------------------------
+# --- the application ------------------------------------------------------------------------
 
 
 async def test_a_viewer_queries_but_may_not_mutate(
-    oidc_api: tuple[str, Path], idp: FakeIdentityProvider, db: str
+    oidc_app: Starlette, idp: FakeIdentityProvider, db: str
 ) -> None:
-    url, _ = oidc_api
     viewer = idp.token("viewer")
-    query = await post(url, COUNT_CLIENTS, viewer)
+    query = await post(oidc_app, COUNT_CLIENTS, viewer)
     assert query.status_code == 200
     assert query.json() == {"data": {"clients": {"totalCount": 0}}}
 
-    mutation = await post(url, CREATE_CLIENT, viewer)
+    mutation = await post(oidc_app, CREATE_CLIENT, viewer)
     assert mutation.status_code == 403
     body = mutation.json()
     assert body["data"] is None
     assert body["errors"][0]["message"] == "Forbidden: mutations need the operator role"
     assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
     assert "Traceback" not in mutation.text
-    assert (await post(url, COUNT_CLIENTS, viewer)).json()["data"]["clients"]["totalCount"] == 0
+    count = (await post(oidc_app, COUNT_CLIENTS, viewer)).json()
+    assert count["data"]["clients"]["totalCount"] == 0
 
 
 @pytest.mark.parametrize(
@@ -120,25 +140,68 @@ async def test_a_viewer_queries_but_may_not_mutate(
     ],
 )
 async def test_an_operator_mutates(
-    oidc_api: tuple[str, Path],
+    oidc_app: Starlette,
     idp: FakeIdentityProvider,
     db: str,
     roles: str | list[str],
     kid: str,
     algorithm: str,
 ) -> None:
-    url, _ = oidc_api
-    response = await post(url, CREATE_CLIENT, idp.token(roles, kid=kid, algorithm=algorithm))
+    response = await post(oidc_app, CREATE_CLIENT, idp.token(roles, kid=kid, algorithm=algorithm))
     assert response.status_code == 200
     assert response.json()["data"]["createClient"]["__typename"] == "Client"
 
 
-async def test_the_api_token_still_works_as_an_operator(
-    oidc_api: tuple[str, Path], db: str
-) -> None:
-    url, _ = oidc_api
-    response = await post(url, CREATE_CLIENT, API_TOKEN)
+async def test_the_api_token_still_works_as_an_operator(oidc_app: Starlette, db: str) -> None:
+    response = await post(oidc_app, CREATE_CLIENT, API_TOKEN)
     assert response.json()["data"]["createClient"]["__typename"] == "Client"
+
+
+@pytest.fixture
+def rotating_idp() -> Iterator[FakeIdentityProvider]:
+    provider = FakeIdentityProvider()
+    yield provider
+    provider.close()
+
+
+@pytest.fixture
+async def rotating_api(
+    database: str, rotating_idp: FakeIdentityProvider
+) -> AsyncIterator[Starlette]:
+    async with serving(
+        oidc_issuer=rotating_idp.issuer,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url=rotating_idp.issuer + "/jwks",
+        oidc_jwks_min_refresh=0,
+    ) as app:
+        yield app
+
+
+async def test_keys_are_cached_and_a_rotation_is_picked_up(
+    rotating_api: Starlette, rotating_idp: FakeIdentityProvider, db: str
+) -> None:
+    idp = rotating_idp
+    old_token = idp.token("viewer")
+    for _ in range(5):
+        assert (await post(rotating_api, COUNT_CLIENTS, old_token)).status_code == 200
+    assert idp.jwks_requests == 1
+
+    idp.rotate("k2")
+    new_token = idp.token("viewer", kid="k2")
+    assert (await post(rotating_api, COUNT_CLIENTS, new_token)).status_code == 200
+    assert idp.jwks_requests == 2
+    # The old key is gone from the provider: tokens signed with it are no more.
+    refused = await post(rotating_api, COUNT_CLIENTS, old_token)
+    assert refused.status_code == 401
+    assert "unknown key" in refused.json()["errors"][0]["message"]
+
+
+async def test_no_credentials_are_needed_for_probes(oidc_app: Starlette) -> None:
+    async with http_client(oidc_app) as client:
+        assert (await client.get("/healthz")).status_code == 200
+
+
+# --- over a real server: what its log says, its WebSockets ----------------------------------
 
 
 def _refusals(idp: FakeIdentityProvider) -> dict[str, tuple[str | None, int, str]]:
@@ -300,52 +363,6 @@ async def test_an_operation_under_an_expired_token_runs_nothing(db: str) -> None
     assert result.errors is not None
     assert result.errors[0].extensions == {"code": "UNAUTHENTICATED"}
     assert result.data is None
-
-
-@pytest.fixture
-def rotating_idp() -> Iterator[FakeIdentityProvider]:
-    provider = FakeIdentityProvider()
-    yield provider
-    provider.close()
-
-
-@pytest.fixture
-def rotating_api(database: str, rotating_idp: FakeIdentityProvider) -> Iterator[str]:
-    port = free_port()
-    env = {
-        "OIDC_ISSUER": rotating_idp.issuer,
-        "OIDC_AUDIENCE": AUDIENCE,
-        "OIDC_JWKS_URL": rotating_idp.issuer + "/jwks",
-        "OIDC_JWKS_MIN_REFRESH": "0",
-    }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-rot")
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
-
-
-async def test_keys_are_cached_and_a_rotation_is_picked_up(
-    rotating_api: str, rotating_idp: FakeIdentityProvider, db: str
-) -> None:
-    idp = rotating_idp
-    old_token = idp.token("viewer")
-    for _ in range(5):
-        assert (await post(rotating_api, COUNT_CLIENTS, old_token)).status_code == 200
-    assert idp.jwks_requests == 1
-
-    idp.rotate("k2")
-    new_token = idp.token("viewer", kid="k2")
-    assert (await post(rotating_api, COUNT_CLIENTS, new_token)).status_code == 200
-    assert idp.jwks_requests == 2
-    # The old key is gone from the provider: tokens signed with it are no more.
-    refused = await post(rotating_api, COUNT_CLIENTS, old_token)
-    assert refused.status_code == 401
-    assert "unknown key" in refused.json()["errors"][0]["message"]
-
-
-async def test_no_credentials_are_needed_for_probes(oidc_api: tuple[str, Path]) -> None:
-    url, _ = oidc_api
-    async with httpx.AsyncClient(base_url=url) as client:
-        assert (await client.get("/healthz")).status_code == 200
 
 
 # --- the pieces, in process ---------------------------------------------------------------

@@ -193,12 +193,14 @@ def apq_client() -> Path:
     return target
 
 
-async def test_apollo_clients_persisted_query_link(apq_client: Path, api_url: str, db: str) -> None:
+async def test_apollo_clients_persisted_query_link(
+    apq_client: Path, served_api: str, db: str
+) -> None:
     await make_client()
     assert NODE is not None
     finished = await asyncio.to_thread(
         subprocess.run,
-        [NODE, "apq.mjs", f"{api_url}/graphql"],
+        [NODE, "apq.mjs", f"{served_api}/graphql"],
         cwd=apq_client,
         env={"PATH": str(Path(NODE).parent)},
         check=True,

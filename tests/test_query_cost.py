@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import strawberry
 from graphql import parse
 from strawberry.schema.config import StrawberryConfig
@@ -15,8 +13,8 @@ from graphql_api.scalars import SCALAR_MAP
 from graphql_api.schema import schema
 from models import Mailing
 from settings import get_settings
+from tests.conftest import GraphQLClient
 from tests.support.factories import make_mailing
-from tests.support.inprocess import ApiClient, api_client
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 NESTED = "mailings(first: 500) { edges { node { messages(first: 500) { totalCount } } } }"
@@ -57,16 +55,10 @@ def test_what_a_request_costs() -> None:
     assert cost(f"subscription {{ {progress} }}") == 9
 
 
-@pytest.fixture
-async def api(db: str) -> AsyncIterator[ApiClient]:
-    async with api_client() as client:
-        yield client
-
-
-async def test_a_greedy_request_is_refused_before_it_runs(api: ApiClient) -> None:
+async def test_a_greedy_request_is_refused_before_it_runs(gql: GraphQLClient) -> None:
     await make_mailing()
     limit = get_settings().max_query_nodes
-    response = await api.http.post(
+    response = await gql.http.post(
         "/graphql", json={"query": GREEDY}, headers={"Accept": GRAPHQL_RESPONSE}
     )
     assert response.status_code == 400
@@ -84,10 +76,10 @@ async def test_a_greedy_request_is_refused_before_it_runs(api: ApiClient) -> Non
         "query($n: Int) "
         "{ mailings(first: $n) { edges { node { messages(first: $n) { totalCount } } } } }"
     )
-    refused = (await api.post(query, {"n": 500})).json()
+    refused = (await gql.post(query, {"n": 500})).json()
     assert refused["errors"][0]["extensions"]["cost"] == 250_500
     # Under the limit, it runs.
-    allowed = await api.execute(query, {"n": 100})
+    allowed = await gql.execute(query, {"n": 100})
     assert len(allowed["mailings"]["edges"]) == await Mailing.all().count() == 1
 
 

@@ -6,6 +6,7 @@ set and a clock the test moves.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import AsyncIterator, Iterator
@@ -15,12 +16,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from models import MailingStatus, MessageStatus
-from settings import Settings, get_settings
 from tests.support.api import add_audience, finalise
 from tests.support.factories import make_client, make_mailing
-from tests.support.inprocess import FakeClock, fake_clock
+from tests.support.inprocess import FakeClock, fake_clock, http_client, serving
 
 TOKEN = "signed-links-token"
 NOON = datetime(2030, 5, 6, 12, 0, tzinfo=UTC)
@@ -36,27 +37,14 @@ def clock() -> Iterator[FakeClock]:
         yield fake
 
 
-def app_with(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> Any:
-    from graphql_api import app as app_module
-
-    settings = Settings(
-        **{
-            **get_settings().model_dump(),
-            "api_token": TOKEN,
-            "export_link_secret": "a secret of the deployment",
-            **overrides,
-        }
-    )
-    monkeypatch.setattr(app_module, "get_settings", lambda: settings)
-    return app_module.create_app()
+def app_with(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Starlette]:
+    settings = {"api_token": TOKEN, "export_link_secret": "a secret of the deployment"}
+    return serving(**{**settings, **overrides})
 
 
 @pytest.fixture
-async def http(
-    db: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app_with(monkeypatch))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+async def http(db: str, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_with() as app, http_client(app) as client:
         yield client
 
 
@@ -161,12 +149,9 @@ async def test_a_changed_or_borrowed_link_is_refused(http: httpx.AsyncClient) ->
     refused(await http.get(nonsense), mismatch)
 
 
-async def test_a_link_from_another_secret_is_refused(
-    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_link_from_another_secret_is_refused(http: httpx.AsyncClient) -> None:
     mailing_id = await a_mailing()
-    other = app_with(monkeypatch, export_link_secret="another deployment's secret")
-    transport = httpx.ASGITransport(app=other)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as elsewhere:
+    other = app_with(export_link_secret="another deployment's secret")
+    async with other as app, http_client(app) as elsewhere:
         url = (await links(elsewhere, mailing_id))["mailing"]["messagesCsvLink"]["url"]
     refused(await http.get(url), "signature does not match")

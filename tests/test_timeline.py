@@ -15,9 +15,10 @@ import pytest
 from models import MailingStatus, MessageStatus
 from models.timeline import AUTO_BUCKETS, MAX_BUCKETS, bucket_size_for
 from provider_sim import SimulatorServer, running_simulator
+from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT, add_audience, finalise
 from tests.support.factories import make_client, make_mailing
-from tests.support.inprocess import ApiClient, FakeClock, api_client, engine_driver, fake_clock
+from tests.support.inprocess import FakeClock, engine_driver, fake_clock
 
 NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
 
@@ -44,12 +45,12 @@ def clock() -> Iterator[FakeClock]:
 
 
 @pytest.fixture
-async def api(db: str, clock: FakeClock) -> AsyncIterator[ApiClient]:
-    async with api_client() as client:
-        yield client
+def api(gql: GraphQLClient, clock: FakeClock) -> GraphQLClient:
+    """The API in process, reading ``clock`` for the time."""
+    return gql
 
 
-async def timeline(api: ApiClient, mailing_id: int | str, bucket: str = "AUTO") -> Any:
+async def timeline(api: GraphQLClient, mailing_id: int | str, bucket: str = "AUTO") -> Any:
     data = await api.execute(TIMELINE, {"id": str(mailing_id), "bucket": bucket})
     return data["mailing"]["timeline"]
 
@@ -76,7 +77,7 @@ async def mailing_with_history(status: MailingStatus = MailingStatus.FINISHED) -
     return mailing.id
 
 
-async def test_timeline_counts_each_outcome_in_its_bucket(api: ApiClient) -> None:
+async def test_timeline_counts_each_outcome_in_its_bucket(api: GraphQLClient) -> None:
     mailing_id = await mailing_with_history()
     minutes = await timeline(api, mailing_id, "MINUTE")
     assert minutes["bucketSeconds"] == 60
@@ -103,7 +104,7 @@ async def test_timeline_counts_each_outcome_in_its_bucket(api: ApiClient) -> Non
     assert sum(b["sent"] + b["expired"] for b in auto["buckets"]) == 4
 
 
-async def test_messages_say_when_they_failed(api: ApiClient) -> None:
+async def test_messages_say_when_they_failed(api: GraphQLClient) -> None:
     mailing_id = await mailing_with_history()
     edges = (await api.execute(MESSAGES, {"id": str(mailing_id)}))["mailing"]["messages"]["edges"]
     by_status: dict[str, list[dict[str, Any]]] = {}
@@ -122,7 +123,7 @@ async def test_messages_say_when_they_failed(api: ApiClient) -> None:
 
 
 async def test_a_running_mailing_has_a_rate_and_an_estimated_end(
-    api: ApiClient, clock: FakeClock
+    api: GraphQLClient, clock: FakeClock
 ) -> None:
     for _ in range(100):
         await make_client()
@@ -154,7 +155,7 @@ async def test_a_running_mailing_has_a_rate_and_an_estimated_end(
     assert late["estimatedDoneAt"] == iso(at(3600))
 
 
-async def test_a_mailing_before_its_first_outcome(api: ApiClient) -> None:
+async def test_a_mailing_before_its_first_outcome(api: GraphQLClient) -> None:
     mailing = await make_mailing(start_at=at(60), end_at=at(3600))
     empty = await timeline(api, mailing.id, "HOUR")
     assert empty == {
@@ -166,7 +167,7 @@ async def test_a_mailing_before_its_first_outcome(api: ApiClient) -> None:
     }
 
 
-async def test_the_number_of_buckets_is_bounded(api: ApiClient) -> None:
+async def test_the_number_of_buckets_is_bounded(api: GraphQLClient) -> None:
     for _ in range(3):
         await make_client()
     mailing = await make_mailing(start_at=NINE, end_at=at(10 * 86400))
@@ -200,7 +201,7 @@ async def sim(db: str) -> AsyncIterator[SimulatorServer]:
 
 
 async def test_the_engine_records_when_each_message_finished(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     # At 9:00 UTC the window is open in London, closed in Tokyo (18:00).
     for n in range(20):

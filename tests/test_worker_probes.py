@@ -58,8 +58,8 @@ async def _down(url: str) -> bool:
         return True
 
 
-async def _workers_alive(api_url: str) -> float:
-    return metric_values((await _probe(f"{api_url}/metrics")).text)["mailings_workers_alive"]
+async def _workers_alive(served_api: str) -> float:
+    return metric_values((await _probe(f"{served_api}/metrics")).text)["mailings_workers_alive"]
 
 
 async def test_probes_and_figures_of_one_worker(sim: Simulator) -> None:
@@ -109,13 +109,13 @@ async def test_two_processes_one_port_and_their_sum(sim: Simulator) -> None:
 
 
 async def test_a_worker_killed_outright_shows_as_down_within_30_s(
-    sim: Simulator, api_url: str
+    sim: Simulator, served_api: str
 ) -> None:
     worker = Worker(sim)
     await _healthy(worker)
 
     async def alive() -> bool:
-        return await _workers_alive(api_url) == 1
+        return await _workers_alive(served_api) == 1
 
     await wait_until(alive, timeout=30)
     killed = time.monotonic()
@@ -125,7 +125,7 @@ async def test_a_worker_killed_outright_shows_as_down_within_30_s(
     assert await _down(f"{worker.metrics_url}/metrics")
 
     async def gone() -> bool:
-        return await _workers_alive(api_url) == 0
+        return await _workers_alive(served_api) == 0
 
     await wait_until(gone, timeout=30)
     print(
@@ -164,7 +164,7 @@ def _counters(text: str) -> dict[str, float]:
 
 
 async def test_no_counter_goes_down_across_a_heartbeat_clean_up(
-    sim: Simulator, api_url: str
+    sim: Simulator, served_api: str
 ) -> None:
     await add_clients(40)
     worker = Worker(sim)
@@ -185,13 +185,13 @@ async def test_no_counter_goes_down_across_a_heartbeat_clean_up(
             metrics={"outcomes": {"sent": 1000}, "latency_counts": [1000], "latency_sum": 9.0},
         )
         scrapes = {}
-        for name, url in (("api", api_url), ("worker", worker.metrics_url)):
+        for name, url in (("api", served_api), ("worker", worker.metrics_url)):
             scrapes[name] = _counters((await _probe(f"{url}/metrics")).text)
         # The clean-up, as a day later: every row goes, the live worker's too
         # (its next heartbeat writes it again).
         await forget_stopped_workers(utcnow() + timedelta(days=2))
         assert await WorkerHeartbeat.all().count() == 0
-        for name, url in (("api", api_url), ("worker", worker.metrics_url)):
+        for name, url in (("api", served_api), ("worker", worker.metrics_url)):
             after = _counters((await _probe(f"{url}/metrics")).text)
             went_down = {
                 key: (value, after.get(key))

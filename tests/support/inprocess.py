@@ -1,6 +1,7 @@
 """The API and the engine in the test's own process, under a clock the test moves.
 
-The API is the real Starlette application over httpx's ``ASGITransport``;
+The API is the real Starlette application over httpx's ``ASGITransport``,
+its lifespan run, with the test settings or others (``serving(api_token=...)``);
 the engine is the real :class:`tasks.engine.Engine`, driven step by step
 (:meth:`EngineDriver.step`) against a real simulator on loopback. Both read
 the time from one :class:`FakeClock` (``models.clock.use_clock``), so rules
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
 from models import clock
 from settings import Settings, get_settings
@@ -23,8 +25,23 @@ from tasks.breaker import CircuitBreaker
 from tasks.engine import Engine
 from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient, make_provider_client
+from tests.conftest import GraphQLClient
 
-__all__ = ["ApiClient", "EngineDriver", "FakeClock", "api_client", "engine_driver", "fake_clock"]
+__all__ = [
+    "BASE_URL",
+    "EngineDriver",
+    "FakeClock",
+    "api_client",
+    "engine_driver",
+    "fake_clock",
+    "graphql_client",
+    "http_client",
+    "serving",
+    "settings_with",
+]
+
+# Where the application in process answers; any host reaches it through the transport.
+BASE_URL = "http://api.test"
 
 
 class FakeClock:
@@ -53,31 +70,43 @@ def fake_clock(start: datetime | None = None) -> Iterator[FakeClock]:
         yield fake
 
 
-class ApiClient:
-    """GraphQL over the in-process application; ``execute`` fails on ``errors``."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
-
-    async def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
-        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}})
-
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        response = await self.post(query, variables)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
+def settings_with(**overrides: Any) -> Settings:
+    """The test settings with ``overrides`` (field names of :class:`settings.Settings`)."""
+    if not overrides:
+        return get_settings()
+    return Settings(**{**get_settings().model_dump(), **overrides})
 
 
 @contextlib.asynccontextmanager
-async def api_client() -> AsyncIterator[ApiClient]:
-    """The real application, in this process, on the test's database (no lifespan: it is open)."""
+async def serving(**overrides: Any) -> AsyncIterator[Starlette]:
+    """The real application, made with ``settings_with(**overrides)``, its lifespan running.
+
+    The lifespan leaves the test's database connections alone: they are open already.
+    """
     from graphql_api.app import create_app
 
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-        yield ApiClient(http)
+    app = create_app(settings_with(**overrides))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def http_client(app: Starlette, **options: Any) -> httpx.AsyncClient:
+    """An HTTP client of ``app`` in this process (``options``: httpx's, such as ``headers``)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=60, **options
+    )
+
+
+def graphql_client(app: Starlette, token: str | None = None) -> GraphQLClient:
+    """GraphQL over ``app`` in this process, sending ``token`` as a bearer if given."""
+    return GraphQLClient(BASE_URL, token, transport=httpx.ASGITransport(app=app))
+
+
+@contextlib.asynccontextmanager
+async def api_client(token: str | None = None, **overrides: Any) -> AsyncIterator[GraphQLClient]:
+    """GraphQL over an application of its own, made with ``overrides`` of the settings."""
+    async with serving(**overrides) as app, graphql_client(app, token) as client:
+        yield client
 
 
 class EngineDriver:
@@ -122,9 +151,8 @@ async def engine_driver(
     provider_url: str, fake: FakeClock, **overrides: Any
 ) -> AsyncIterator[EngineDriver]:
     """An engine on this loop, sending to ``provider_url``, reading ``fake`` for the time."""
-    settings = Settings(
+    settings = settings_with(
         **{
-            **get_settings().model_dump(),
             "provider_url": provider_url,
             "send_timeout": 2.0,
             "send_connect_timeout": 1.0,
