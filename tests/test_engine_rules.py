@@ -392,7 +392,7 @@ class _refusing_the_answer_of:  # noqa: N801 - reads as a phrase in `async with`
 
 
 async def test_a_mailing_moved_later_and_retargeted_reaches_its_new_audience(
-    api: ApiClient, clock: FakeClock, sim: SimulatorServer
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
     """Narrowed to other clients and moved later in one edit, a mailing once finished at its
     new start with nothing sent to them: the edit cancelled every waiting message, and the
