@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,23 @@ _TABLES = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def bound_socket() -> socket.socket:
+    """A loopback TCP socket bound to a port of its own, not listening yet.
+
+    The port is held for as long as the socket is open: connections to it are
+    refused until someone listens on it. Hand the socket itself to a server
+    (``start_command(sockets=...)`` passes it to a child process), never its
+    port number: a port that is closed and bound again later can be taken by
+    another process in between.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    port: int = sock.getsockname()[1]
+    return port
 
 
 @pytest.fixture(scope="session")
@@ -148,21 +160,43 @@ def start_command(
     env: dict[str, str] | None = None,
     port: int | None = None,
     log_name: str = "proc",
+    sockets: Sequence[socket.socket] = (),
 ) -> subprocess.Popen[bytes]:
-    """Run ``mailings ARGS`` as a real process with the test environment."""
+    """Run ``mailings ARGS`` as a real process with the test environment.
+
+    ``sockets`` are handed over: the child inherits them (at the same file
+    descriptor numbers, for ``--fd`` options) and ours are closed. ``port``:
+    return once something listens there.
+    """
     log_path = DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log"
     # The child keeps its own copy of the file descriptor; ours is closed at once.
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
-            env={**os.environ, **TEST_ENV, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", *args],
+                env={**os.environ, **TEST_ENV, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[sock.fileno() for sock in sockets],
+            )
+    finally:
+        for sock in sockets:
+            sock.close()
     proc.log_path = log_path  # type: ignore[attr-defined]
     if port is not None:
         _wait_for_port(port, proc)
     return proc
+
+
+def serve_api(
+    env: dict[str, str] | None = None, log_name: str = "api"
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """A real ``mailings serve`` on a socket bound here: its URL and its process."""
+    sock = bound_socket()
+    port = port_of(sock)
+    args = ["serve", "--fd", str(sock.fileno())]
+    proc = start_command(args, env=env, port=port, log_name=log_name, sockets=[sock])
+    return f"http://127.0.0.1:{port}", proc
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -178,9 +212,8 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 @pytest.fixture(scope="session")
 def api_url(database: str) -> Iterator[str]:
     """A real ``mailings serve`` on loopback, on this run's database."""
-    port = free_port()
-    proc = start_command(["serve", "--port", str(port)], port=port, log_name="api")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api()
+    yield url
     stop_process(proc)
 
 
@@ -212,4 +245,13 @@ async def gql(api_url: str, db: str) -> AsyncIterator[GraphQLClient]:
     await client.aclose()
 
 
-__all__ = ["GraphQLClient", "asyncio", "free_port", "start_command", "stop_process", "truncate_all"]
+__all__ = [
+    "GraphQLClient",
+    "asyncio",
+    "bound_socket",
+    "port_of",
+    "serve_api",
+    "start_command",
+    "stop_process",
+    "truncate_all",
+]

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from graphql_api.protection import extensions
 from settings import Settings
-from tests.conftest import DATA_DIR, free_port, start_command, stop_process
+from tests.conftest import DATA_DIR, serve_api, stop_process
 from tests.support.api import Subscription
 
 TOKEN = "s3cret-token"
@@ -22,25 +22,23 @@ TOKEN = "s3cret-token"
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
     """A second server, with API_TOKEN set and tight query limits."""
-    port = free_port()
     env = {
         "API_TOKEN": TOKEN,
         "MAX_QUERY_DEPTH": "3",
         "MAX_QUERY_ALIASES": "2",
         "MAX_QUERY_TOKENS": "100",
     }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-token")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api(env, log_name="api-token")
+    yield url
     stop_process(proc)
 
 
 @pytest.fixture(scope="module")
 def broken_api(database: str) -> Iterator[tuple[str, Path]]:
     """A server whose database has no tables: every query fails unexpectedly."""
-    port = free_port()
     env = {"DATABASE_URL": f"sqlite://{DATA_DIR}/never-migrated.sqlite3"}
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="broken")
-    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    url, proc = serve_api(env, log_name="broken")
+    yield url, proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 

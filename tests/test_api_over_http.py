@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DATA_DIR, free_port, start_command, stop_process
+from tests.conftest import DATA_DIR, serve_api, stop_process
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -33,11 +33,8 @@ requires_node = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="over-http"
-    )
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": TOKEN}, log_name="over-http")
+    yield url
     stop_process(proc)
 
 

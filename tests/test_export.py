@@ -12,7 +12,7 @@ import pytest
 
 from models import MailingStatus, MessageStatus
 from models.db import connection, execute
-from tests.conftest import GraphQLClient, free_port, start_command, stop_process
+from tests.conftest import GraphQLClient, serve_api, stop_process
 from tests.support.api import add_audience, finalise
 from tests.support.factories import make_client, make_mailing
 
@@ -34,11 +34,8 @@ FAILED_AT = datetime(2026, 11, 30, 12, 34, 56, 789000, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
     """A server of our own, with API_TOKEN set."""
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="api-export"
-    )
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": TOKEN}, log_name="api-export")
+    yield url
     stop_process(proc)
 
 

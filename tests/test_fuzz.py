@@ -25,7 +25,7 @@ from schemathesis.graphql import nodes
 
 from graphql_api.protection import MASKED_MESSAGE
 from models.db import connection, fetch
-from tests.conftest import free_port, start_command, stop_process, truncate_all
+from tests.conftest import serve_api, stop_process, truncate_all
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -49,10 +49,8 @@ schemathesis.graphql.scalar(
 
 @pytest.fixture(scope="module")
 def fuzz_api(database: str) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     env = {"API_TOKEN": TOKEN}
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="fuzz")
-    url = f"http://127.0.0.1:{port}"
+    url, proc = serve_api(env, log_name="fuzz")
     yield url, proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 

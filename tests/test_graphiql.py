@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from graphql_api.graphiql.routes import STATIC_DIR
-from tests.conftest import free_port, start_command, stop_process
+from tests.conftest import serve_api, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = STATIC_DIR / "vendor"
@@ -23,11 +23,8 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="graphiql"
-    )
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": TOKEN}, log_name="graphiql")
+    yield url
     stop_process(proc)
 
 

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import free_port, start_command, stop_process
+from tests.conftest import serve_api, stop_process
 
 TOKEN = "hardening-token-8d1f"
 PROVIDER_TOKEN = "provider-jwt-secret-77aa"
@@ -21,7 +21,6 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 
 @pytest.fixture(scope="module")
 def public_api(database: str) -> Iterator[tuple[str, Path]]:
-    port = free_port()
     env = {
         "API_TOKEN": TOKEN,
         "PROVIDER_TOKEN": PROVIDER_TOKEN,
@@ -30,8 +29,8 @@ def public_api(database: str) -> Iterator[tuple[str, Path]]:
         "INTROSPECTION": "false",
         "MAX_BODY_BYTES": "8192",
     }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="public")
-    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    url, proc = serve_api(env, log_name="public")
+    yield url, proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 

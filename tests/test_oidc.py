@@ -26,7 +26,7 @@ from graphql_api.oidc import (
 )
 from graphql_api.principal import Role
 from settings import Settings
-from tests.conftest import free_port, start_command, stop_process
+from tests.conftest import serve_api, stop_process
 from tests.support.api import Subscription
 from tests.support.factories import make_mailing
 from tests.support.oidc import AUDIENCE, FakeIdentityProvider, ec_key, public_jwk, rsa_key
@@ -50,15 +50,14 @@ def idp() -> Iterator[FakeIdentityProvider]:
 @pytest.fixture(scope="module")
 def oidc_api(database: str, idp: FakeIdentityProvider) -> Iterator[tuple[str, Path]]:
     """A server that accepts the provider's tokens (keys found by discovery) and API_TOKEN."""
-    port = free_port()
     env = {
         "API_TOKEN": API_TOKEN,
         "OIDC_ISSUER": idp.issuer,
         "OIDC_AUDIENCE": AUDIENCE,
         "OIDC_LEEWAY": "2",
     }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-oidc")
-    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    url, proc = serve_api(env, log_name="api-oidc")
+    yield url, proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 
@@ -311,15 +310,14 @@ def rotating_idp() -> Iterator[FakeIdentityProvider]:
 
 @pytest.fixture
 def rotating_api(database: str, rotating_idp: FakeIdentityProvider) -> Iterator[str]:
-    port = free_port()
     env = {
         "OIDC_ISSUER": rotating_idp.issuer,
         "OIDC_AUDIENCE": AUDIENCE,
         "OIDC_JWKS_URL": rotating_idp.issuer + "/jwks",
         "OIDC_JWKS_MIN_REFRESH": "0",
     }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-rot")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api(env, log_name="api-rot")
+    yield url
     stop_process(proc)
 
 
