@@ -16,7 +16,7 @@ from models import Mailing, MailingStats, MailingStatus
 from models.db import connection, execute_many
 from tasks import hooks
 from tests.conftest import bound_socket, port_of, start_command, stop_process
-from tests.support.factories import make_mailing
+from tests.support.factories import BULK_PHONES, make_mailing
 
 # Fast retries and short timeouts, so faults resolve within a test.
 FAST_ENGINE_ENV = {
@@ -149,13 +149,16 @@ def metric_values(text: str) -> dict[str, float]:
 
 
 async def add_clients(n: int, *, tag: str = "", timezone: str = "UTC", first: int = 0) -> None:
-    """``n`` clients with phones from ``79000000000 + first``, inserted in bulk."""
+    """``n`` clients with phones from ``BULK_PHONES + first``, inserted in bulk.
+
+    ``BULK_PHONES`` is this helper's own range (``tests/support/factories.py``).
+    """
     now = utcnow()
     await execute_many(
         connection(),
         "INSERT INTO client (phone, operator_code, tag, timezone, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
-        [[str(79_000_000_000 + first + i), "900", tag, timezone, now, now] for i in range(n)],
+        [[str(BULK_PHONES + first + i), "900", tag, timezone, now, now] for i in range(n)],
     )
 
 
