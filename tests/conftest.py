@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 
 BACKEND = os.environ.get("MAILINGS_TEST_BACKEND", "postgres")
@@ -39,6 +40,14 @@ elif BACKEND == "sqlite":
     REDIS_URL = None
 else:  # pragma: no cover
     raise RuntimeError(f"unknown MAILINGS_TEST_BACKEND {BACKEND!r}")
+
+# Property tests draw the same examples on every run, and no example fails
+# for taking long on a loaded machine (as Hypothesis' own "ci" profile);
+# PROPERTY_RANDOM=1 draws new ones each run.
+hypothesis.settings.register_profile(
+    "suite", derandomize=os.environ.get("PROPERTY_RANDOM", "0") == "0", deadline=None
+)
+hypothesis.settings.load_profile("suite")
 
 # The code under test reads its settings from the environment, once: set it
 # before anything imports ``settings``.
