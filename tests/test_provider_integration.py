@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provider_sim import running_simulator
+from provider_sim import HANG_LIMIT, running_simulator
 from settings import Settings
 from tasks.provider import AiohttpProviderClient, ProviderClient, make_provider_client
 from tests.conftest import bound_socket, port_of
@@ -64,7 +64,10 @@ async def test_sent_and_recorded(make_client: MakeClient) -> None:
 
 async def test_concurrent_sends_share_the_pool(make_client: MakeClient) -> None:
     async with running_simulator(latency=20) as sim:
-        client = make_client(sim.url, send_concurrency=50)
+        # What is shown is the pool, not speed: a loaded machine may take seconds.
+        client = make_client(
+            sim.url, send_concurrency=50, send_timeout=60.0, send_connect_timeout=30.0
+        )
         results = await asyncio.gather(*(client.send(i, PHONE, "x") for i in range(1, 201)))
         assert {r.kind for r in results} == {"sent"}
         assert sim.stats()["unique_accepted"] == 200
@@ -74,7 +77,7 @@ async def test_latency(make_client: MakeClient) -> None:
     async with running_simulator(latency=150, latency_jitter=20) as sim:
         result = await make_client(sim.url).send(1, PHONE, "x")
         assert result.kind == "sent"
-        assert 0.12 <= result.latency < 1.0
+        assert 0.12 <= result.latency < 10  # this request's own, on a machine however loaded
 
 
 async def test_server_error(make_client: MakeClient) -> None:
@@ -103,7 +106,7 @@ async def test_hang_times_out_and_frees_the_server(make_client: MakeClient) -> N
         result = await make_client(sim.url, send_timeout=0.3).send(1, PHONE, "x")
         assert result.kind == "transient"
         assert result.error == "timeout"
-        assert 0.3 <= result.latency < 2.0
+        assert 0.3 <= result.latency < HANG_LIMIT / 4  # the timeout, not the hang, ended it
         # The client hung up, so the simulator holds nothing for that request.
         await _eventually(lambda: sim.open_connections == 0)
 
@@ -209,7 +212,7 @@ async def test_timeouts_of_many_sends_expire_in_order() -> None:
         finally:
             await client.aclose()
     assert [r.error for r in results] == ["timeout"] * 5
-    assert all(0.3 <= r.latency < 2.0 for r in results)
+    assert all(0.3 <= r.latency < HANG_LIMIT / 4 for r in results)
 
 
 async def test_a_cancel_racing_the_timeout_wins() -> None:
