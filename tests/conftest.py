@@ -151,7 +151,8 @@ async def db(database: str) -> AsyncIterator[str]:
         engine_support.stop_workers()
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    # Generous: a loaded 2-core machine took 43 s to start `mailings serve` (load 11).
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

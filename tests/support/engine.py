@@ -109,7 +109,7 @@ class Worker:
         )
         _running.append(self)
         # As long as servers get (conftest): a loaded machine starts Python slowly.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while "engine started" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 # Not left running to load the machine further.
