@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> None:
         factory=True,
         host=args.host,
         port=args.port,
+        fd=args.fd,
         log_config=None,
         proxy_headers=True,
         ws="websockets-sansio",
@@ -33,7 +34,7 @@ def _serve(args: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     from tasks.consumer import run_consumer
 
-    run_consumer(workers=args.workers, child=args.child)
+    run_consumer(workers=args.workers, child=args.child, metrics_fd=args.metrics_fd)
 
 
 def _migrate(_: argparse.Namespace) -> None:
@@ -91,6 +92,11 @@ def _export_docs(_: argparse.Namespace) -> None:
     sys.stdout.write(api_markdown(schema))
 
 
+# A socket passed by whoever starts the process (a supervisor, systemd socket
+# activation, a test): its port is held from before the start to the end.
+_FD_HELP = "listen on this inherited socket, bound already, instead of --host and --port"
+
+
 def _parser() -> argparse.ArgumentParser:
     from provider_sim import add_fault_options
 
@@ -105,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the GraphQL API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--fd", type=int, metavar="FD", help=_FD_HELP)
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run the Huey consumer that does all sending")
@@ -113,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="worker processes, each a Huey consumer beside one sending engine (default 1)",
+    )
+    worker.add_argument(
+        "--metrics-fd",
+        type=int,
+        metavar="FD",
+        help="serve /healthz, /readyz and /metrics on this inherited socket, bound already,"
+        " instead of WORKER_METRICS_HOST:WORKER_METRICS_PORT",
     )
     # A process started by the first one: it shares its figures and serves nothing.
     worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -125,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("provider-sim", help="a local stand-in for the send API")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8001)
+    sim.add_argument("--fd", type=int, metavar="FD", help=_FD_HELP)
     add_fault_options(sim)
     sim.set_defaults(run=_provider_sim)
 

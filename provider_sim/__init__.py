@@ -38,8 +38,10 @@ the checks.
   count), so "at most R in any second" holds exactly; beyond it, 429 with
   ``Retry-After: 1``. A client pacing at exactly R a second sees a few 429s
   from jitter.
-- ``down``: not listening at all; ``outage_every``/``outage_for`` (s): a
-  periodic outage. Going down resets every open send connection.
+- ``down``: every connection to the send port is reset as it arrives;
+  ``outage_every``/``outage_for`` (s): a periodic outage. Going down resets
+  every open send connection. The port stays bound through an outage (no
+  other process can take it meanwhile), so a client sees resets, not refusals.
 - ``token``: require ``Authorization: Bearer <token>`` (else 401).
 - ``seed``: of every random draw.
 - Windows that end by themselves, S seconds from when they are set:

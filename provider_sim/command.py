@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Callable
 
@@ -28,7 +29,12 @@ def run_simulator(args: argparse.Namespace) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         server = SimulatorServer(
-            args.host, args.port, control_port=getattr(args, "control_port", None), faults=faults
+            args.host,
+            args.port,
+            control_port=getattr(args, "control_port", None),
+            sock=_inherited(getattr(args, "fd", None)),
+            control_sock=_inherited(getattr(args, "control_fd", None)),
+            faults=faults,
         )
         await server.start()
         try:
@@ -45,3 +51,8 @@ def run_simulator(args: argparse.Namespace) -> None:
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve())
+
+
+def _inherited(fd: int | None) -> socket.socket | None:
+    """The socket of file descriptor ``fd``, bound by whoever started us (its family as it is)."""
+    return None if fd is None else socket.socket(fileno=fd)

@@ -49,7 +49,7 @@ class Faults:
     max_rps: int = _fault(
         0, "count", "let at most N requests through in any one second (sliding); 429 beyond"
     )
-    down: bool = _fault(False, "flag", "start down (not listening)")
+    down: bool = _fault(False, "flag", "start down (every send connection reset at once)")
     outage_every: float = _fault(0.0, "seconds", "an outage starts every S seconds...")
     outage_for: float = _fault(0.0, "seconds", "...and lasts S seconds")
     token: str | None = _fault(None, "token", "require Authorization: Bearer TOKEN")
@@ -92,7 +92,7 @@ CASCADE = (
 
 # Windows that end by themselves: S seconds from when they are set.
 TIMED = {
-    "down_for": "stop listening for S seconds",
+    "down_for": "be down for S seconds (every send connection reset at once)",
     "unauthorized_for": "401 to every send request for S seconds (a revoked token)",
     "forbidden_for": "403 to every send request for S seconds",
 }
@@ -169,8 +169,14 @@ def _seconds(text: str) -> float:
 
 
 def add_fault_options(parser: argparse.ArgumentParser) -> None:
-    """The fault options of ``mailings provider-sim`` (``--host``/``--port`` come from the CLI)."""
+    """The fault options of ``mailings provider-sim`` (``--host``/``--port``/``--fd``: the CLI)."""
     parser.add_argument("--control-port", type=int, help="also serve /_sim/* here, even when down")
+    parser.add_argument(
+        "--control-fd",
+        type=int,
+        metavar="FD",
+        help="as --control-port, on this inherited socket, bound already",
+    )
     group = parser.add_argument_group(
         "faults",
         "Rates are probabilities per send request and add up to at most 1. All of these can"

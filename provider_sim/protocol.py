@@ -63,6 +63,9 @@ class Connection(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
         if not self.control_only:
+            if self.server.is_down:
+                self.abort()  # the port stays bound through an outage (SimulatorServer)
+                return
             self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -176,13 +179,13 @@ class Connection(asyncio.Protocol):
             else:
                 self._perform(action, close)
         elif path.startswith(b"/_sim/"):
-            response, sync = server.control(method, path, body)
-            if sync:
-                server.sync_soon()
+            response, changed = server.control(method, path, body)
+            if changed:
                 if not self.control_only:
                     # Going down aborts send connections: answer, then close this one.
                     server.connections.discard(self)
                     close = True
+                server.enforce_outage()
             self._write(response, close)
         else:
             self._write(answers.NOT_FOUND, close)

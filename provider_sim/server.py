@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -30,7 +31,9 @@ class SimulatorServer:
     ``clock`` (epoch seconds, ``time.time`` by default) stamps every recorded
     instant. Durations (latency, late answers, hangs, outages, the timed
     windows, the ``max_rps`` second) run on the event loop's monotonic time,
-    so a fake clock that stands still stalls nothing.
+    so a fake clock that stands still stalls nothing. ``sock`` and
+    ``control_sock``: sockets bound already (by whoever started the process)
+    to serve on instead of ``host`` with ``port`` and ``control_port``.
     """
 
     def __init__(
@@ -39,6 +42,8 @@ class SimulatorServer:
         port: int = 0,
         *,
         control_port: int | None = None,
+        sock: socket.socket | None = None,
+        control_sock: socket.socket | None = None,
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
         hang_limit: float = HANG_LIMIT,
@@ -46,6 +51,8 @@ class SimulatorServer:
         self.host = host
         self.port = port
         self.control_port = control_port
+        self._sock = sock
+        self._control_sock = control_sock
         self.hang_limit = hang_limit
         self.records = Recorder()
         self.send = SendApi(self.records, clock)
@@ -56,8 +63,7 @@ class SimulatorServer:
         self._timed_down = False
         self._periodic_down = False
         self._outages: asyncio.Task[None] | None = None
-        self._syncs: set[asyncio.Task[None]] = set()
-        self._sync_lock = asyncio.Lock()
+        self._said_down = False
         self._started = False
         self._set(faults or Faults(), initial=True)
 
@@ -88,23 +94,29 @@ class SimulatorServer:
         return self.faults.down or self._periodic_down or self._timed_down
 
     async def start(self) -> None:
-        if self.control_port is not None:
-            self._control = await asyncio.get_running_loop().create_server(
+        # The send port first: once the control port answers, sends are taken.
+        self._listener = await self._serve(lambda: Connection(self), self._sock, self.port)
+        self.host, self.port = self._listener.sockets[0].getsockname()[:2]
+        if self._control_sock is not None or self.control_port is not None:
+            self._control = await self._serve(
                 lambda: Connection(self, control_only=True),
-                self.host,
-                self.control_port,
-                reuse_address=True,
+                self._control_sock,
+                self.control_port or 0,
             )
             self.control_port = self._control.sockets[0].getsockname()[1]
         if self.faults.outage_every and self._outages is None:
             self._restart_outages()
-        if self.port == 0:
-            # Bind once to learn the port: an outage closes the listener and
-            # coming back must find the same port.
-            await self._listen()
-        await self.sync_listening()
+        self._said_down = self.is_down
         self._started = True
         log.info("provider simulator listening", url=self.url, control_port=self.control_port)
+
+    async def _serve(
+        self, factory: Callable[[], Connection], sock: socket.socket | None, port: int
+    ) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            return await loop.create_server(factory, sock=sock, backlog=1024)
+        return await loop.create_server(factory, self.host, port, reuse_address=True, backlog=1024)
 
     async def stop(self) -> None:
         if self._outages is not None:
@@ -115,10 +127,6 @@ class SimulatorServer:
         for timer in self._windows.values():
             timer.cancel()
         self._windows.clear()
-        for task in list(self._syncs):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         for server in (self._listener, self._control):
             if server is not None:
                 server.close()
@@ -132,11 +140,11 @@ class SimulatorServer:
     async def set_faults(self, **changes: Any) -> Faults:
         """Change faults at run time; ``down_for``, ``unauthorized_for``, ``forbidden_for`` too."""
         self.apply(changes)
-        await self.sync_listening()
+        self.enforce_outage()
         return self.faults
 
     def apply(self, changes: Mapping[str, Any]) -> None:
-        """Validate and apply fault changes; the caller then runs :meth:`sync_listening`."""
+        """Validate and apply fault changes; the caller then runs :meth:`enforce_outage`."""
         fault_changes, timed = split_timed(changes)
         self._set(self.faults.replace(fault_changes))
         for name, seconds in timed.items():
@@ -187,7 +195,7 @@ class SimulatorServer:
         else:
             self._timed_down = is_open
             if not is_open:
-                self.sync_soon()
+                self.enforce_outage()
 
     # -- outages -----------------------------------------------------------------
 
@@ -207,44 +215,32 @@ class SimulatorServer:
             while True:
                 await asyncio.sleep(every - length)
                 self._periodic_down = True
-                await self.sync_listening()
+                self.enforce_outage()
                 await asyncio.sleep(length)
                 self._periodic_down = False
-                await self.sync_listening()
+                self.enforce_outage()
         finally:
             self._periodic_down = False
 
-    def sync_soon(self) -> None:
-        """Run :meth:`sync_listening` in a task of its own, kept until it is done."""
-        task = asyncio.get_running_loop().create_task(self.sync_listening())
-        self._syncs.add(task)
-        task.add_done_callback(self._syncs.discard)
+    def enforce_outage(self) -> None:
+        """While down, reset every open send connection; new ones are reset as they come.
 
-    async def sync_listening(self) -> None:
-        """Listen when up; when down, close the listener and every send connection."""
-        async with self._sync_lock:
-            if self.is_down and self._listener is not None:
-                self._listener.close()
-                self._listener = None
-                for connection in list(self.connections):
-                    connection.abort()
-                if self._started:
-                    log.info("provider simulator down", port=self.port)
-            elif not self.is_down and self._listener is None:
-                await self._listen()
-                if self._started:
-                    log.info("provider simulator up", port=self.port)
-
-    async def _listen(self) -> None:
-        self._listener = await asyncio.get_running_loop().create_server(
-            lambda: Connection(self), self.host, self.port, reuse_address=True, backlog=1024
-        )
-        self.port = self._listener.sockets[0].getsockname()[1]
+        The listening socket stays open from :meth:`start` to :meth:`stop`: a
+        port closed for an outage could be taken by another process before it
+        is bound again. A client sees an outage as a connection reset.
+        """
+        down = self.is_down
+        if down:
+            for connection in list(self.connections):
+                connection.abort()
+        if down != self._said_down and self._started:
+            log.info("provider simulator down" if down else "provider simulator up", port=self.port)
+        self._said_down = down
 
     # -- introspection -----------------------------------------------------------
 
     def control(self, method: bytes, path: bytes, body: bytes) -> tuple[bytes, bool]:
-        """Answer a ``/_sim/...`` request: (response, whether the listener must be synced)."""
+        """Answer a ``/_sim/...`` request: (response, whether faults changed: enforce them)."""
         if method == b"GET" and path == b"/_sim/stats":
             return answers.response(200, orjson.dumps(self.stats())), False
         if method == b"GET" and path == b"/_sim/accepted":

@@ -66,13 +66,15 @@ def _running(pid: int) -> bool:
     return True
 
 
-def run_consumer(workers: int = 1, *, child: bool = False) -> None:
+def run_consumer(workers: int = 1, *, child: bool = False, metrics_fd: int | None = None) -> None:
     """Run ``workers`` worker processes: each a Huey consumer beside an engine.
 
     Several processes use several cores; they share mailings safely through
     the database (leases, ``SKIP LOCKED``). SIGTERM and Ctrl-C stop each one
     gracefully: no new claims, in-flight requests finish and are recorded.
     ``child``: a process started by the first one (it serves nothing).
+    ``metrics_fd``: serve the probes on this socket, bound already, rather
+    than on ``WORKER_METRICS_HOST``:``WORKER_METRICS_PORT``.
     """
     settings = get_settings()
     metrics_dir = None if child else _share_metrics_between_processes()
@@ -83,9 +85,11 @@ def run_consumer(workers: int = 1, *, child: bool = False) -> None:
     from tasks.worker_http import WorkerProbes, WorkerServer
 
     server = None
-    if not child and settings.worker_metrics_port:
+    if not child and (settings.worker_metrics_port or metrics_fd is not None):
         try:
-            server = WorkerServer(settings.worker_metrics_host, settings.worker_metrics_port)
+            server = WorkerServer(
+                settings.worker_metrics_host, settings.worker_metrics_port, fd=metrics_fd
+            )
         except SystemExit:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -161,18 +162,25 @@ class _Server(ThreadingHTTPServer):
 
 
 class WorkerServer:
-    """Binds at once (a port in use fails the worker's start), serves once probes are set."""
+    """Binds at once (a port in use fails the worker's start), serves once probes are set.
 
-    def __init__(self, host: str, port: int) -> None:
+    ``fd``: a socket bound already by whoever started the worker (a
+    supervisor, systemd socket activation, a test), used instead of
+    ``host``:``port``.
+    """
+
+    def __init__(self, host: str, port: int, *, fd: int | None = None) -> None:
         try:
-            self._server = _Server((host, port), _Handler)
+            self._server = _Server((host, port), _Handler) if fd is None else _on_socket(fd)
         except OSError as error:
+            where = f"{host}:{port}" if fd is None else f"file descriptor {fd}"
             raise SystemExit(
-                f"mailings worker: cannot serve /metrics on {host}:{port} ({error.strerror});"
+                f"mailings worker: cannot serve /metrics on {where} ({error.strerror});"
                 " set WORKER_METRICS_PORT to a free port, or 0 to turn it off"
             ) from error
         self._thread: threading.Thread | None = None
-        self.address = f"{host}:{self._server.server_address[1]}"
+        bound_host, bound_port = self._server.socket.getsockname()[:2]
+        self.address = f"{bound_host}:{bound_port}"
 
     def serve(self, probes: WorkerProbes) -> None:
         self._server.probes = probes
@@ -186,3 +194,12 @@ class WorkerServer:
         if self._thread is not None:
             self._server.shutdown()
         self._server.server_close()
+
+
+def _on_socket(fd: int) -> _Server:
+    sock = socket.socket(fileno=fd)
+    server = _Server(sock.getsockname()[:2], _Handler, bind_and_activate=False)
+    server.socket.close()  # the one it made, unbound
+    server.socket = sock
+    server.server_activate()
+    return server

@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 from starlette.applications import Starlette
 
@@ -40,6 +41,14 @@ elif BACKEND == "sqlite":
     REDIS_URL = None
 else:  # pragma: no cover
     raise RuntimeError(f"unknown MAILINGS_TEST_BACKEND {BACKEND!r}")
+
+# Property tests draw the same examples on every run, and no example fails
+# for taking long on a loaded machine (as Hypothesis' own "ci" profile);
+# PROPERTY_RANDOM=1 draws new ones each run.
+hypothesis.settings.register_profile(
+    "suite", derandomize=os.environ.get("PROPERTY_RANDOM", "0") == "0", deadline=None
+)
+hypothesis.settings.load_profile("suite")
 
 # The code under test reads its settings from the environment, once: set it
 # before anything imports ``settings``.
@@ -70,11 +79,23 @@ _TABLES = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def bound_socket() -> socket.socket:
+    """A loopback TCP socket bound to a port of its own, not listening yet.
+
+    The port is held for as long as the socket is open: connections to it are
+    refused until someone listens on it. Hand the socket itself to a server
+    (``start_command(sockets=...)`` passes it to a child process), never its
+    port number: a port that is closed and bound again later can be taken by
+    another process in between.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    port: int = sock.getsockname()[1]
+    return port
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +159,8 @@ async def db(database: str) -> AsyncIterator[str]:
     huey.flush()
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    # Generous: a loaded 2-core machine took 43 s to start `mailings serve` (load 11).
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -156,21 +178,43 @@ def start_command(
     env: dict[str, str] | None = None,
     port: int | None = None,
     log_name: str = "proc",
+    sockets: Sequence[socket.socket] = (),
 ) -> subprocess.Popen[bytes]:
-    """Run ``mailings ARGS`` as a real process with the test environment."""
+    """Run ``mailings ARGS`` as a real process with the test environment.
+
+    ``sockets`` are handed over: the child inherits them (at the same file
+    descriptor numbers, for ``--fd`` options) and ours are closed. ``port``:
+    return once something listens there.
+    """
     log_path = DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log"
     # The child keeps its own copy of the file descriptor; ours is closed at once.
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
-            env={**os.environ, **TEST_ENV, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", *args],
+                env={**os.environ, **TEST_ENV, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[sock.fileno() for sock in sockets],
+            )
+    finally:
+        for sock in sockets:
+            sock.close()
     proc.log_path = log_path  # type: ignore[attr-defined]
     if port is not None:
         _wait_for_port(port, proc)
     return proc
+
+
+def serve_api(
+    env: dict[str, str] | None = None, log_name: str = "api"
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """A real ``mailings serve`` on a socket bound here: its URL and its process."""
+    sock = bound_socket()
+    port = port_of(sock)
+    args = ["serve", "--fd", str(sock.fileno())]
+    proc = start_command(args, env=env, port=port, log_name=log_name, sockets=[sock])
+    return f"http://127.0.0.1:{port}", proc
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -191,9 +235,8 @@ def served_api(database: str) -> Iterator[str]:
     client, a worker reading what the API wrote, the server's own log. Everything
     else talks to the application in process (``gql``).
     """
-    port = free_port()
-    proc = start_command(["serve", "--port", str(port)], port=port, log_name="api")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api()
+    yield url
     stop_process(proc)
 
 
@@ -253,4 +296,13 @@ async def gql(api_app: Starlette, db: str) -> AsyncIterator[GraphQLClient]:
         yield client
 
 
-__all__ = ["GraphQLClient", "asyncio", "free_port", "start_command", "stop_process", "truncate_all"]
+__all__ = [
+    "GraphQLClient",
+    "asyncio",
+    "bound_socket",
+    "port_of",
+    "serve_api",
+    "start_command",
+    "stop_process",
+    "truncate_all",
+]

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
-from tests.conftest import free_port, start_command, stop_process
+from tests.conftest import serve_api, stop_process
 from tests.support.admin import (
     AUDIENCE,
     PkceProvider,
@@ -47,11 +47,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": API_TOKEN}, port=port, log_name="api-tok"
-    )
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": API_TOKEN}, log_name="api-tok")
+    yield url
     stop_process(proc)
 
 
@@ -64,14 +61,13 @@ def provider() -> Iterator[PkceProvider]:
 
 @pytest.fixture(scope="module")
 def oidc_api(database: str, provider: PkceProvider) -> Iterator[str]:
-    port = free_port()
     env = {
         "OIDC_ISSUER": provider.issuer,
         "OIDC_AUDIENCE": AUDIENCE,
         "OIDC_CLIENT_ID": CLIENT_ID,
     }
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-oidc")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api(env, log_name="api-oidc")
+    yield url
     stop_process(proc)
 
 

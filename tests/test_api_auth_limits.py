@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from graphql_api.protection import extensions
 from settings import Settings
-from tests.conftest import DATA_DIR, GraphQLClient, free_port, start_command, stop_process
+from tests.conftest import DATA_DIR, GraphQLClient, serve_api, stop_process
 from tests.support.api import Subscription
 from tests.support.inprocess import http_client, serving
 
@@ -37,20 +37,17 @@ async def token_app(database: str) -> AsyncIterator[Starlette]:
 @pytest.fixture(scope="module")
 def token_server(database: str) -> Iterator[str]:
     """A server with API_TOKEN set, for its WebSocket."""
-    port = free_port()
-    env = {"API_TOKEN": TOKEN}
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="api-token")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": TOKEN}, log_name="api-token")
+    yield url
     stop_process(proc)
 
 
 @pytest.fixture(scope="module")
 def broken_api(database: str) -> Iterator[tuple[str, Path]]:
     """A server whose database has no tables: every query fails unexpectedly."""
-    port = free_port()
     env = {"DATABASE_URL": f"sqlite://{DATA_DIR}/never-migrated.sqlite3"}
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="broken")
-    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    url, proc = serve_api(env, log_name="broken")
+    yield url, proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DATA_DIR, GraphQLClient, free_port, start_command, stop_process
+from tests.conftest import DATA_DIR, GraphQLClient, serve_api, stop_process
 from tests.support.inprocess import http_client, serving
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -35,11 +35,8 @@ requires_node = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
     """A server with API_TOKEN set, for the audit."""
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="over-http"
-    )
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": TOKEN}, log_name="over-http")
+    yield url
     stop_process(proc)
 
 

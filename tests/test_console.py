@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 from models import MailingStats, MailingStatus
 from models.mailing import Mailing
 from tasks.console_watch import ProgressWatch
-from tests.conftest import TEST_ENV, free_port
+from tests.conftest import TEST_ENV, port_of
 from tests.support.engine import (
     add_clients,
     start_mailing,
@@ -139,11 +140,25 @@ def _make_run(console: Path, *variables: str) -> subprocess.Popen[bytes]:
         )
 
 
+def _held_port() -> socket.socket:
+    """A port held for a process that binds it by number: honcho passes no socket on.
+
+    Bound with SO_REUSEADDR and never listening. Linux then lets a server
+    that binds with SO_REUSEADDR too (uvicorn, the simulator, the worker's
+    probes all do) listen there, while nobody's ``bind(0)`` or outgoing
+    connection picks the port in the meantime, as it would a port closed.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @pytest.mark.slow
 async def test_make_run_console_stays_readable_while_20000_go_out(db: str, tmp_path: Path) -> None:
     """`make run` on moved ports; 20,000 messages; the console keeps a few lines."""
-    ports = {name: str(free_port()) for name in ("API_PORT", "PROVIDER_PORT")}
-    ports["WORKER_METRICS_PORT"] = str(free_port())
+    held = {name: _held_port() for name in ("API_PORT", "PROVIDER_PORT", "WORKER_METRICS_PORT")}
+    ports = {name: str(port_of(sock)) for name, sock in held.items()}
     logs = tmp_path / "logs"
     console = tmp_path / "console.txt"
     await add_clients(20_000)
@@ -171,6 +186,8 @@ async def test_make_run_console_stays_readable_while_20000_go_out(db: str, tmp_p
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+        for sock in held.values():
+            sock.close()
     lines = console.read_text(errors="replace").splitlines()
     files = sorted(logs.glob("*.log"))
     in_files = [line for path in files for line in path.read_text().splitlines()]

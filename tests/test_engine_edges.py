@@ -32,6 +32,7 @@ from tests.support.engine import (
     wait_for_status,
     wait_until,
 )
+from tests.support.factories import BULK_PHONES
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +126,7 @@ async def test_waiting_messages_obey_retargeting(sim: Simulator, gql: GraphQLCli
         "total": 6, "pending": 0, "sent": 3, "failed": 0, "expired": 0, "cancelled": 3
     }  # fmt: skip
     accepted_phones = {int(row[3]) for row in await sim.accepted()}
-    assert accepted_phones == {79_000_000_000 + i for i in range(3)}
+    assert accepted_phones == {BULK_PHONES + i for i in range(3)}
     assert await _accepted_once(sim)
 
 

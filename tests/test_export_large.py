@@ -13,7 +13,7 @@ import pytest
 
 from models import MailingStatus
 from models.db import connection, execute, is_postgres
-from tests.conftest import free_port, start_command, stop_process
+from tests.conftest import serve_api, stop_process
 from tests.support.factories import make_mailing
 
 pytestmark = pytest.mark.slow
@@ -26,9 +26,8 @@ MAX_GROWTH_KIB = 60 * 1024
 
 @pytest.fixture(scope="module")
 def server(database: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    proc = start_command(["serve", "--port", str(port)], port=port, log_name="api-large")
-    yield f"http://127.0.0.1:{port}", proc
+    url, proc = serve_api(log_name="api-large")
+    yield url, proc
     stop_process(proc)
 
 

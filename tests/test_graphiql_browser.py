@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Page, Route, WebSocket, expect
 
-from tests.conftest import GraphQLClient, free_port, start_command, stop_process
+from tests.conftest import GraphQLClient, serve_api, stop_process
 from tests.support.admin import (
     AUDIENCE,
     PkceProvider,
@@ -82,11 +82,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="module")
 def token_api(database: str) -> Iterator[str]:
-    port = free_port()
-    proc = start_command(
-        ["serve", "--port", str(port)], env={"API_TOKEN": TOKEN}, port=port, log_name="gi-token"
-    )
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api({"API_TOKEN": TOKEN}, log_name="gi-token")
+    yield url
     stop_process(proc)
 
 
@@ -99,10 +96,9 @@ def provider() -> Iterator[PkceProvider]:
 
 @pytest.fixture(scope="module")
 def oidc_api(database: str, provider: PkceProvider) -> Iterator[str]:
-    port = free_port()
     env = {"OIDC_ISSUER": provider.issuer, "OIDC_AUDIENCE": AUDIENCE, "OIDC_CLIENT_ID": CLIENT_ID}
-    proc = start_command(["serve", "--port", str(port)], env=env, port=port, log_name="gi-oidc")
-    yield f"http://127.0.0.1:{port}"
+    url, proc = serve_api(env, log_name="gi-oidc")
+    yield url
     stop_process(proc)
 
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import free_port, start_command, stop_process
+from tests.conftest import serve_api, stop_process
 from tests.support.inprocess import http_client, serving
 
 TOKEN = "hardening-token-8d1f"
@@ -42,9 +42,8 @@ async def public_app(database: str) -> AsyncIterator[Starlette]:
 @pytest.fixture(scope="module")
 def public_api(database: str) -> Iterator[tuple[str, Path]]:
     """The same deployment as a server: its URL and its log."""
-    port = free_port()
-    proc = start_command(["serve", "--port", str(port)], env=PUBLIC, port=port, log_name="public")
-    yield f"http://127.0.0.1:{port}", proc.log_path  # type: ignore[attr-defined]
+    url, proc = serve_api(PUBLIC, log_name="public")
+    yield url, proc.log_path  # type: ignore[attr-defined]
     stop_process(proc)
 
 

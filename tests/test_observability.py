@@ -217,13 +217,12 @@ async def test_sigterm_mid_batch_hands_everything_back(sim: Simulator) -> None:
 async def test_api_sigterm_closes_open_subscriptions(db: str) -> None:
     from websockets.exceptions import ConnectionClosed
 
-    from tests.conftest import free_port, start_command
+    from tests.conftest import serve_api
     from tests.support.factories import make_mailing
 
     mailing = await make_mailing(status=MailingStatus.RUNNING)
-    port = free_port()
-    api = start_command(["serve", "--port", str(port)], port=port, log_name="api-sigterm")
-    subscription = await Subscription.connect(f"http://127.0.0.1:{port}")
+    url, api = serve_api(log_name="api-sigterm")
+    subscription = await Subscription.connect(url)
     try:
         assert (await subscription.receive())["type"] == "connection_ack"
         await subscription.subscribe(PROGRESS, {"id": str(mailing.id)})

@@ -19,6 +19,7 @@ from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from itertools import chain, pairwise
+from pathlib import Path
 
 import pytest
 import structlog.testing
@@ -43,7 +44,7 @@ from tasks.send_schedule import (
     SharedCap,
     reserve_slots,
 )
-from tests.conftest import REDIS_BASE_URL, REDIS_URL, RUN_ID, free_port
+from tests.conftest import DATA_DIR, REDIS_BASE_URL, REDIS_URL, RUN_ID, bound_socket, port_of
 
 STORES = [
     pytest.param(
@@ -609,13 +610,14 @@ async def test_the_tighter_limit_wins(schedules: MakeSchedules) -> None:
     assert len(starts) >= 0.5 * 50
 
 
-def _redis_server(port: int) -> subprocess.Popen[bytes]:
+def _redis_server(path: Path) -> subprocess.Popen[bytes]:
+    """A redis-server on a Unix socket of this run's own: no port to be taken meanwhile."""
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        ["redis-server", "--port", "0", "--unixsocket", str(path), "--save", ""],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
-    while subprocess.call(["redis-cli", "-p", str(port), "ping"], stdout=subprocess.DEVNULL):
+    while subprocess.call(["redis-cli", "-s", str(path), "ping"], stdout=subprocess.DEVNULL):
         assert time.monotonic() < deadline, "redis-server did not start"
         time.sleep(0.05)
     return proc
@@ -626,8 +628,8 @@ async def test_a_failing_store_holds_sending_and_recovers(
 ) -> None:
     captured = structlog.testing.CapturingLogger()
     monkeypatch.setattr(pacing, "log", captured)
-    port = free_port()
-    pacer = SendPacer(SharedCap(RedisSchedule(f"redis://127.0.0.1:{port}/0", "schedule"), 100.0))
+    path = DATA_DIR / f"redis-{uuid.uuid4().hex[:8]}.sock"
+    pacer = SendPacer(SharedCap(RedisSchedule(f"unix://{path}", "schedule"), 100.0))
     try:
         before = time.monotonic()
         grant = await pacer.reserve(5)
@@ -638,7 +640,7 @@ async def test_a_failing_store_holds_sending_and_recovers(
             "send schedule unavailable; sending holds"
         ]
         assert "ConnectionError" in captured.calls[0].kwargs["error"]
-        server = _redis_server(port)
+        server = _redis_server(path)
         try:
             grant = await pacer.reserve(5)
             assert grant.count == 5
@@ -651,18 +653,20 @@ async def test_a_failing_store_holds_sending_and_recovers(
 
 
 async def test_a_failing_database_holds_sending(database: str, backend: str) -> None:
-    if backend == "postgres":
-        url = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"
-    else:
-        url = f"sqlite:///nonexistent-{uuid.uuid4().hex}/mailings.sqlite3"
-    info = connection_info(url)
-    client_class = importlib.import_module(info["engine"]).client_class
-    client: BaseDBAsyncClient = client_class(connection_name="gone", **info["credentials"])
-    pacer = SendPacer(SharedCap(DatabaseSchedule("gone", client), 100.0))
-    grant = await pacer.reserve(5)
-    assert grant.count == 0
-    assert grant.retry_at > time.monotonic() + 0.5
-    await client.close()
+    # Held, not listening: connections are refused, and nothing else can listen there.
+    with bound_socket() as nothing_listens:
+        if backend == "postgres":
+            url = f"postgres://postgres@127.0.0.1:{port_of(nothing_listens)}/nowhere"
+        else:
+            url = f"sqlite:///nonexistent-{uuid.uuid4().hex}/mailings.sqlite3"
+        info = connection_info(url)
+        client_class = importlib.import_module(info["engine"]).client_class
+        client: BaseDBAsyncClient = client_class(connection_name="gone", **info["credentials"])
+        pacer = SendPacer(SharedCap(DatabaseSchedule("gone", client), 100.0))
+        grant = await pacer.reserve(5)
+        assert grant.count == 0
+        assert grant.retry_at > time.monotonic() + 0.5
+        await client.close()
 
 
 # -- the facade -----------------------------------------------------------------

@@ -253,7 +253,7 @@ async def test_total_timeout_bounds_the_whole_attempt(send: Callable[..., Send])
     result = await send(slow, send_timeout=0.1)()
     assert result.kind == "transient"
     assert result.error == "timeout"
-    assert 0.1 <= result.latency < 1.0
+    assert 0.1 <= result.latency < 5  # cut short by the timeout, not by the answer
 
 
 async def test_bugs_are_not_swallowed(send: Callable[..., Send]) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from provider_sim import running_simulator
+from provider_sim import HANG_LIMIT, running_simulator
 from settings import Settings
 from tasks.provider import AiohttpProviderClient, ProviderClient, make_provider_client
+from tests.conftest import bound_socket, port_of
 
 PHONE = "79001234567"
 MakeClient = Callable[..., ProviderClient]
@@ -63,7 +64,10 @@ async def test_sent_and_recorded(make_client: MakeClient) -> None:
 
 async def test_concurrent_sends_share_the_pool(make_client: MakeClient) -> None:
     async with running_simulator(latency=20) as sim:
-        client = make_client(sim.url, send_concurrency=50)
+        # What is shown is the pool, not speed: a loaded machine may take seconds.
+        client = make_client(
+            sim.url, send_concurrency=50, send_timeout=60.0, send_connect_timeout=30.0
+        )
         results = await asyncio.gather(*(client.send(i, PHONE, "x") for i in range(1, 201)))
         assert {r.kind for r in results} == {"sent"}
         assert sim.stats()["unique_accepted"] == 200
@@ -73,7 +77,7 @@ async def test_latency(make_client: MakeClient) -> None:
     async with running_simulator(latency=150, latency_jitter=20) as sim:
         result = await make_client(sim.url).send(1, PHONE, "x")
         assert result.kind == "sent"
-        assert 0.12 <= result.latency < 1.0
+        assert 0.12 <= result.latency < 10  # this request's own, on a machine however loaded
 
 
 async def test_server_error(make_client: MakeClient) -> None:
@@ -102,7 +106,7 @@ async def test_hang_times_out_and_frees_the_server(make_client: MakeClient) -> N
         result = await make_client(sim.url, send_timeout=0.3).send(1, PHONE, "x")
         assert result.kind == "transient"
         assert result.error == "timeout"
-        assert 0.3 <= result.latency < 2.0
+        assert 0.3 <= result.latency < HANG_LIMIT / 4  # the timeout, not the hang, ended it
         # The client hung up, so the simulator holds nothing for that request.
         await _eventually(lambda: sim.open_connections == 0)
 
@@ -138,14 +142,14 @@ async def test_garbage(make_client: MakeClient) -> None:
         assert sim.stats()["accepted"] == 0
 
 
-async def test_down_is_refused_then_recovers(make_client: MakeClient) -> None:
+async def test_down_is_reset_then_recovers(make_client: MakeClient) -> None:
     async with running_simulator() as sim:
         client = make_client(sim.url)
         assert (await client.send(1, PHONE, "x")).kind == "sent"
         await sim.set_faults(down=True)
         result = await client.send(2, PHONE, "x")
         assert result.kind == "transient"
-        assert result.error in ("connection refused", "connection reset")
+        assert result.error == "connection reset"  # the port stays bound through an outage
         await sim.set_faults(down=False)
         assert (await client.send(3, PHONE, "x")).kind == "sent"
         assert [row[0] for row in sim.records.accepted_list()] == [1, 3]
@@ -157,10 +161,9 @@ async def test_outage_for_a_while(make_client: MakeClient) -> None:
         await sim.set_faults(down_for=60)
         down = await client.send(1, PHONE, "x")
         assert down.kind == "transient"
-        assert down.error in ("connection refused", "connection reset")
+        assert down.error == "connection reset"
         await sim.set_faults(down_for=0.05)  # replaces the window, which ends by itself
         await _eventually(lambda: not sim.is_down)
-        await sim.sync_listening()
         assert (await client.send(1, PHONE, "x")).kind == "sent"
 
 
@@ -178,9 +181,11 @@ async def test_token(make_client: MakeClient) -> None:
 
 
 async def test_nothing_listening(make_client: MakeClient) -> None:
-    async with running_simulator() as sim:
-        url = sim.url
-    result = await make_client(url).send(1, PHONE, "x")
+    # Bound, never listening: refused, and no other process can listen there meanwhile.
+    with bound_socket() as nothing_listens:
+        result = await make_client(f"http://127.0.0.1:{port_of(nothing_listens)}").send(
+            1, PHONE, "x"
+        )
     assert result.kind == "transient"
     assert result.error == "connection refused"
 
@@ -207,7 +212,7 @@ async def test_timeouts_of_many_sends_expire_in_order() -> None:
         finally:
             await client.aclose()
     assert [r.error for r in results] == ["timeout"] * 5
-    assert all(0.3 <= r.latency < 2.0 for r in results)
+    assert all(0.3 <= r.latency < HANG_LIMIT / 4 for r in results)
 
 
 async def test_a_cancel_racing_the_timeout_wins() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +20,7 @@ from cli import _parser as cli_parser
 from provider_sim import Faults, SimulatorServer, run_simulator, running_simulator
 from provider_sim.records import Recorder
 from provider_sim.send import SendApi
-from tests.conftest import free_port
+from tests.conftest import bound_socket, port_of
 
 PHONE = 79001234567
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +53,10 @@ async def _eventually(check: Callable[[], bool | Awaitable[bool]]) -> None:
 
 async def _until_up(sim: SimulatorServer) -> None:
     await _eventually(lambda: not sim.is_down)
-    await sim.sync_listening()  # waits for the sync the end of the window started
+
+
+# What a client sees of an outage: the port stays bound, and resets every connection.
+_RESET = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 async def test_accepts_and_answers_ok(http: httpx.AsyncClient) -> None:
@@ -351,14 +356,19 @@ async def test_connections_close_only_when_the_answer_says_so() -> None:
             await _until_up(sim)
 
 
-async def test_down_refuses_and_control_port_stays_up(http: httpx.AsyncClient) -> None:
+async def test_down_resets_and_control_port_stays_up(http: httpx.AsyncClient) -> None:
     async with running_simulator(control_port=0) as sim:
         control = f"http://127.0.0.1:{sim.control_port}"
         response = await http.post(f"{control}/_sim/faults", json={"down": True})
         assert response.json()["down"] is True
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(_RESET):
             await _post(http, sim.url, 1)
-        assert (await http.get(f"{control}/_sim/stats")).json()["down"] is True
+        # Still bound: no other process can take the port during the outage.
+        with socket.socket() as other, pytest.raises(OSError, match="in use") as taken:
+            other.bind(("127.0.0.1", sim.port))
+        assert taken.value.errno == errno.EADDRINUSE
+        stats = (await http.get(f"{control}/_sim/stats")).json()
+        assert (stats["down"], stats["requests"]) == (True, 0)
         # Sends are for the send port only.
         assert (await _post(http, control, 1)).status_code == 404
         await http.post(f"{control}/_sim/faults", json={"down": False})
@@ -369,7 +379,7 @@ async def test_down_over_the_send_port_answers_first(http: httpx.AsyncClient) ->
     async with running_simulator() as sim:
         response = await http.post(f"{sim.url}/_sim/faults", json={"down_for": 60})
         assert response.status_code == 200
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(_RESET):
             await _post(http, sim.url, 1)
         await sim.set_faults(down_for=0.05)  # a shorter window replaces it, and ends by itself
         await _until_up(sim)
@@ -400,9 +410,9 @@ async def test_periodic_outages(http: httpx.AsyncClient) -> None:
                 try:
                     await _post(http, sim.url, 1)
                     seen.add("up")
-                # Refused while down; reset (a ReadError, or a RemoteProtocolError)
+                # Reset while down (a ReadError, or a RemoteProtocolError), also
                 # when an outage starts during a request or on a kept-alive connection.
-                except httpx.TransportError:
+                except _RESET:
                     seen.add("down")
                 await asyncio.sleep(0.02)
         await sim.set_faults(outage_every=0)
@@ -645,10 +655,12 @@ async def _wait_for_port(port: int, proc: asyncio.subprocess.Process) -> None:
 
 
 async def test_command(http: httpx.AsyncClient, tmp_path: Path) -> None:
-    port, control_port = free_port(), free_port()
+    # Sockets bound here and inherited (--fd, --control-fd): no other process takes the ports.
+    send, control_socket = bound_socket(), bound_socket()
+    port, control_port = port_of(send), port_of(control_socket)
     args = [
-        "--port", str(port),
-        "--control-port", str(control_port),
+        "--fd", str(send.fileno()),
+        "--control-fd", str(control_socket.fileno()),
         "--token", "cli-token",
         "--reject-rate", "1",
         "--latency", "1",
@@ -658,12 +670,15 @@ async def test_command(http: httpx.AsyncClient, tmp_path: Path) -> None:
         "--forbidden-for", "600",
     ]  # fmt: skip
     with (tmp_path / "provider-sim.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", "provider-sim", *args,
-            stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+        with send, control_socket:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cli", "provider-sim", *args,
+                stdout=log, stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
+                pass_fds=(send.fileno(), control_socket.fileno()),
+            )  # fmt: skip
         try:
-            await _wait_for_port(port, proc)
+            # The control port listens once the send port does.
+            await _wait_for_port(control_port, proc)
             url = f"http://127.0.0.1:{port}"
             control = f"http://127.0.0.1:{control_port}"
             authorised = {"Authorization": "Bearer cli-token"}

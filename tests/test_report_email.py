@@ -295,9 +295,10 @@ def _ticks_at_least(workers: list[Worker], count: int) -> Any:
 
 
 async def test_an_smtp_failure_is_recorded_then_sent_on_a_later_tick(fresh_queue: None) -> None:
-    from tests.conftest import free_port
+    from tests.conftest import bound_socket, port_of
 
-    port = free_port()  # nothing listens yet: the SMTP server is down
+    sock = bound_socket()  # held, and nothing listens yet: the SMTP server is down
+    port = port_of(sock)
     env = {
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(port),
@@ -317,7 +318,7 @@ async def test_an_smtp_failure_is_recorded_then_sent_on_a_later_tick(fresh_queue
     assert ledger.last_error is not None
     assert "ConnectionRefusedError" in ledger.last_error
 
-    server = SmtpServer(port=port)
+    server = SmtpServer(sock)
     try:
         # The minute of backoff passes; the next tick (here: a restarted worker's) retries.
         await execute(connection(), "UPDATE daily_report SET next_attempt_at = $1", _past())

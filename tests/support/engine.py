@@ -15,8 +15,8 @@ import httpx
 from models import Mailing, MailingStats, MailingStatus
 from models.db import connection, execute_many
 from tasks import hooks
-from tests.conftest import free_port, start_command, stop_process
-from tests.support.factories import make_mailing
+from tests.conftest import bound_socket, port_of, start_command, stop_process
+from tests.support.factories import BULK_PHONES, make_mailing
 
 # Fast retries and short timeouts, so faults resolve within a test.
 FAST_ENGINE_ENV = {
@@ -39,16 +39,21 @@ class Simulator:
     """A ``mailings provider-sim`` process and its introspection endpoints."""
 
     def __init__(self, *options: str) -> None:
-        self.port = free_port()
+        # Both ports are bound here and handed over, so no other process takes
+        # one first; the send port stays bound through outages.
+        send, control = bound_socket(), bound_socket()
+        self.port = port_of(send)
         self.url = f"http://127.0.0.1:{self.port}"
         # Introspection goes to a control port that stays up through outages.
-        control = free_port()
+        control_port = port_of(control)
+        fds = ["--fd", str(send.fileno()), "--control-fd", str(control.fileno())]
         self.proc = start_command(
-            ["provider-sim", "--port", str(self.port), "--control-port", str(control), *options],
-            port=control,
+            ["provider-sim", *fds, *options],
+            port=control_port,
             log_name="sim",
+            sockets=[send, control],
         )
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{control}", timeout=10)
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{control_port}", timeout=10)
 
     async def stats(self) -> dict[str, Any]:
         response = await self.http.get("/_sim/stats")
@@ -93,17 +98,18 @@ class Worker:
     """A ``mailings worker`` process pointed at a simulator."""
 
     def __init__(self, sim: Simulator, *args: str, **env: str) -> None:
-        # Its /healthz, /readyz and /metrics, on a port of its own.
-        env.setdefault("WORKER_METRICS_PORT", str(free_port()))
-        self.metrics_url = f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}"
+        # Its /healthz, /readyz and /metrics, on a socket bound here.
+        metrics = bound_socket()
+        self.metrics_url = f"http://127.0.0.1:{port_of(metrics)}"
         self.proc = start_command(
-            ["worker", *args],
+            ["worker", "--metrics-fd", str(metrics.fileno()), *args],
             env={**FAST_ENGINE_ENV, "PROVIDER_URL": sim.url, **env},
             log_name="worker",
+            sockets=[metrics],
         )
         _running.append(self)
         # As long as servers get (conftest): a loaded machine starts Python slowly.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while "engine started" not in self.log():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 # Not left running to load the machine further.
@@ -143,13 +149,16 @@ def metric_values(text: str) -> dict[str, float]:
 
 
 async def add_clients(n: int, *, tag: str = "", timezone: str = "UTC", first: int = 0) -> None:
-    """``n`` clients with phones from ``79000000000 + first``, inserted in bulk."""
+    """``n`` clients with phones from ``BULK_PHONES + first``, inserted in bulk.
+
+    ``BULK_PHONES`` is this helper's own range (``tests/support/factories.py``).
+    """
     now = utcnow()
     await execute_many(
         connection(),
         "INSERT INTO client (phone, operator_code, tag, timezone, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
-        [[str(79_000_000_000 + first + i), "900", tag, timezone, now, now] for i in range(n)],
+        [[str(BULK_PHONES + first + i), "900", tag, timezone, now, now] for i in range(n)],
     )
 
 

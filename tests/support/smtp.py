@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import free_port
+from tests.conftest import bound_socket, port_of
 
 
 @dataclass
@@ -82,15 +83,29 @@ def _check_login(
     return AuthResult(success=ok, handled=False)
 
 
-class SmtpServer:
-    """aiosmtpd in a thread of its own, on a free loopback port (or the one given)."""
+class _OnSocket(Controller):
+    """aiosmtpd's threaded controller, serving on a socket bound already."""
 
-    def __init__(self, port: int | None = None, **smtp_options: Any) -> None:
+    def __init__(self, handler: Any, sock: socket.socket, **smtp_options: Any) -> None:
+        self._sock = sock
+        super().__init__(handler, hostname="127.0.0.1", port=port_of(sock), **smtp_options)
+
+    def _create_server(self) -> Any:
+        # Controller binds host and port itself; this is its one place that does.
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+
+class SmtpServer:
+    """aiosmtpd in a thread of its own, on a loopback socket (``sock``, or one of its own).
+
+    ``sock`` is a ``bound_socket()`` a test held while "nothing listened" there.
+    """
+
+    def __init__(self, sock: socket.socket | None = None, **smtp_options: Any) -> None:
         self.inbox = Inbox()
-        self.port = port or free_port()
-        self.controller = Controller(
-            self.inbox, hostname="127.0.0.1", port=self.port, **smtp_options
-        )
+        sock = sock or bound_socket()
+        self.port = port_of(sock)
+        self.controller = _OnSocket(self.inbox, sock, **smtp_options)
         self.controller.start()
 
     @classmethod
