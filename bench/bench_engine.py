@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ import httpx
 
 from bench.cpu import BackendCpu, process_cpu, tree_cpu
 from bench.raw_client import raw_limit
+from bench.stack import rss_mb, stop
 
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 # Benches running side by side (several checkouts) each need their own.
@@ -106,34 +106,6 @@ async def wait_workers(conn: asyncpg.Connection, processes: int, timeout: float 
     raise RuntimeError(f"{processes} worker process(es) not up after {timeout} s")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _rss_mb(pid: int) -> float:
-    total = 0
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
 async def _reset_database() -> None:
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
@@ -148,6 +120,15 @@ async def _reset_database() -> None:
     )
     if migrate.returncode:
         raise RuntimeError(migrate.stderr.decode())
+
+
+async def _drop_database() -> None:
+    """The bench's database goes with the run (it once stayed behind)."""
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 async def _add_clients(conn: asyncpg.Connection, n: int) -> None:
@@ -275,7 +256,7 @@ async def _engine(
             args.clients, seconds, worker_cpu, pg_cpu, process_cpu(sim.pid) - sim_before
         )
     finally:
-        _stop(worker)
+        stop(worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +326,7 @@ async def _run_case(args: argparse.Namespace, case: _Case) -> tuple[_Pairs, _Pai
         if conn is not None:
             await conn.close()
         for proc in (api, sim):
-            _stop(proc)
+            stop(proc)
     return pairs, baseline
 
 
@@ -417,7 +398,7 @@ async def _memory(args: argparse.Namespace) -> tuple[float, int]:
         peak = 0.0
         deadline = time.monotonic() + args.memory_seconds
         while time.monotonic() < deadline and not task.done():
-            peak = max(peak, _rss_mb(worker.pid))
+            peak = max(peak, rss_mb(worker.pid))
             await asyncio.sleep(0.25)
         task.cancel()
         sent = await conn.fetchval("SELECT COALESCE(SUM(sent), 0) FROM mailing_stats")
@@ -426,7 +407,7 @@ async def _memory(args: argparse.Namespace) -> tuple[float, int]:
     finally:
         for proc in (worker, api, sim):
             if proc is not None:
-                _stop(proc)
+                stop(proc)
 
 
 async def main() -> None:
@@ -449,6 +430,14 @@ async def main() -> None:
 
     began = time.perf_counter()
     await _reset_database()
+    try:
+        await _run(args)
+    finally:
+        await _drop_database()
+    print(f"\nbench engine took {time.perf_counter() - began:.0f} s")
+
+
+async def _run(args: argparse.Namespace) -> None:
     results, baselines = [], []
     for key in args.cases:
         case = _CASES[key]
@@ -465,7 +454,6 @@ async def main() -> None:
             f"\nworker peak RSS while sending a {args.memory_clients:,}-message mailing:"
             f" {peak:.0f} MB ({sent:,} sent in the first {args.memory_seconds:.0f} s)"
         )
-    print(f"\nbench engine took {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":
