@@ -8,7 +8,6 @@ the audit does not cover, or covers only as a warning.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +18,12 @@ import pytest
 
 from tests.conftest import DATA_DIR, GraphQLClient, serve_api, stop_process
 from tests.support.inprocess import http_client, serving
+from tests.support.node import NODE, NPM, npm_install
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 TOKEN = "over-http-token-31c7"
 AUDIT_PACKAGE = Path(__file__).parent / "graphql_http"
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 
 requires_node = pytest.mark.skipif(
     NODE is None or NPM is None, reason="Node.js (node and npm) is not installed; CI has it"
@@ -61,19 +59,8 @@ def refusal_of(response: httpx.Response, status: int, says: str) -> dict[str, An
 @pytest.fixture(scope="module")
 def audit_tool() -> Path:
     """``graphql-http`` at its pinned version, installed by ``npm ci`` (offline once cached)."""
-    assert NPM is not None
-    target = DATA_DIR / "graphql-http-audit"
-    target.mkdir()
-    for name in ("package.json", "package-lock.json", "audit.mjs"):
-        shutil.copyfile(AUDIT_PACKAGE / name, target / name)
-    subprocess.run(
-        [NPM, "ci", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=target,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return target
+    files = ("package.json", "package-lock.json", "audit.mjs")
+    return npm_install(AUDIT_PACKAGE, files, DATA_DIR / "graphql-http-audit")
 
 
 def run_audit(tool: Path, url: str, authorization: str | None = None) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,12 +22,11 @@ from graphql_api.http.persisted_queries import (
 from tests.conftest import DATA_DIR
 from tests.support.factories import make_client
 from tests.support.inprocess import api_client
+from tests.support.node import NODE, NPM, npm_install
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 QUERY = "query Count($first: Int) { clients(first: $first) { totalCount } }"
 CLIENT_PACKAGE = Path(__file__).parent / "apq_client"
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 
 
 def sha(text: str) -> str:
@@ -179,18 +177,8 @@ def apq_client() -> Path:
     """Apollo Client at its pinned version, installed by ``npm ci`` (offline once cached)."""
     if NODE is None or NPM is None:
         pytest.skip("Node.js (node and npm) is not installed; CI has it")
-    target = DATA_DIR / "apq-client"
-    target.mkdir()
-    for name in ("package.json", "package-lock.json", "apq.mjs"):
-        shutil.copyfile(CLIENT_PACKAGE / name, target / name)
-    subprocess.run(
-        [NPM, "ci", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=target,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return target
+    files = ("package.json", "package-lock.json", "apq.mjs")
+    return npm_install(CLIENT_PACKAGE, files, DATA_DIR / "apq-client")
 
 
 async def test_apollo_clients_persisted_query_link(
