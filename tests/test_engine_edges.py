@@ -210,7 +210,11 @@ async def test_a_rate_limited_provider_is_followed_not_stalled(sim: Simulator) -
     finally:
         worker.stop()
     assert (await stats_of(mailing.id))["sent"] == 1500
-    assert "provider circuit opened" not in worker.log()
+    # A 429 never opens the breaker. Timeouts may: on a loaded machine ten
+    # answers in a row can come later than the 2 s this worker waits, and
+    # holding back then is the breaker doing its job.
+    openings = [line for line in worker.log().splitlines() if "provider circuit opened" in line]
+    assert not [line for line in openings if "429" in line], openings
     assert await _accepted_once(sim)
     # The floor is 5 s; under load on two cores, stay far from the 98 s it once took.
     assert took < 60, took
