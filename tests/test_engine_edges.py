@@ -303,6 +303,8 @@ async def test_changes_while_workers_record_outcomes_are_never_refused(
     try:
         mailing = await start_mailing()
         await wait_until(lambda: _more_than(sim, 1_000), timeout=60)
+        # A cancel stops an audience build in progress: the whole of it first.
+        await wait_until(lambda: _built(mailing.id, 6_000), timeout=60)
         for n in range(3):
             edited = await gql.execute(
                 UPDATE, {"id": str(mailing.id), "input": {"text": f"edited {n}"}}
@@ -319,6 +321,10 @@ async def test_changes_while_workers_record_outcomes_are_never_refused(
     assert stats["sent"] + stats["failed"] + stats["cancelled"] == 6_000
     assert stats["cancelled"] > 0
     assert await _accepted_once(sim)
+
+
+async def _built(mailing_id: int, total: int) -> bool:
+    return (await stats_of(mailing_id))["total"] == total
 
 
 async def _settled(mailing_id: int) -> bool:
