@@ -30,10 +30,11 @@ run: install
 	API_PORT=$(API_PORT) PROVIDER_PORT=$(PROVIDER_PORT) WORKER_METRICS_PORT=$(WORKER_METRICS_PORT) \
 	  LOG_DIR=$(LOG_DIR) $(BIN)/honcho start --no-prefix -f Procfile
 
-## The whole suite: on PostgreSQL + Redis, then on SQLite + SQLite Huey.
+## The whole suite on PostgreSQL + Redis and on SQLite + SQLite Huey, side by side
+## (scripts/test_both.sh); one backend alone: make test-postgres, make test-sqlite.
 test: install services
 	$(BIN)/python scripts/check_schema.py
-	$(MAKE) test-postgres test-sqlite
+	scripts/test_both.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: install
 	MAILINGS_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS)

@@ -9,6 +9,7 @@ empty tables.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import socket
@@ -31,6 +32,8 @@ PG_ADMIN_URL = os.environ.get("MAILINGS_TEST_PG", "postgres://postgres@127.0.0.1
 REDIS_BASE_URL = os.environ.get("MAILINGS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{int(time.time())}"
 DATA_DIR = Path(tempfile.mkdtemp(prefix=f"mailings-test-{RUN_ID}-"))
+# Also when no test of this run used the database (whose fixture removes it).
+atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 
 if BACKEND == "postgres":
     PG_DB = f"mailings_test_{RUN_ID}"
