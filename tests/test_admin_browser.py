@@ -250,6 +250,7 @@ async def test_operator_sends_a_mailing_from_clients_to_finished(
         await expect(row).to_have_attribute("data-status", MessageStatus.FAILED.value)
         assert int(await row.locator("td").nth(3).inner_text()) >= 1
         assert "400" in await row.locator("td.error-cell").inner_text()
+        await expect(row.locator("td").nth(5).locator("time")).to_have_text(SHOWN_TIME)
 
     await page.click("nav >> text=Mailings")
     row = page.locator(f"#mailings-table tr[data-id='{mailing_id}']")

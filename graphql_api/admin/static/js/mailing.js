@@ -22,7 +22,7 @@ const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, 
     messages(status: $status, first: $first, after: $after) {
       totalCount
       pageInfo { hasNextPage endCursor }
-      edges { node { id phone status attempts lastError createdAt sentAt client { id } } }
+      edges { node { id phone status attempts lastError createdAt finishedAt client { id } } }
     }
   }
 }`;
@@ -135,14 +135,15 @@ export async function mailingView(root, { id }) {
     messagesSummary.textContent = totalCount ? rangeOf(page * PAGE_SIZE + 1, page * PAGE_SIZE + edges.length, totalCount) : "";
     mount(messages, edges.length
       ? h("table", { class: "data", id: "messages-table" },
-          h("thead", {}, h("tr", {}, ["ID", "Phone", "Status", "Attempts", "Last error", "Sent"].map((c) => h("th", {}, c)))),
+          h("thead", {}, h("tr", {}, ["ID", "Phone", "Status", "Attempts", "Last error"].map((c) => h("th", {}, c)),
+            h("th", { title: "When it was sent, failed, expired or cancelled" }, "Finished"))),
           h("tbody", {}, edges.map(({ node: m }) => h("tr", { dataset: { id: m.id, status: m.status } },
             h("td", { class: "num" }, m.id),
             h("td", { class: "mono" }, m.phone, m.client ? null : h("span", { class: "muted", title: "client deleted since" }, " (deleted)")),
             h("td", {}, statusBadge(m.status)),
             h("td", { class: "num" }, formatCount(m.attempts)),
             h("td", { class: "error-cell" }, m.lastError ?? ""),
-            h("td", { class: "muted nowrap" }, timeElement(m.sentAt))))))
+            h("td", { class: "muted nowrap" }, timeElement(m.finishedAt))))))
       : h("p", { class: "empty" }, messageState.status ? `No ${messageState.status} messages.` : "No messages yet: they are made when the mailing starts."));
     mount(pager,
       h("button", { type: "button", disabled: page === 0, onclick: () => { messageState.cursors.pop(); loadMessages(); } }, "← Previous"),
