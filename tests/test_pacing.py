@@ -500,6 +500,11 @@ def _skewed(skew: float) -> Callable[[], float]:
     return lambda: time.monotonic() + skew
 
 
+def _wall_minus_monotonic() -> float:
+    """Moves only when this machine's wall clock is set or slewed (the stores stamp with it)."""
+    return time.time() - time.monotonic()
+
+
 async def _ask_as_fast_as_allowed(
     cap: SharedCap, skew: float, until: float
 ) -> tuple[list[float], float]:
@@ -529,10 +534,12 @@ async def test_workers_together_never_exceed_the_cap(
         SharedCap(handle, rate, horizon=0.5, clock=_skewed(skew))
         for handle, skew in zip(handles, skews, strict=True)
     ]
+    wall_before = _wall_minus_monotonic()
     until = time.monotonic() + 2.6
     asked = await asyncio.gather(
         *(_ask_as_fast_as_allowed(cap, skew, until) for cap, skew in zip(caps, skews, strict=True))
     )
+    wall_moved = abs(_wall_minus_monotonic() - wall_before)
     assert all(starts for starts, _ in asked), "every worker got slots"
 
     # In the store's clock: grants are disjoint, their slots 1/R apart whoever
@@ -544,11 +551,19 @@ async def test_workers_together_never_exceed_the_cap(
     assert busiest_second(in_store) <= rate + 1
 
     # In the workers' clocks, whatever their skew: the same, but for how late
-    # each worker may map a slot (the round trips it measured its clock by).
+    # each worker may map a slot (the round trips it measured its clock by),
+    # and for how far the wall clock the stores stamp with moved against the
+    # workers' monotonic clocks meanwhile, which no worker can see. It stays
+    # put unless the machine's clock is set or slewed: once, on a VM whose
+    # kernel had logged "crng reseeded due to virtual machine fork" 90 s
+    # before, three runs in a row saw 202 starts in a second, not 201, on
+    # both stores; the movement is in the message should it happen again.
     starts = sorted(chain.from_iterable(starts for starts, _ in asked))
     late = max(late for _, late in asked)
     assert late < 0.05, late
-    assert busiest_second(starts) <= math.floor(rate * (1 + late)) + 1, late
+    assert wall_moved < 0.05, wall_moved
+    busiest = busiest_second(starts)
+    assert busiest <= math.floor(rate * (1 + late + wall_moved)) + 1, (late, wall_moved)
     # And the workers together use what the cap allows (within a few %) while
     # they ask: a test process that nobody ran for longer than the horizon
     # (a busy machine) leaves those slots unbooked, as it should.
