@@ -107,10 +107,12 @@ async def wait_workers(conn: asyncpg.Connection, processes: int, timeout: float 
 
 
 async def _reset_database() -> None:
+    await _drop_database()
     admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    await admin.close()
+    try:
+        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
+    finally:
+        await admin.close()
     migrate = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "cli", "migrate"],
