@@ -14,7 +14,15 @@ from tortoise import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
-from models.db import connection, execute, fetch, is_transient, retrying, tortoise_config
+from models.db import (
+    connection,
+    execute,
+    fetch,
+    is_postgres,
+    is_transient,
+    retrying,
+    tortoise_config,
+)
 from tests.conftest import DATABASE_URL
 from tests.support.factories import make_mailing
 
@@ -49,7 +57,13 @@ async def test_a_transaction_that_reads_then_writes_is_not_refused_by_another_wr
                     mailing.id,
                 )
             )
-            await asyncio.sleep(0.3)  # time for it to commit, if nothing holds it
+            if is_postgres(conn):
+                await other_write  # a read locks nothing: it commits now
+            else:
+                # BEGIN IMMEDIATE holds the write lock, so it waits for this
+                # transaction and nothing tells us so: give it the time it
+                # would need to commit if it could (as it did with a plain BEGIN).
+                await asyncio.wait([other_write], timeout=0.3)
             await execute(conn, "UPDATE mailing SET text = $1 WHERE id = $2", "mine", mailing.id)
         await other_write
     finally:
