@@ -7,15 +7,15 @@ imports ``settings``, so this process and the server share one database.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
+
+from bench.ports import free_port, wait_for_port
 
 __all__ = ["ADMIN_URL", "LOG_DIR", "recreate_database", "serve", "use_database"]
 
@@ -45,16 +45,10 @@ async def recreate_database(name: str) -> None:
     await migrate()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve() -> Iterator[str]:
     """A ``mailings serve`` subprocess on this process's environment; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOG_DIR / f"api-{port}.log", "wb") as log:
         proc = subprocess.Popen(
@@ -63,15 +57,7 @@ def serve() -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start; see {LOG_DIR}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port, proc, see=str(LOG_DIR))
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import asyncpg
 import httpx
 
 from bench.cpu import BackendCpu, process_cpu, tree_cpu
+from bench.ports import free_port, wait_for_port
 from bench.raw_client import raw_limit
 from bench.stack import rss_mb, stop
 
@@ -49,12 +49,6 @@ def use_postgres(base_url: str) -> None:
     global PG_ADMIN, DB_URL
     PG_ADMIN = f"{base_url}/postgres"
     DB_URL = f"{base_url}/{DB_NAME}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -82,17 +76,6 @@ def _spawn(
         stderr=subprocess.STDOUT,
         cwd=cwd,
     )
-
-
-def _wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} not listening")
 
 
 async def wait_workers(conn: asyncpg.Connection, processes: int, timeout: float = 60) -> None:
@@ -160,7 +143,7 @@ async def _send_mailing(
     conn: asyncpg.Connection,
     n: int,
     timeout: float,
-    on_poll: Callable[[], Awaitable[None]] | None = None,
+    on_poll: Callable[[], Awaitable[object]] | None = None,
 ) -> float:
     """Seconds from createMailing until all ``n`` messages are final.
 
@@ -291,7 +274,7 @@ _Pairs = list[tuple[_Measure, _Measure]]
 
 async def _run_case(args: argparse.Namespace, case: _Case) -> tuple[_Pairs, _Pairs]:
     """(raw, engine) pairs, each pair taken back to back on one simulator; and the baseline's."""
-    sim_port, api_port = _free_port(), _free_port()
+    sim_port, api_port = free_port(), free_port()
     sim = _spawn(
         "sim", ["provider-sim", "--port", str(sim_port), "--latency", str(case.latency_ms)]
     )
@@ -300,8 +283,8 @@ async def _run_case(args: argparse.Namespace, case: _Case) -> tuple[_Pairs, _Pai
     baseline: _Pairs = []
     conn: asyncpg.Connection | None = None
     try:
-        _wait_port(sim_port)
-        _wait_port(api_port)
+        wait_for_port(sim_port)
+        wait_for_port(api_port)
         sim_url = f"http://127.0.0.1:{sim_port}"
         await raw_limit(sim_url, min(5000, args.clients), args.concurrency)  # warm-up
         conn = await asyncpg.connect(DB_URL)
@@ -378,13 +361,13 @@ def _log_level() -> str:
 
 async def _memory(args: argparse.Namespace) -> tuple[float, int]:
     """Peak worker RSS (MB) and messages sent while sending a huge mailing for a while."""
-    sim_port, api_port = _free_port(), _free_port()
+    sim_port, api_port = free_port(), free_port()
     sim = _spawn("sim-mem", ["provider-sim", "--port", str(sim_port)])
     api = _spawn("api-mem", ["serve", "--port", str(api_port)])
     worker = None
     try:
-        _wait_port(sim_port)
-        _wait_port(api_port)
+        wait_for_port(sim_port)
+        wait_for_port(api_port)
         conn = await asyncpg.connect(DB_URL)
         await _add_clients(conn, args.memory_clients)
         worker = _spawn(

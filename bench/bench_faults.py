@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import time
 from collections import Counter
@@ -31,7 +30,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.bench_engine import DB_URL, _reset_database, _spawn, _stop, _wait_port
+from bench.bench_engine import DB_URL, _reset_database, _spawn
+from bench.ports import free_port, wait_for_port
+from bench.stack import stop
 
 _CREATE = """
 mutation($input: MailingInput!) {
@@ -47,12 +48,6 @@ FAULTS = {
     "max_rps": 2000,
     "reject_rate": 0.01,
 }
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _clients(conn: asyncpg.Connection, n: int, tokyo_share: float) -> None:
@@ -112,7 +107,7 @@ async def main() -> int:
     parser.add_argument("--concurrency", type=int, default=256)
     args = parser.parse_args()
     await _reset_database()
-    sim_port, control, api_port = _port(), _port(), _port()
+    sim_port, control, api_port = free_port(), free_port(), free_port()
     sim = _spawn(
         "faults-sim",
         ["provider-sim", "--port", str(sim_port), "--control-port", str(control), "--seed", "1"],
@@ -121,8 +116,8 @@ async def main() -> int:
     worker = None
     failures: list[str] = []
     try:
-        _wait_port(sim_port)
-        _wait_port(api_port)
+        wait_for_port(sim_port)
+        wait_for_port(api_port)
         worker = _spawn(
             "faults-worker",
             ["worker"],
@@ -210,7 +205,10 @@ async def main() -> int:
             "no request outside the send window",
         )
 
-        # 2. The end cuts sending off.
+        # 2. The end cuts sending off. A small --clients settles before the
+        # outage is over, and an outage longer than this mailing refuses all of it.
+        while (await sim_ctl.get("/_sim/stats")).json()["down"]:
+            await asyncio.sleep(0.2)
         await sim_ctl.post("/_sim/reset")
         await sim_ctl.post("/_sim/faults", json={**FAULTS, "latency": 100})
         await _clients(conn, 20_000, tokyo_share=0)
@@ -248,7 +246,7 @@ async def main() -> int:
     finally:
         for proc in (worker, api, sim):
             if proc is not None:
-                _stop(proc)
+                stop(proc)
     print("\nOK" if not failures else f"\nBROKEN: {failures}")
     return 1 if failures else 0
 

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.ports import free_port, wait_for_port
 from bench.raw_client import raw_limit
 from settings import Settings
 from tasks.provider import ProviderClient, make_provider_client
@@ -35,25 +35,6 @@ __all__ = ["main"]
 
 STACKS = ("httpx", "aiohttp")
 LOG_DIR = Path("data/bench")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"provider-sim exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("provider-sim did not start")
 
 
 async def _sim_post(url: str, path: str, payload: dict[str, object] | None = None) -> None:
@@ -164,7 +145,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    port = _free_port()
+    port = free_port()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with (LOG_DIR / "provider-sim.log").open("wb") as log:
         sim = subprocess.Popen(
@@ -179,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
                 cpus = sorted(os.sched_getaffinity(0))
                 os.sched_setaffinity(sim.pid, {cpus[1]})
                 os.sched_setaffinity(0, {cpus[0]})
-            _wait_for_port(port, sim)
+            wait_for_port(port, sim, see=str(LOG_DIR))
             loop_factory = None
             if args.loop == "uvloop":
                 import uvloop

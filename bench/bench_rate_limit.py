@@ -25,8 +25,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.bench_engine import DB_URL, LOG_DIR, _reset_database, _spawn, _stop, _wait_port
-from bench.bench_faults import _check, _clients, _create, _port
+from bench.bench_engine import DB_URL, LOG_DIR, _reset_database, _spawn
+from bench.bench_faults import _check, _clients, _create
+from bench.ports import free_port, wait_for_port
+from bench.stack import stop
 
 
 async def _run(
@@ -77,7 +79,7 @@ async def _run(
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
     finally:
-        _stop(worker)
+        stop(worker)
     log = (LOG_DIR / f"{name}.log").read_text(errors="replace")
     stats = (await sim_ctl.get("/_sim/stats")).json()
     sent = await conn.fetchval("SELECT sent FROM mailing_stats WHERE mailing_id = $1", mailing)
@@ -97,7 +99,7 @@ async def main() -> int:
     parser.add_argument("--limit", type=int, default=300)
     args = parser.parse_args()
     await _reset_database()
-    sim_port, control, api_port = _port(), _port(), _port()
+    sim_port, control, api_port = free_port(), free_port(), free_port()
     sim = _spawn(
         "rate-sim",
         ["provider-sim", "--port", str(sim_port), "--control-port", str(control), "--seed", "1"],
@@ -106,8 +108,8 @@ async def main() -> int:
     failures: list[str] = []
     floor = args.messages / args.limit
     try:
-        _wait_port(sim_port)
-        _wait_port(api_port)
+        wait_for_port(sim_port)
+        wait_for_port(api_port)
         sim_ctl = httpx.AsyncClient(base_url=f"http://127.0.0.1:{control}", timeout=60)
         conn = await asyncpg.connect(DB_URL)
         print(
@@ -153,7 +155,7 @@ async def main() -> int:
         await conn.close()
     finally:
         for proc in (api, sim):
-            _stop(proc)
+            stop(proc)
     print("\nOK" if not failures else f"\nBROKEN: {failures}")
     return 1 if failures else 0
 

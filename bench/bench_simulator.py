@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.bench_http_clients import _free_port, _wait_for_port
+from bench.ports import free_port, wait_for_port
 from bench.raw_client import raw_limit
 from provider_sim import SimulatorServer
 from provider_sim.protocol import Connection
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"in process (parse, decide, record, answer): {cpu:.2f} CPU µs/request", flush=True)
     if args.in_process_only:
         return
-    port = _free_port()
+    port = free_port()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with (LOG_DIR / "provider-sim-cpu.log").open("wb") as log:
         sim = subprocess.Popen(
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                 cpus = sorted(os.sched_getaffinity(0))
                 os.sched_setaffinity(sim.pid, {cpus[1]})
                 os.sched_setaffinity(0, {cpus[0]})
-            _wait_for_port(port, sim)
+            wait_for_port(port, sim, see=str(LOG_DIR))
             import uvloop
 
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from bench.ports import free_port
 
 __all__ = ["PrivatePostgres", "private_postgres"]
 
@@ -66,12 +67,6 @@ class PrivatePostgres:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def private_postgres() -> Iterator[PrivatePostgres | None]:
     """A fresh cluster for the duration of the block, stopped and deleted after it."""
@@ -86,7 +81,7 @@ def private_postgres() -> Iterator[PrivatePostgres | None]:
         shutil.chown(root, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data = root / "data"
-    cluster = PrivatePostgres(bin_dir, data, _free_port(), as_user)
+    cluster = PrivatePostgres(bin_dir, data, free_port(), as_user)
     try:
         cluster.run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         with (data / "postgresql.conf").open("a") as conf:

@@ -40,8 +40,10 @@ import asyncpg
 
 from bench import bench_engine as be
 from bench.cpu import BackendCpu, tree_cpu
+from bench.ports import free_port, wait_for_port
 from bench.private_pg import private_postgres
 from bench.raw_client import raw_limit
+from bench.stack import stop
 
 __all__ = ["classify_stack", "main"]
 
@@ -242,14 +244,14 @@ async def _profile(args: argparse.Namespace, postmaster: int | None) -> None:
     conn = await asyncpg.connect(be.DB_URL)
     statements = await _statements_available(conn)
     await be._add_clients(conn, args.clients)
-    sim_port, api_port = be._free_port(), be._free_port()
+    sim_port, api_port = free_port(), free_port()
     sim = be._spawn("profile-sim", ["provider-sim", "--port", str(sim_port)])
     api = be._spawn("profile-api", ["serve", "--port", str(api_port)])
     procs = [sim, api]
     spy: subprocess.Popen[bytes] | None = None
     try:
-        be._wait_port(sim_port)
-        be._wait_port(api_port)
+        wait_for_port(sim_port)
+        wait_for_port(api_port)
         sim_url = f"http://127.0.0.1:{sim_port}"
         # The raw client on the same simulator, just before: its CPU per request.
         await raw_limit(sim_url, 5000, args.concurrency)
@@ -287,7 +289,7 @@ async def _profile(args: argparse.Namespace, postmaster: int | None) -> None:
         if spy is not None:
             spy.kill()
         for proc in reversed(procs):
-            be._stop(proc)
+            stop(proc)
         await conn.close()
 
     n = args.clients

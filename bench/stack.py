@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.ports import free_port, wait_for_port
+
 __all__ = ["Stack", "bench_stack", "rss_mb", "stop", "wal_of_database"]
 
 ADMIN_URL = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -45,25 +46,6 @@ mutation($input: MailingInput!) {
     __typename ... on Mailing { id } ... on ValidationError { message }
   }
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}; see {LOG_DIR}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} not listening; see {LOG_DIR}")
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -132,16 +114,16 @@ class Stack:
         return proc
 
     def start_simulator(self, *options: str) -> str:
-        port = _free_port()
+        port = free_port()
         proc = self.spawn("sim", ["provider-sim", "--port", str(port), *options])
-        _wait_port(port, proc)
+        wait_for_port(port, proc, timeout=120, see=str(LOG_DIR))
         self.sim_url = f"http://127.0.0.1:{port}"
         return self.sim_url
 
     def start_api(self) -> str:
-        port = _free_port()
+        port = free_port()
         proc = self.spawn("api", ["serve", "--port", str(port)])
-        _wait_port(port, proc)
+        wait_for_port(port, proc, timeout=120, see=str(LOG_DIR))
         self.api_url = f"http://127.0.0.1:{port}"
         return self.api_url
 
@@ -265,7 +247,7 @@ async def bench_stack(name: str) -> AsyncIterator[Stack]:
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
-        stack = Stack(name=name, conn=None)  # type: ignore[arg-type]
+        stack = Stack(name=name, conn=None)
         migrate = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-m", "cli", "migrate"],
