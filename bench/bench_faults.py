@@ -207,7 +207,9 @@ async def main() -> int:
 
         # 2. The end cuts sending off. A small --clients settles before the
         # outage is over, and an outage longer than this mailing refuses all of it.
-        while (await sim_ctl.get("/_sim/stats")).json()["down"]:
+        for _ in range(100):  # it lasts 10 s
+            if not (await sim_ctl.get("/_sim/stats")).json()["down"]:
+                break
             await asyncio.sleep(0.2)
         await sim_ctl.post("/_sim/reset")
         await sim_ctl.post("/_sim/faults", json={**FAULTS, "latency": 100})
