@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Dialog, FilePayload, Page, expect
+from playwright.async_api import Browser, Dialog, FilePayload, Page, Request, Route, expect
 
 from models import MessageStatus
 from tests.conftest import GraphQLClient
@@ -30,7 +30,7 @@ from tests.support.admin import (
     screenshot,
 )
 from tests.support.engine import Simulator, Worker, add_clients, stats_of, utcnow
-from tests.support.factories import BULK_PHONES, make_mailing
+from tests.support.factories import BULK_PHONES, make_client, make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
 
@@ -163,6 +163,43 @@ async def browse_clients(page: Page) -> None:
     await page.fill("#client-filters [name=tags]", "vip")
     await expect(count).to_have_text(rows(1, 25, 31))
     await screenshot(page, "clients")
+
+
+async def test_a_slow_answer_never_replaces_the_last_filters(admin: Watched) -> None:
+    # The operator types on while the answer to an earlier filter is still on
+    # its way; whichever answer comes last, the table is the last filter's.
+    # (It once showed the earlier one: each field asked on its own, and the
+    # answers were shown in the order they came.)
+    await add_clients(30)
+    await make_client(operator_code="916")
+    page = admin.page
+    await page.goto("/#/clients")
+    count = page.locator("#clients-count")
+    await expect(count).to_have_text(rows(1, 25, 31))
+
+    held, release = asyncio.Event(), asyncio.Event()
+
+    def asks_for_916(request: Request) -> bool:
+        return "916" in (request.post_data or "")
+
+    async def hold_916(route: Route) -> None:
+        if asks_for_916(route.request):
+            held.set()
+            await release.wait()
+        await route.continue_()
+
+    await page.route("**/graphql", hold_916)
+    await page.fill("#client-filters [name=codes]", "916")
+    await held.wait()
+    await page.fill("#client-filters [name=codes]", "900")
+    await expect(count).to_have_text(rows(1, 25, 30))
+
+    async with page.expect_event("requestfinished", asks_for_916):
+        release.set()
+    # Whatever the page does with that answer, it does in its next tasks.
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 100))")
+    assert await count.inner_text() == rows(1, 25, 30)
+    assert await page.locator("#clients-table tbody tr").count() == 25
 
 
 async def follow_until_finished(

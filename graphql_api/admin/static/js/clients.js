@@ -2,7 +2,7 @@
 import { session } from "./auth.js";
 import { debounce, h, mount, splitList, toast } from "./dom.js";
 import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
-import { gql } from "./graphql.js";
+import { gql, latestOnly } from "./graphql.js";
 import { rangeOf } from "./numbers.js";
 import { browserZone, timeElement, zoneNames } from "./time.js";
 
@@ -52,9 +52,21 @@ export async function clientsView(root) {
   const summary = h("span", { class: "muted", id: "clients-count" });
   const pager = h("div", { class: "pager" });
 
+  // One request a pause in typing, whichever fields changed, and the last
+  // one asked is the one shown.
+  const list = latestOnly();
   const filters = h(
     "form",
-    { class: "filters", id: "client-filters", onsubmit: (e) => e.preventDefault() },
+    {
+      class: "filters",
+      id: "client-filters",
+      onsubmit: (e) => e.preventDefault(),
+      oninput: debounce(() => {
+        for (const input of filters.querySelectorAll("input")) state[input.name] = input.value;
+        state.cursors = [null];
+        load();
+      }, 250),
+    },
     filterInput("Operator codes", "codes", "e.g. 900, 916"),
     filterInput("Tags", "tags", "e.g. vip, new"),
     filterInput("Time zone", "timezone", "any", { list: zoneDatalist() }),
@@ -63,11 +75,6 @@ export async function clientsView(root) {
 
   function filterInput(label, key, placeholder, extra = {}) {
     const input = h("input", { name: key, value: state[key], placeholder, autocomplete: "off", ...extra });
-    input.addEventListener("input", debounce(() => {
-      state[key] = input.value;
-      state.cursors = [null];
-      load();
-    }, 250));
     return h("label", { class: "filter" }, h("span", {}, label), input);
   }
 
@@ -87,7 +94,7 @@ export async function clientsView(root) {
     };
     let data;
     try {
-      data = await gql(LIST, variables);
+      data = await list(LIST, variables);
     } catch (error) {
       mount(table, h("p", { class: "error" }, error.message));
       return;

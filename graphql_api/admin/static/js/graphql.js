@@ -63,6 +63,25 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
+// A view's own `gql` whose answers arrive in the order they were asked: a slow
+// answer to an earlier request (the filter before the last keystroke, the page
+// before "Next", a refresh that was overtaken) must never replace a newer one.
+// An answer or error that a later call has superseded never arrives: that
+// call's promise stays pending, so the loader awaiting it stops there.
+export function latestOnly() {
+  let asked = 0;
+  return async (query, variables) => {
+    const mine = ++asked;
+    try {
+      const data = await gql(query, variables);
+      if (mine === asked) return data;
+    } catch (error) {
+      if (mine === asked) throw error;
+    }
+    return new Promise(() => {});
+  };
+}
+
 // A CSV export through a signed link asked for just now: it needs no
 // header, so the browser fetches it itself (streamed to disk, named by the
 // server), as it would from a link opened in a tab.

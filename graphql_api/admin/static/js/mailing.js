@@ -2,7 +2,7 @@
 // mailingProgress subscription, and its messages, filterable by status.
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, progressLine, statusBars } from "./chart.js";
-import { gql, openExport, subscribe } from "./graphql.js";
+import { gql, latestOnly, openExport, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatCount, rangeOf } from "./numbers.js";
@@ -102,9 +102,10 @@ export async function mailingView(root, { id }) {
   // The timeline again, for the rate and the estimate, and outcomes that
   // now have their bucket.
   let refreshing = null;
+  const timelineOf = latestOnly();
   async function refreshTimeline() {
     try {
-      const data = await gql(TIMELINE, { id });
+      const data = await timelineOf(TIMELINE, { id });
       if (!data.mailing) return;
       timeline = data.mailing.timeline;
       live = null;
@@ -121,11 +122,12 @@ export async function mailingView(root, { id }) {
     if (!refreshing && !TERMINAL.has(mailing.status)) refreshing = setInterval(refreshTimeline, refreshEvery(mailing.stats.total));
   }
 
+  const messagesOf = latestOnly();
   async function loadMessages() {
     const page = messageState.cursors.length - 1;
     let data;
     try {
-      data = await gql(MESSAGES, { id, status: messageState.status || null, first: PAGE_SIZE, after: messageState.cursors[page] });
+      data = await messagesOf(MESSAGES, { id, status: messageState.status || null, first: PAGE_SIZE, after: messageState.cursors[page] });
     } catch (error) {
       mount(messages, h("p", { class: "error" }, error.message));
       return;

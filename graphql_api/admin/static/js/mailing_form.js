@@ -3,7 +3,7 @@
 // and the send window.
 import { debounce, h, mount, splitList, toast } from "./dom.js";
 import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
-import { gql } from "./graphql.js";
+import { gql, latestOnly } from "./graphql.js";
 import { zoneDatalist } from "./clients.js";
 import { MAILING_FIELDS } from "./mailing_actions.js";
 import { countOf } from "./numbers.js";
@@ -56,10 +56,11 @@ export async function mailingFormView(root, { id } = {}) {
     counter.classList.toggle("over", n > MAX_TEXT || n === 0);
   }
 
+  const count = latestOnly();
   const countAudience = debounce(async () => {
     const filter = { operatorCodes: splitList(codes.value), tags: splitList(tags.value) };
     try {
-      const { clients } = await gql(COUNT, { filter });
+      const { clients } = await count(COUNT, { filter });
       audience.textContent = `Matches ${countOf(clients.totalCount, "client")} now`;
       audience.classList.toggle("warn", clients.totalCount === 0);
     } catch (error) {

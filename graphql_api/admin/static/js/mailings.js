@@ -2,7 +2,7 @@
 import { session } from "./auth.js";
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
-import { gql, openExport, subscribe } from "./graphql.js";
+import { gql, latestOnly, openExport, subscribe } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { formatCount, rangeOf } from "./numbers.js";
 import { breakdown, doneOf, progressSummary } from "./outcome.js";
@@ -51,12 +51,13 @@ export async function mailingsView(root) {
     subscriptions.clear();
   }
 
+  const list = latestOnly();
   async function load() {
     unsubscribeAll();
     const page = state.cursors.length - 1;
     let data;
     try {
-      data = await gql(LIST, { status: state.status || null, first: PAGE_SIZE, after: state.cursors[page] });
+      data = await list(LIST, { status: state.status || null, first: PAGE_SIZE, after: state.cursors[page] });
     } catch (error) {
       mount(table, h("p", { class: "error" }, error.message));
       return;
