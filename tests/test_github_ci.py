@@ -81,9 +81,9 @@ def test_zizmor_finds_nothing_of_medium_severity_or_above() -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert json.loads(checked.stdout) == []
-    # It read every file it is meant to audit.
+    # It read every file it is meant to audit (its log names each).
     for path in [*WORKFLOWS, GITHUB / "dependabot.yml"]:
-        assert f"completed ./{path.relative_to(ROOT)}" in checked.stderr.replace(str(ROOT), ".")
+        assert str(path.relative_to(ROOT)) in checked.stderr, checked.stderr
 
 
 @pytest.mark.parametrize(
