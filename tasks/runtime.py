@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from models.clock_sync import ClockFollower
 from models.db import close_db, init_db
 from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
@@ -68,6 +69,11 @@ class EngineRuntime:
     async def _serve(self) -> None:
         try:
             await init_db(self._settings)
+            # On the database's clock before the engine decides anything.
+            follower = ClockFollower(
+                self._settings.clock_offset_bound, self._settings.clock_sync_interval
+            )
+            await follower.sync()
             provider = make_provider_client(self._settings)
             breaker = CircuitBreaker.from_settings(self._settings)
             pacer = SendPacer.from_settings(self._settings)
@@ -82,6 +88,7 @@ class EngineRuntime:
         sampler = asyncio.create_task(
             sample_forever(self._engine, breaker, pacer), name="metrics sampler"
         )
+        following = asyncio.create_task(follower.run(), name="clock follower")
         try:
             await self._engine.run()
         except Exception:
@@ -92,6 +99,7 @@ class EngineRuntime:
             raise
         finally:
             sampler.cancel()
+            following.cancel()
             await notifier.aclose()
             await pacer.aclose()
             await provider.aclose()
