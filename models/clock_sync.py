@@ -58,11 +58,13 @@ class ClockFollower:
         self._bound = bound
         self._interval = interval
         self._warned_at: float | None = None  # the offset last warned about
+        self.measured = asyncio.Event()  # set by the first measurement that succeeds
 
     async def sync(self) -> float:
         """Measure once and apply it; raises if the database does not answer in time."""
         offset = await asyncio.wait_for(measure_database_offset(), _TIMEOUT)
         clock.set_database_offset(offset)
+        self.measured.set()
         self._report(offset)
         return offset
 
