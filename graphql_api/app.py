@@ -127,7 +127,10 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     # The API's own checks (endAt in the future) follow the database's clock too.
     settings = app.state.settings
     follower = ClockFollower(settings.clock_offset_bound, settings.clock_sync_interval)
-    await follower.sync()
+    try:
+        await follower.sync()
+    except Exception as error:  # the database is down: /readyz says so; measured when it is back
+        log.warning("database clock not measured yet", error=type(error).__name__)
     following = asyncio.create_task(follower.run(), name="clock follower")
     log.info("API ready")
     try:
