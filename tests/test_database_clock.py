@@ -90,6 +90,23 @@ async def test_the_database_on_this_host_is_near_zero(db: str) -> None:
     assert await follower.sync() == clock.database_offset()
 
 
+async def test_hueys_scheduler_reads_the_service_clock(db: str) -> None:
+    """A worker minutes off ran scheduled starts minutes off, and its ticks expired at once."""
+    from tasks.jobs import send_daily_report
+    from tasks.queue import huey
+
+    moved = datetime(2031, 1, 1, tzinfo=UTC)
+    try:
+        with clock.use_clock(lambda: moved):
+            assert huey._get_timestamp() == moved.replace(tzinfo=None)
+            task = send_daily_report.s()
+            huey.enqueue(task)
+        # Counted from the clock it is checked on, not the host's.
+        assert task.expires == moved + timedelta(seconds=90)
+    finally:
+        huey.flush()
+
+
 def _offsets(worker: Worker) -> list[float]:
     return [
         value
