@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     breaker_failure_threshold: int = Field(default=20, ge=1)
     breaker_reset_timeout: float = Field(default=5.0, gt=0)
     sweep_interval: float = Field(default=2.0, gt=0)
+    # Every time decision follows the database's clock (models/clock_sync.py):
+    # how often a process measures its offset from it, and the offset above
+    # which it warns (and shows it on the worker's /readyz and /metrics).
+    clock_sync_interval: float = Field(default=2.0, gt=0, le=60)
+    clock_offset_bound: float = Field(default=1.0, gt=0)
     # The most clients one committed chunk of an audience build covers; a
     # chunk holds its mailing's row, so pause and cancel wait for it.
     audience_chunk_size: int = Field(default=20_000, ge=1, le=1_000_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,7 @@ from graphql_api.protection import MASKED_MESSAGE
 from graphql_api.reference import reference_routes
 from graphql_api.schema import make_schema
 from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
+from models.clock_sync import ClockFollower
 from models.db import close_db, init_db, is_open
 from settings import Settings, get_settings
 
@@ -122,10 +124,19 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     opens_db = not is_open()
     if opens_db:
         await init_db(app.state.settings)
+    # The API's own checks (endAt in the future) follow the database's clock too.
+    settings = app.state.settings
+    follower = ClockFollower(settings.clock_offset_bound, settings.clock_sync_interval)
+    try:
+        await follower.sync()
+    except Exception as error:  # the database is down: /readyz says so; measured when it is back
+        log.warning("database clock not measured yet", error=type(error).__name__)
+    following = asyncio.create_task(follower.run(), name="clock follower")
     log.info("API ready")
     try:
         yield
     finally:
+        following.cancel()
         await app.state.authenticator.aclose()
         if opens_db:
             await close_db()

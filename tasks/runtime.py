@@ -12,6 +12,7 @@ request share one connection pool and one database pool, and makes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -20,6 +21,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from models import clock
+from models.clock_sync import ClockFollower
 from models.db import close_db, init_db
 from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
@@ -47,6 +50,7 @@ class EngineRuntime:
         self._engine: Engine | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self._stop_asked = threading.Event()
         self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
 
     def start(self) -> None:
@@ -68,6 +72,13 @@ class EngineRuntime:
     async def _serve(self) -> None:
         try:
             await init_db(self._settings)
+            follower = ClockFollower(
+                self._settings.clock_offset_bound, self._settings.clock_sync_interval
+            )
+            try:
+                await follower.sync()
+            except Exception as error:  # the database is down: the engine waits (below)
+                log.warning("database clock not measured yet", error=type(error).__name__)
             provider = make_provider_client(self._settings)
             breaker = CircuitBreaker.from_settings(self._settings)
             pacer = SendPacer.from_settings(self._settings)
@@ -82,8 +93,14 @@ class EngineRuntime:
         sampler = asyncio.create_task(
             sample_forever(self._engine, breaker, pacer), name="metrics sampler"
         )
+        following = asyncio.create_task(follower.run(), name="clock follower")
         try:
-            await self._engine.run()
+            # No decision on this host's clock alone: the engine starts on the database's.
+            while not follower.measured.is_set() and not self._stop_asked.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(follower.measured.wait(), 0.5)
+            if follower.measured.is_set():
+                await self._engine.run()
         except Exception:
             # A worker without its engine would only fail every task: stop the
             # process, so that its supervisor starts a healthy one.
@@ -92,6 +109,7 @@ class EngineRuntime:
             raise
         finally:
             sampler.cancel()
+            following.cancel()
             await notifier.aclose()
             await pacer.aclose()
             await provider.aclose()
@@ -105,6 +123,8 @@ class EngineRuntime:
         """Tend a mailing on the engine's loop; called from Huey's worker threads."""
         if self._loop is None or self._engine is None:
             raise RuntimeError("the engine is not running")
+        if clock.database_offset() is None:
+            raise RuntimeError("the engine waits for the database's clock")
         future = asyncio.run_coroutine_threadsafe(self._engine.tend(mailing_id), self._loop)
         future.result(timeout)
 
@@ -117,6 +137,7 @@ class EngineRuntime:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming, let in-flight requests finish and be recorded, then return."""
+        self._stop_asked.set()
         if self._loop is not None and self._engine is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._engine.stop)
         self._thread.join(timeout)

@@ -24,6 +24,8 @@ import httpcore
 import httpx
 import orjson
 
+from models import clock
+
 __all__ = [
     "SendResult",
     "body_excerpt",
@@ -97,7 +99,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        seconds = (when - (now or clock.now())).total_seconds()
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

@@ -11,7 +11,9 @@ others still answer.
   else 503, naming the process.
 - ``/readyz``: the same, and the database and the queue answer; it reports
   each process's circuit breaker state, which never makes it fail (an open
-  breaker is the worker doing its job while the provider is down).
+  breaker is the worker doing its job while the provider is down), and the
+  largest offset of a process's clock from the database's
+  (``clock_offset_seconds``), which never makes it fail either.
 - ``/metrics``: Prometheus text, the sums over the worker's processes.
 
 A thread of its own serves them with the standard library's server: a
@@ -112,6 +114,10 @@ class WorkerProbes:
         body["breaker"] = {
             labels["state"]: int(value) for labels, value in breakers if labels.get("state")
         }
+        # Informational: every time decision uses the database's clock, whatever this one says.
+        offsets = [value for _, value in self._samples("mailings_clock_offset_seconds")]
+        largest = max(offsets, key=lambda offset: abs(offset), default=None)
+        body["clock_offset_seconds"] = None if largest is None else round(largest, 3)
         ready = healthy and all(body[name] == "ok" for name in dependencies)
         body["status"] = "ok" if ready else "unavailable"
         return ready, body

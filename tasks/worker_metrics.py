@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from models import clock
 from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from tasks.pacing import SendPacer
 
 __all__ = [
+    "CLOCK_OFFSET",
     "HEARTBEAT",
     "OUTCOMES",
     "REGISTRY",
@@ -104,6 +106,13 @@ PACER_MAX_RPS = Gauge(
     multiprocess_mode="livemax",
     registry=REGISTRY,
 )
+CLOCK_OFFSET = Gauge(
+    "mailings_clock_offset_seconds",
+    "The database's clock minus this worker process's, as last measured; every time"
+    " decision uses the database's (0 on SQLite, whose clock is the process's own).",
+    multiprocess_mode="liveall",
+    registry=REGISTRY,
+)
 HEARTBEAT = Gauge(
     "mailings_worker_heartbeat_timestamp_seconds",
     "When the event loop of each worker process last answered (Unix time).",
@@ -152,6 +161,9 @@ class WorkerMetrics:
             PACER_LIMITED.set(0.0 if limit is None else 1.0)
             PACER_RATE_LIMIT.set(0.0 if limit is None else limit)
             PACER_MAX_RPS.set(pacer.max_rps or 0.0)
+        offset = clock.database_offset()
+        if offset is not None:
+            CLOCK_OFFSET.set(offset)
         HEARTBEAT.set(time.time())
 
     def snapshot(self) -> dict[str, object]:

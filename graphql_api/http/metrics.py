@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
-from models import MessageStatus, WorkerHeartbeat
+from models import MessageStatus, WorkerHeartbeat, clock
 from models.db import connection
 from models.queries.counters import summed_counters
 from models.queries.mailings import mailings_by_status
@@ -105,7 +105,7 @@ async def _queue_families() -> list[Metric]:
 
 
 async def metrics_endpoint(_: Request) -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()  # the heartbeats' clock: the database's
     families = [
         *await _message_and_mailing_families(),
         *await _worker_families(now),
