@@ -40,6 +40,8 @@ CSV_WITH_MISTAKES = (
     "89050000001,vip,Europe/Moscow\n"  # line 3: not a 7XXXXXXXXXX phone
     "79050000002,vip,Asia/Tokyo\n"
     "79050000003,vip,Moon/Base\n"  # line 5: no such time zone
+    "79050000000,vip,UTC\n"  # line 6: the phone of line 2 again
+    "79001112233,,UTC\n"  # line 7: the phone of the client made by hand
 )
 
 
@@ -129,18 +131,27 @@ async def import_clients(page: Page) -> None:
         "buffer": CSV_WITH_MISTAKES.encode(),
     }
     await page.set_input_files("#csv-file", files=upload)
-    await expect(page.locator("#import-rows tbody tr")).to_have_count(4)
-    await expect(page.locator("#import-go")).to_have_text("Import 4 clients")
+    await expect(page.locator("#import-rows tbody tr")).to_have_count(6)
+    await expect(page.locator("#import-go")).to_have_text("Import 6 clients")
     await page.click("#import-go")
-    await expect(page.locator("#import-summary")).to_contain_text("Nothing was imported: 2 rows")
+    # Every problem of every row in one answer, by line, and said once.
+    await expect(page.locator("#import-summary")).to_have_text(
+        "Nothing was imported: 4 problems in 4 rows, listed by line below."
+    )
     report = page.locator("#import-errors tbody tr")
-    await expect(report).to_have_count(2)
+    await expect(report).to_have_count(4)
     await expect(report.nth(0).locator("td")).to_have_text(
         ["3", "89050000001", "phone", "must be 11 digits starting with 7 (7XXXXXXXXXX)"]
     )
     await expect(report.nth(1).locator("td").nth(0)).to_have_text("5")
     await expect(report.nth(1).locator("td").nth(2)).to_have_text("timezone")
-    await expect(page.locator("#import-bad-rows tbody tr.row-invalid")).to_have_count(2)
+    await expect(report.nth(2).locator("td")).to_have_text(
+        ["6", "79050000000", "phone", "repeats the phone of line 2"]
+    )
+    await expect(report.nth(3).locator("td")).to_have_text(
+        ["7", "79001112233", "phone", "already in use by another client"]
+    )
+    await expect(page.locator("#import-bad-rows tbody tr.row-invalid")).to_have_count(4)
     await screenshot(page, "import-errors", full_page=True)
     await page.fill("#csv-text", good_csv(30))
     await expect(page.locator("#import-go")).to_have_text("Import 30 clients")
