@@ -98,6 +98,27 @@ async def test_watch_tells_a_mailing_s_life_in_a_few_lines(db: str) -> None:
     assert await watch.poll() == [f"mailing {gone.id} deleted"]
 
 
+async def test_watch_corrects_a_cancelled_line_once_the_answers_in_flight_are_in(
+    db: str,
+) -> None:
+    # Issue 21: the counts of a cancel were printed before the answers to the
+    # requests in flight landed, and never corrected.
+    watch = ProgressWatch(every=5.0, clock=_Clock())
+    mailing = await make_mailing(status=MailingStatus.RUNNING)
+    await _set(mailing.id, total=10, pending=10)
+    await watch.poll()
+    await _set(mailing.id, MailingStatus.CANCELLED, pending=2, sent=4, cancelled=4)
+    assert await watch.poll() == [
+        f"mailing {mailing.id} cancelled: 4 sent · 4 cancelled of 10 · 2 in flight"
+    ]
+    assert await watch.poll() == []
+    await _set(mailing.id, pending=0, sent=5, failed=1)
+    assert await watch.poll() == [
+        f"mailing {mailing.id} cancelled, every answer in: 5 sent · 1 failed · 4 cancelled of 10"
+    ]
+    assert await watch.poll() == []
+
+
 def _mailings(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
