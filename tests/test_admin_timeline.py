@@ -77,19 +77,51 @@ async def test_a_finished_mailing_shows_its_whole_timeline_after_a_reload(
     # From the first outcome (start + 30 s: its bucket, in the operator's zone) over 20 min.
     shown_start = (start + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M") + " UTC+3"
     await expect(chart.locator("[data-tick=start]")).to_have_text(shown_start)
-    await expect(chart.locator("[data-tick=time]")).to_have_text("20 min")
+    # One kind of label at both ends: wall-clock times (the span on hover).
+    end = chart.locator("[data-tick=end]")
+    await expect(end).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    await expect(chart.locator(".tick-end > title")).to_have_text("20 min after the first point")
     await expect(chart.locator(".stroke-sent")).to_have_count(1)
     await expect(chart.locator(".stroke-failed")).to_have_count(1)
     await expect(chart.locator(".stroke-expired")).to_have_count(1)
     await expect(page.locator("#pace")).to_be_hidden()
     await page.reload()
     await expect(chart).to_have_attribute("aria-label", "Progress over time: 1,200 of 1,200 done")
-    await expect(chart.locator("[data-tick=time]")).to_have_text("20 min")
+    await expect(chart.locator(".tick-end > title")).to_have_text("20 min after the first point")
     # The line rises through the 20 minutes: many points, not two.
     path = await chart.locator(".stroke-sent").get_attribute("d")
     assert path is not None
     assert path.count("L") >= 20, path
     await screenshot(page, "mailing-timeline", full_page=True)
+
+
+async def test_a_few_failures_among_many_are_a_visible_line(admin: Watched) -> None:
+    # 163 failed of 20,000 once lay under the axis, a fraction of a pixel above
+    # it; so do 16 of 2,000.
+    start = minute(datetime.now(UTC) - timedelta(hours=1))
+    await add_clients(2_000)
+    mailing = await make_mailing(
+        text="Big", start_at=start, end_at=start + timedelta(hours=2), status=MailingStatus.FINISHED
+    )
+    await add_audience(mailing, due_at=start)
+    for n in range(10):
+        at = start + timedelta(minutes=n)
+        await finalise(mailing.id, MessageStatus.SENT, 198 + (n < 4), at=at)
+        await finalise(mailing.id, MessageStatus.FAILED, 1 + (n < 6), at=at)
+    page = admin.page
+    await page.goto(f"/#/mailings/{mailing.id}")
+    chart = page.locator("#timeline-chart .chart-line")
+    await expect(chart).to_have_attribute("aria-label", "Progress over time: 2,000 of 2,000 done")
+    axis = float(await chart.locator(".chart-axis").get_attribute("y1") or "nan")
+    failed = await chart.locator(".stroke-failed").get_attribute("d")
+    assert failed is not None
+    last_y = float(failed.rsplit(",", 1)[1])
+    assert axis - last_y >= 2, (axis, failed)
+    # Drawn over the biggest line, not under it.
+    series = await chart.locator(".chart-series").evaluate_all(
+        "(paths) => paths.map((p) => p.dataset.series)"
+    )
+    assert series == ["sent", "failed"]
 
 
 async def test_a_running_mailing_shows_its_rate_and_when_it_should_be_done(

@@ -7,7 +7,7 @@ import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatCount, rangeOf } from "./numbers.js";
 import { doneOf, progressSummary } from "./outcome.js";
-import { formatInstant, operatorZone, timeElement } from "./time.js";
+import { formatInstant, formatWallTime, operatorZone, timeElement } from "./time.js";
 import { paceText, TIMELINE_FIELDS, timelinePoints, withLive } from "./timeline.js";
 
 const PAGE_SIZE = 50;
@@ -92,8 +92,17 @@ export async function mailingView(root, { id }) {
     const s = mailing.stats;
     mount(bars, statusBars(s));
     const points = withLive(timelinePoints(timeline, s.total, timelineReadAt), live);
-    const startLabel = points.length ? formatInstant(new Date(points[0].t).toISOString()) : "";
-    mount(line, progressLine(points, { startLabel }));
+    let startLabel = "";
+    let endLabel = "";
+    if (points.length) {
+      const first = new Date(points[0].t).toISOString();
+      const last = new Date(points[points.length - 1].t).toISOString();
+      // Seconds while the line spans minutes, so its two ends read apart.
+      const seconds = points[points.length - 1].t - points[0].t < 10 * 60000;
+      startLabel = formatInstant(first, operatorZone(), { seconds });
+      endLabel = formatWallTime(last, { seconds, sameDayAs: first });
+    }
+    mount(line, progressLine(points, { startLabel, endLabel }));
     pace.textContent = paceText(mailing.status, timeline);
     const summary = progressSummary(mailing.status, s);
     mount(overall, progressBar(s, summary), h("span", { class: "progress-text", id: "done-count" }, summary));
