@@ -23,9 +23,9 @@ from graphql_api.inputs import (
     MailingPatch,
     SendWindowInput,
 )
-from models import validation
+from models import clock, validation
 from models.services.clients import MAX_IMPORT_ROWS, ClientChanges, ClientFields, ImportRows
-from models.services.mailings import MailingChanges, MailingFields
+from models.services.mailings import MailingChanges, MailingFields, end_passed
 
 __all__ = [
     "MAX_FILTER_VALUES",
@@ -254,6 +254,9 @@ def clean_mailing(value: MailingInput) -> MailingFields:
     window = _clean_window(value.send_window, "input.sendWindow", problems)
     if start_at is not None and end_at is not None and not start_at < end_at:
         problems.add("input.endAt", "must be later than startAt")
+    elif end_at is not None and (passed := end_passed(end_at, clock.now())) is not None:
+        # The service checks it too; said here, it comes with every other problem.
+        problems.found.append(passed)
     problems.raise_any()
     if text is None or start_at is None or end_at is None:  # pragma: no cover - noted above
         raise AssertionError("a missing field is a noted problem")

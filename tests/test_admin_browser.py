@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, FilePayload, Page, Request, Route, expect
 
-from models import MessageStatus
+from models import MailingStatus, MessageStatus
 from tests.conftest import GraphQLClient
 from tests.support.admin import (
     Watched,
@@ -323,6 +323,28 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     page = admin.page
     await page.goto("/#/mailings/new")
     form = page.locator("#mailing-form")
+    # Nothing typed yet is no mistake yet.
+    await expect(page.locator("#text-count")).to_have_text("0 / 1000")
+    await expect(page.locator("#text-count")).to_have_class("counter")
+    # Times read as everywhere on the page: 24-hour ISO, whatever the locale.
+    await expect(page.locator("[name=startAt]")).to_have_value(
+        re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$")
+    )
+    # Every problem at once: what the page cannot send (a time typed wrong)
+    # beside what the API finds.
+    await page.fill("[name=startAt]", "1/1/2030 9:00 AM")
+    await page.check("[name=windowOn]")
+    await page.fill("[name=windowStart]", "9am")
+    await page.click("#save-mailing")
+    await expect(page.locator("#text-count")).to_have_class("counter over")
+    await expect(form.locator(".field[data-field='input.text'] .field-error")).to_be_visible()
+    await expect(form.locator(".field[data-field='input.startAt'] .field-error")).to_have_text(
+        "must be a date and a 24-hour time, YYYY-MM-DD HH:MM"
+    )
+    await expect(
+        form.locator(".field[data-field='input.sendWindow.start'] .field-error")
+    ).to_have_text("must be a 24-hour time, HH:MM")
+    await page.uncheck("[name=windowOn]")
     await page.fill("[name=startAt]", "2030-01-01T09:00")
     await page.fill("[name=endAt]", "2029-12-31T09:00")
     await page.fill("[name=text]", "x" * 1001)
@@ -368,10 +390,10 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     # Edit in another zone: the same instants, shown in Tokyo's time; only
     # what changed is sent.
     await page.click("[data-action=edit]")
-    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01T09:00")
+    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01 09:00")
     await page.fill("[name=zone]", "Asia/Tokyo")
     await page.locator("[name=zone]").dispatch_event("change")
-    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01T15:00")
+    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01 15:00")
     await page.fill("[name=text]", "New year, new prices!")
     await page.fill("[name=endAt]", "2030-01-03T00:00")
     await page.uncheck("[name=windowOn]")
@@ -483,6 +505,22 @@ async def test_list_shows_each_mailings_progress_live(
     # The totals above the list were read when nothing was sent, and follow too.
     for status in ("sent", "failed", "pending"):
         await expect(page.locator(f".total-{status} strong")).to_have_text(str(stats[status]))
+
+
+async def test_a_running_mailing_s_buttons_leave_its_text_room(admin: Watched) -> None:
+    # Its four buttons once squeezed the text column to a word a line.
+    text = "Spring sale: 20% off everything for our VIP clients until Sunday night."
+    mailing = await make_mailing(text=text, status=MailingStatus.RUNNING)
+    page = admin.page
+    await page.goto("/#/mailings")
+    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    await expect(row.locator("[data-action]")).to_have_count(4)
+    cell = await row.locator("td.text-cell").bounding_box()
+    assert cell is not None
+    assert cell["width"] >= 200, cell
+    # An inline link has one box per line it takes.
+    lines = await row.locator("td.text-cell a").evaluate("(a) => a.getClientRects().length")
+    assert lines <= 3, (lines, cell)
 
 
 async def test_mailings_are_listed_newest_first(admin: Watched) -> None:
