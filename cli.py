@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -17,7 +18,7 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "graphql_api.app:create_app",
         factory=True,
         host=args.host,
@@ -29,6 +30,36 @@ def _serve(args: argparse.Namespace) -> None:
         # On SIGTERM, open subscriptions get this long before they are closed.
         timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
+    if args.fd is not None:
+        server.run()
+        return
+    # Bound before the application starts, so that "API ready" is said only
+    # by a server that has its port, and a port taken is said plainly.
+    server.run(sockets=[_listening(args.host, args.port)])
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, or the command's end, saying how to move it."""
+    import structlog
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # As uvicorn does: a port left in TIME_WAIT by the last run is free.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        sys.exit(
+            f"mailings serve: cannot listen on {host}:{port}: {error.strerror}. Another"
+            " process may have the port: choose another with --port, or with API_PORT"
+            " under make run (make run API_PORT=9000)."
+        )
+    structlog.get_logger("mailings.serve").info(
+        "listening", url=f"http://{host}:{sock.getsockname()[1]}"
+    )
+    return sock
 
 
 def _worker(args: argparse.Namespace) -> None:

@@ -23,9 +23,9 @@ from graphql_api.inputs import (
     MailingPatch,
     SendWindowInput,
 )
-from models import validation
-from models.services.clients import MAX_IMPORT_ROWS, ClientChanges, ClientFields, raise_listed
-from models.services.mailings import MailingChanges, MailingFields
+from models import clock, validation
+from models.services.clients import MAX_IMPORT_ROWS, ClientChanges, ClientFields, ImportRows
+from models.services.mailings import MailingChanges, MailingFields, end_passed
 
 __all__ = [
     "MAX_FILTER_VALUES",
@@ -140,25 +140,40 @@ def clean_client_input(value: ClientInput) -> ClientFields:
     return fields
 
 
-def clean_import(rows: list[ClientInput]) -> list[ClientFields]:
-    """``importClients``' rows, each checked like ``createClient``'s, and no phone twice."""
+def clean_import(rows: list[ClientInput]) -> ImportRows:
+    """``importClients``' rows, each checked like ``createClient``'s, and no phone twice.
+
+    Nothing is raised for a row: every problem of every row is kept, for the
+    service to answer with those it finds in the database (phones in use).
+    """
     if len(rows) > MAX_IMPORT_ROWS:
         raise models.InvalidInput(
             [models.FieldProblem("input", f"must hold at most {MAX_IMPORT_ROWS:,} clients a call")]
         )
     problems = Problems()
     cleaned: list[ClientFields] = []
+    phones: dict[int, str] = {}
     first_row_of: dict[str, int] = {}
     for index, row in enumerate(rows):
-        fields = clean_client(row, f"input.{index}", problems)
-        if fields is None:
+        path = f"input.{index}"
+        known = len(problems.found)
+        fields = clean_client(row, path, problems)
+        if fields is not None:
+            cleaned.append(fields)
+            phone: str | None = fields.phone
+        elif all(p.field != f"{path}.phone" for p in problems.found[known:]):
+            phone = validation.clean_phone(row.phone)  # well formed: another field is not
+        else:
+            phone = None
+        if phone is None:
             continue
-        earlier = first_row_of.setdefault(fields.phone, index)
+        phones[index] = phone
+        earlier = first_row_of.setdefault(phone, index)
         if earlier != index:
-            problems.add(f"input.{index}.phone", f"repeats the phone of input.{earlier}")
-        cleaned.append(fields)
-    raise_listed(problems.found)
-    return cleaned
+            problems.add(f"{path}.phone", f"repeats the phone of input.{earlier}")
+    if problems.found:
+        return ImportRows(clients=[], phones=phones, problems=problems.found)
+    return ImportRows(clients=cleaned, phones=phones, problems=[])
 
 
 def _or_default(value: str | None, default: str) -> str:
@@ -239,6 +254,9 @@ def clean_mailing(value: MailingInput) -> MailingFields:
     window = _clean_window(value.send_window, "input.sendWindow", problems)
     if start_at is not None and end_at is not None and not start_at < end_at:
         problems.add("input.endAt", "must be later than startAt")
+    elif end_at is not None and (passed := end_passed(end_at, clock.now())) is not None:
+        # The service checks it too; said here, it comes with every other problem.
+        problems.found.append(passed)
     problems.raise_any()
     if text is None or start_at is None or end_at is None:  # pragma: no cover - noted above
         raise AssertionError("a missing field is a noted problem")

@@ -55,7 +55,7 @@ class MailingTimeline:
     )
     rate_per_second: float = strawberry.field(
         description="Messages the provider answered (SENT or FAILED) per second over the last "
-        "minute; 0 unless RUNNING."
+        "minute, or since its first answer if that is later; 0 unless RUNNING."
     )
     estimated_done_at: datetime | None = strawberry.field(
         description="When the pending messages should all be answered at the current rate "
@@ -68,7 +68,6 @@ async def timeline_of(
     *,
     mailing_id: int,
     status: MailingStatus,
-    start_at: datetime,
     end_at: datetime,
     pending: int,
     bucket: TimelineBucketSize,
@@ -77,7 +76,6 @@ async def timeline_of(
         connection(),
         mailing_id=mailing_id,
         status=status,
-        start_at=start_at,
         end_at=end_at,
         pending=pending,
         now=clock.now(),

@@ -329,7 +329,6 @@ class Mailing:
         return await timeline_of(
             mailing_id=self.key,
             status=self.status,
-            start_at=self.start_at,
             end_at=self.end_at,
             pending=(await self._stats(info)).pending,
             bucket=bucket,

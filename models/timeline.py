@@ -14,7 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise import BaseDBAsyncClient
 
-from models.queries.messages.timeline import answered_since, finished_span, outcomes_by_bucket
+from models.queries.messages.timeline import (
+    answered_since,
+    answered_span,
+    finished_span,
+    outcomes_by_bucket,
+)
 from models.status import MailingStatus
 
 __all__ = [
@@ -22,6 +27,7 @@ __all__ = [
     "BUCKET_SIZES",
     "MAX_BUCKETS",
     "RATE_WINDOW",
+    "RECORDING_LAG",
     "Timeline",
     "TimelineBucket",
     "bucket_size_for",
@@ -35,9 +41,19 @@ BUCKET_SIZES = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 2
 # enough for a chart a few hundred pixels wide.
 MAX_BUCKETS = 1000
 AUTO_BUCKETS = 120
-# The current rate counts the provider's answers over about the last minute.
+# The current rate counts the provider's answers over about the last minute, or
+# since its first answer when that is later: not since ``start_at``, which the
+# page's form rounds down to the minute and a mailing may wait past (its first
+# window, an audience still being built), so counting from it made a send at
+# thousands a second read as a dozen 3 s in.
 RATE_WINDOW = timedelta(seconds=60)
-_MIN_RATE_WINDOW = timedelta(seconds=5)
+# Answers are recorded in batches, a moment after they came. Over a window of
+# a minute that moment does not matter; over the first seconds it does (a
+# second not yet written, of three, read as a third less): there the window
+# ends at the last answer recorded, unless that is older than this.
+RECORDING_LAG = timedelta(seconds=5)
+# A second at least, so the first answers alone do not read as a burst.
+_MIN_RATE_WINDOW = timedelta(seconds=1)
 _OUTCOMES = ("SENT", "FAILED", "EXPIRED", "CANCELLED")
 
 
@@ -101,7 +117,6 @@ async def build_timeline(
     *,
     mailing_id: int,
     status: MailingStatus,
-    start_at: datetime,
     end_at: datetime,
     pending: int,
     now: datetime,
@@ -129,7 +144,7 @@ async def build_timeline(
         bucket = buckets[min(max(row.index, first), last)]
         name = row.status.lower()
         setattr(bucket, name, getattr(bucket, name) + row.count)
-    rate = await _rate(conn, mailing_id, start_at, now) if status is MailingStatus.RUNNING else 0.0
+    rate = await _rate(conn, mailing_id, now) if status is MailingStatus.RUNNING else 0.0
     return Timeline(
         bucket_seconds=size,
         buckets=tuple(buckets[index] for index in sorted(buckets)),
@@ -141,10 +156,15 @@ async def build_timeline(
     )
 
 
-async def _rate(
-    conn: BaseDBAsyncClient, mailing_id: int, start_at: datetime, now: datetime
-) -> float:
-    """Answers a second over the last minute, or since the start if that is later."""
-    since = max(now - RATE_WINDOW, start_at)
-    window = max(now - since, _MIN_RATE_WINDOW)
-    return await answered_since(conn, mailing_id, since, now) / window.total_seconds()
+async def _rate(conn: BaseDBAsyncClient, mailing_id: int, now: datetime) -> float:
+    """Answers a second over the last minute, or since the first answer if that is later."""
+    span = await answered_span(conn, mailing_id)
+    if span is None:
+        return 0.0
+    first, last = span
+    since = max(now - RATE_WINDOW, first)
+    until = now
+    if since == first and last > now - RECORDING_LAG:
+        until = max(min(last, now), since)
+    window = max(until - since, _MIN_RATE_WINDOW)
+    return await answered_since(conn, mailing_id, since, until) / window.total_seconds()

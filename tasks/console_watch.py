@@ -2,7 +2,8 @@
 
 Per mailing: when it starts, its progress every few seconds while it runs
 (done of total, by outcome, the rate), when it pauses or resumes, and when it
-ends, with its counts. Read from the database (the mailings and their
+ends, with its counts (again once the answers to requests in flight then are
+in: a cancel does not recall them). Read from the database (the mailings and their
 counters, one primary-key row each), so it tells the same story however many
 workers send; ``make run`` shows it on the console while each process's full
 log goes to its file under ``data/logs``.
@@ -109,11 +110,27 @@ class ProgressWatch:
         if status is MailingStatus.RUNNING and seen.status is MailingStatus.PAUSED:
             lines.append(f"mailing {mailing_id} resumed at {done:,} of {total:,} done")
         if status.is_terminal:
+            pending = int(str(row["pending"]))
+            if seen.status.is_terminal:
+                # Said already, with requests in flight: once their answers are
+                # in, the counts again, final this time.
+                if not pending:
+                    lines.append(
+                        f"mailing {mailing_id} {status.value.lower()}, every answer in:"
+                        f" {_counts(row)} of {total:,}"
+                    )
+                    del self._seen[mailing_id]
+                return lines
             took = f" in {now - seen.started_at:.1f} s" if seen.started_at is not None else ""
+            flying = f" · {pending:,} in flight" if pending else ""
             lines.append(
                 f"mailing {mailing_id} {status.value.lower()}{took}: {_counts(row)} of {total:,}"
+                f"{flying}"
             )
-            del self._seen[mailing_id]
+            if pending:
+                seen.status = status
+            else:
+                del self._seen[mailing_id]
             return lines
         if (
             status is MailingStatus.RUNNING

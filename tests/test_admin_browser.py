@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, FilePayload, Page, Request, Route, expect
 
-from models import MessageStatus
+from models import MailingStatus, MessageStatus
 from tests.conftest import GraphQLClient
 from tests.support.admin import (
     Watched,
@@ -40,6 +40,8 @@ CSV_WITH_MISTAKES = (
     "89050000001,vip,Europe/Moscow\n"  # line 3: not a 7XXXXXXXXXX phone
     "79050000002,vip,Asia/Tokyo\n"
     "79050000003,vip,Moon/Base\n"  # line 5: no such time zone
+    "79050000000,vip,UTC\n"  # line 6: the phone of line 2 again
+    "79001112233,,UTC\n"  # line 7: the phone of the client made by hand
 )
 
 
@@ -129,18 +131,27 @@ async def import_clients(page: Page) -> None:
         "buffer": CSV_WITH_MISTAKES.encode(),
     }
     await page.set_input_files("#csv-file", files=upload)
-    await expect(page.locator("#import-rows tbody tr")).to_have_count(4)
-    await expect(page.locator("#import-go")).to_have_text("Import 4 clients")
+    await expect(page.locator("#import-rows tbody tr")).to_have_count(6)
+    await expect(page.locator("#import-go")).to_have_text("Import 6 clients")
     await page.click("#import-go")
-    await expect(page.locator("#import-summary")).to_contain_text("Nothing was imported: 2 rows")
+    # Every problem of every row in one answer, by line, and said once.
+    await expect(page.locator("#import-summary")).to_have_text(
+        "Nothing was imported: 4 problems in 4 rows, listed by line below."
+    )
     report = page.locator("#import-errors tbody tr")
-    await expect(report).to_have_count(2)
+    await expect(report).to_have_count(4)
     await expect(report.nth(0).locator("td")).to_have_text(
         ["3", "89050000001", "phone", "must be 11 digits starting with 7 (7XXXXXXXXXX)"]
     )
     await expect(report.nth(1).locator("td").nth(0)).to_have_text("5")
     await expect(report.nth(1).locator("td").nth(2)).to_have_text("timezone")
-    await expect(page.locator("#import-bad-rows tbody tr.row-invalid")).to_have_count(2)
+    await expect(report.nth(2).locator("td")).to_have_text(
+        ["6", "79050000000", "phone", "repeats the phone of line 2"]
+    )
+    await expect(report.nth(3).locator("td")).to_have_text(
+        ["7", "79001112233", "phone", "already in use by another client"]
+    )
+    await expect(page.locator("#import-bad-rows tbody tr.row-invalid")).to_have_count(4)
     await screenshot(page, "import-errors", full_page=True)
     await page.fill("#csv-text", good_csv(30))
     await expect(page.locator("#import-go")).to_have_text("Import 30 clients")
@@ -312,8 +323,30 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     page = admin.page
     await page.goto("/#/mailings/new")
     form = page.locator("#mailing-form")
-    await page.fill("[name=startAt]", "2030-01-01T09:00")
-    await page.fill("[name=endAt]", "2029-12-31T09:00")
+    # Nothing typed yet is no mistake yet.
+    await expect(page.locator("#text-count")).to_have_text("0 / 1000")
+    await expect(page.locator("#text-count")).to_have_class("counter")
+    # Times read as everywhere on the page: 24-hour ISO, whatever the locale.
+    await expect(page.locator("[name=startAt]")).to_have_value(
+        re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$")
+    )
+    # Every problem at once: what the page cannot send (a time typed wrong)
+    # beside what the API finds.
+    await page.fill("[name=startAt]", "1/1/2030 9:00 AM")
+    await page.check("[name=windowOn]")
+    await page.fill("[name=windowStart]", "9am")
+    await page.click("#save-mailing")
+    await expect(page.locator("#text-count")).to_have_class("counter over")
+    await expect(form.locator(".field[data-field='input.text'] .field-error")).to_be_visible()
+    await expect(form.locator(".field[data-field='input.startAt'] .field-error")).to_have_text(
+        "must be a date and a 24-hour time, YYYY-MM-DD HH:MM"
+    )
+    await expect(
+        form.locator(".field[data-field='input.sendWindow.start'] .field-error")
+    ).to_have_text("must be a 24-hour time, HH:MM")
+    await page.uncheck("[name=windowOn]")
+    await page.fill("[name=startAt]", "2030-01-01 09:00")
+    await page.fill("[name=endAt]", "2029-12-31 09:00")
     await page.fill("[name=text]", "x" * 1001)
     await expect(page.locator("#text-count")).to_have_text("1001 / 1000")
     await expect(page.locator("#text-count")).to_have_class("counter over")
@@ -335,7 +368,7 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     assert (await gql.execute("{ mailings { totalCount } }"))["mailings"]["totalCount"] == 0
 
     await page.fill("[name=text]", "New year, new prices")
-    await page.fill("[name=endAt]", "2030-01-02T09:00")
+    await page.fill("[name=endAt]", "2030-01-02T09:00")  # the ISO "T" is taken too
     await page.fill("[name=windowStart]", "22:00")
     await page.fill("[name=windowEnd]", "06:00")
     await page.click("#save-mailing")
@@ -357,10 +390,10 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     # Edit in another zone: the same instants, shown in Tokyo's time; only
     # what changed is sent.
     await page.click("[data-action=edit]")
-    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01T09:00")
+    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01 09:00")
     await page.fill("[name=zone]", "Asia/Tokyo")
     await page.locator("[name=zone]").dispatch_event("change")
-    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01T15:00")
+    await expect(page.locator("[name=startAt]")).to_have_value("2030-01-01 15:00")
     await page.fill("[name=text]", "New year, new prices!")
     await page.fill("[name=endAt]", "2030-01-03T00:00")
     await page.uncheck("[name=windowOn]")
@@ -472,6 +505,27 @@ async def test_list_shows_each_mailings_progress_live(
     # The totals above the list were read when nothing was sent, and follow too.
     for status in ("sent", "failed", "pending"):
         await expect(page.locator(f".total-{status} strong")).to_have_text(str(stats[status]))
+
+
+async def test_a_running_mailing_s_buttons_leave_its_text_room(admin: Watched) -> None:
+    # Its four buttons once squeezed the text column to a word a line.
+    text = "Spring sale: 20% off everything for our VIP clients until Sunday night."
+    mailing = await make_mailing(text=text, status=MailingStatus.RUNNING)
+    page = admin.page
+    await page.goto("/#/mailings")
+    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    await expect(row.locator("[data-action]")).to_have_count(4)
+    # Measured in one step: the row's cells are drawn again as its progress
+    # comes in. An inline link has one box per line it takes.
+    width, lines = await row.evaluate(
+        """(tr) => {
+            const cell = tr.querySelector("td.text-cell");
+            const link = cell.querySelector("a");
+            return [cell.getBoundingClientRect().width, link.getClientRects().length];
+        }"""
+    )
+    assert width >= 200, width
+    assert lines <= 3, lines
 
 
 async def test_mailings_are_listed_newest_first(admin: Watched) -> None:

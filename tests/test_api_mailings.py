@@ -138,6 +138,17 @@ async def test_invalid_mailing(
     assert await Mailing.all().count() == 0
 
 
+async def test_an_end_in_the_past_is_named_with_every_other_problem(gql: GraphQLClient) -> None:
+    # It was found only once the rest was right, so a form showed it last.
+    past = utcnow() - hours(1)
+    result = await create(gql, text="", startAt=iso(past - hours(1)), endAt=iso(past))
+    assert problems(result) == {
+        "input.text": problems(result)["input.text"],
+        "input.endAt": "must be in the future",
+    }
+    assert await Mailing.all().count() == 0
+
+
 async def test_naive_instant_message(gql: GraphQLClient) -> None:
     result = await create(gql, startAt="2030-01-01T12:00:00")
     assert "UTC offset" in problems(result)["input.startAt"]

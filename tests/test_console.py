@@ -98,6 +98,27 @@ async def test_watch_tells_a_mailing_s_life_in_a_few_lines(db: str) -> None:
     assert await watch.poll() == [f"mailing {gone.id} deleted"]
 
 
+async def test_watch_corrects_a_cancelled_line_once_the_answers_in_flight_are_in(
+    db: str,
+) -> None:
+    # Issue 21: the counts of a cancel were printed before the answers to the
+    # requests in flight landed, and never corrected.
+    watch = ProgressWatch(every=5.0, clock=_Clock())
+    mailing = await make_mailing(status=MailingStatus.RUNNING)
+    await _set(mailing.id, total=10, pending=10)
+    await watch.poll()
+    await _set(mailing.id, MailingStatus.CANCELLED, pending=2, sent=4, cancelled=4)
+    assert await watch.poll() == [
+        f"mailing {mailing.id} cancelled: 4 sent · 4 cancelled of 10 · 2 in flight"
+    ]
+    assert await watch.poll() == []
+    await _set(mailing.id, pending=0, sent=5, failed=1)
+    assert await watch.poll() == [
+        f"mailing {mailing.id} cancelled, every answer in: 5 sent · 1 failed · 4 cancelled of 10"
+    ]
+    assert await watch.poll() == []
+
+
 def _mailings(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
@@ -108,6 +129,53 @@ def _mailings(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         check=False,
         cwd=ROOT,
     )
+
+
+def test_serve_says_so_when_its_port_is_taken_and_never_that_it_is_ready() -> None:
+    # It once said "API ready", then failed to bind, with no word of API_PORT.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = port_of(holder)
+    try:
+        done = _mailings("serve", "--port", str(port))
+    finally:
+        holder.close()
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "--port" in done.stderr
+    assert "make run API_PORT=" in done.stderr
+    assert "API ready" not in done.stdout + done.stderr
+
+
+def test_serve_is_ready_only_once_it_listens(db: str) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", "0"],
+        env={**os.environ, **TEST_ENV, "LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    ) as serve:
+        try:
+            assert serve.stdout is not None
+            events: list[dict[str, str]] = []
+            for line in serve.stdout:  # until "API ready"; a dead process ends the loop
+                if line.startswith("{"):
+                    events.append(json.loads(line))
+                    if events[-1]["event"] == "API ready":
+                        break
+            names = [event["event"] for event in events]
+            assert "API ready" in names, names
+            assert names.index("listening") < names.index("API ready")
+            url = next(event["url"] for event in events if event["event"] == "listening")
+            # Ready means it answers.
+            port = int(url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=10):
+                pass
+        finally:
+            serve.terminate()
+            serve.wait(30)
 
 
 def test_report_prints_the_report_and_nothing_on_stderr(db: str) -> None:

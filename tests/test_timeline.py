@@ -138,10 +138,13 @@ async def test_a_running_mailing_has_a_rate_and_an_estimated_end(
     assert running["ratePerSecond"] == pytest.approx(0.5)
     assert running["estimatedDoneAt"] == iso(at(220))
 
-    # Ten seconds after the start, the rate is over those ten seconds.
-    clock.now = at(10)
+    # Ten seconds after the first answer, the rate is over those ten seconds,
+    # not over the ten the mailing waited before it (its startAt, which the
+    # page's form rounds down to the minute, said nothing about the pace).
+    clock.now = at(20)
     early = await timeline(api, mailing.id)
     assert early["ratePerSecond"] == pytest.approx(2.0)
+    assert early["estimatedDoneAt"] == iso(at(45))  # 50 pending at 2 a second
 
     # Nothing answered for a minute (a closed window, the provider down): no estimate.
     clock.now = at(300)
@@ -153,6 +156,24 @@ async def test_a_running_mailing_has_a_rate_and_an_estimated_end(
     clock.now = at(3550)
     late = await timeline(api, mailing.id)
     assert late["estimatedDoneAt"] == iso(at(3600))
+
+
+async def test_the_first_seconds_count_only_the_time_answers_were_recorded_for(
+    api: GraphQLClient, clock: FakeClock
+) -> None:
+    for _ in range(200):
+        await make_client()
+    mailing = await make_mailing(start_at=NINE, end_at=at(3600), status=MailingStatus.RUNNING)
+    await add_audience(mailing, due_at=NINE)
+    for second in (1, 2, 3):
+        await finalise(mailing.id, MessageStatus.SENT, 30, at=at(second))
+    # Answers are written a moment after they come: 0.8 s after the last one
+    # recorded, those of the 0.8 s are not known yet, and not taken for none.
+    clock.now = at(3.8)
+    assert (await timeline(api, mailing.id))["ratePerSecond"] == pytest.approx(45.0)
+    # Once nothing has been recorded for a while, the silence counts.
+    clock.now = at(9)
+    assert (await timeline(api, mailing.id))["ratePerSecond"] == pytest.approx(90 / 8)
 
 
 async def test_a_mailing_before_its_first_outcome(api: GraphQLClient) -> None:

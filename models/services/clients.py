@@ -6,7 +6,6 @@ and again by the database (another request may take it meanwhile).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +30,7 @@ __all__ = [
     "MAX_IMPORT_ROWS",
     "ClientChanges",
     "ClientFields",
+    "ImportRows",
     "create_client",
     "delete_client",
     "import_clients",
@@ -54,6 +54,21 @@ class ClientFields:
     operator_code: str
     tag: str
     timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRows:
+    """``importClients``' rows once checked, before the database is asked about their phones.
+
+    ``clients`` are the rows when every one is valid (otherwise empty);
+    ``phones`` every well-formed phone by row index, rows with other problems
+    included, so that a phone already in use is named in the same answer as
+    every other problem; ``problems`` what was found without the database.
+    """
+
+    clients: list[ClientFields]
+    phones: dict[int, str]
+    problems: list[FieldProblem]
 
 
 # The fields a patch sets; ``operator_code: None`` means "derive it from the phone".
@@ -131,41 +146,60 @@ async def delete_client(client_id: int) -> int:
     return client_id
 
 
+_FIELD_ORDER = {"phone": 0, "operatorCode": 1, "tag": 2, "timezone": 3}
+
+
+def _place(problem: FieldProblem) -> tuple[int, int]:
+    """Where a problem of ``input.17.phone`` goes in a report: by row, then by column."""
+    parts = problem.field.split(".")
+    row = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+    return row, _FIELD_ORDER.get(parts[-1], len(_FIELD_ORDER))
+
+
 def raise_listed(problems: list[FieldProblem]) -> None:
-    """Refuse an import for ``problems`` (if any), listing the first hundred."""
+    """Refuse an import for ``problems`` (if any), in row order, listing the first hundred."""
     if not problems:
         return
-    total = len(problems)
-    message = f"{total} invalid field{'s' if total > 1 else ''}; nothing was imported"
+    problems = sorted(problems, key=_place)
+    total, rows = len(problems), len({_place(problem)[0] for problem in problems})
+    message = (
+        f"{total} problem{'s' if total > 1 else ''} in {rows} row{'s' if rows > 1 else ''};"
+        " nothing was imported"
+    )
     if total > MAX_LISTED_PROBLEMS:
         message += f" (the first {MAX_LISTED_PROBLEMS} are listed)"
     raise InvalidInput(problems[:MAX_LISTED_PROBLEMS], message)
 
 
-def _raise_taken(cleaned: Sequence[ClientFields], taken: set[str]) -> None:
-    raise_listed(
-        [
-            phone_taken(f"input.{index}.phone")
-            for index, fields in enumerate(cleaned)
-            if fields.phone in taken
-        ]
-    )
+def _taken(phones: dict[int, str], taken: set[str]) -> list[FieldProblem]:
+    return [
+        phone_taken(f"input.{index}.phone") for index, phone in phones.items() if phone in taken
+    ]
 
 
 @retried("import clients")
-async def import_clients(cleaned: Sequence[ClientFields]) -> int:
-    """Add every row as a client, or none of them; returns how many were added."""
+async def import_clients(rows: ImportRows) -> int:
+    """Add every row as a client, or none of them; returns how many were added.
+
+    A refusal names every problem of every row at once: the rules of each
+    field, a phone repeated in the call, a phone already in use.
+    """
+    if rows.problems:
+        taken = await taken_phones(connection(), sorted(set(rows.phones.values())))
+        raise_listed([*rows.problems, *_taken(rows.phones, taken)])
+    cleaned = rows.clients
     if not cleaned:
         return 0
     phones = [c.phone for c in cleaned]
-    rows = [(c.phone, c.operator_code, c.tag, c.timezone) for c in cleaned]
+    by_row = dict(enumerate(phones))
+    values = [(c.phone, c.operator_code, c.tag, c.timezone) for c in cleaned]
     try:
         async with in_transaction() as conn:
-            _raise_taken(cleaned, await taken_phones(conn, phones))
-            created = await insert_clients(conn, rows, datetime.now(UTC))
+            raise_listed(_taken(by_row, await taken_phones(conn, phones)))
+            created = await insert_clients(conn, values, datetime.now(UTC))
     except IntegrityError:
         # Another request added some of these phones since the check; say which.
-        _raise_taken(cleaned, await taken_phones(connection(), phones))
+        raise_listed(_taken(by_row, await taken_phones(connection(), phones)))
         raise
     log.info("clients imported", created=created)
     return created

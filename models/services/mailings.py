@@ -26,6 +26,7 @@ __all__ = [
     "MailingFields",
     "check_period",
     "create_mailing",
+    "end_passed",
     "live_mailings",
     "update_mailing",
 ]
@@ -62,9 +63,14 @@ def live_mailings(status: MailingStatus | None = None) -> QuerySet[Mailing]:
     return query if status is None else query.filter(status=status)
 
 
+def end_passed(end_at: datetime, now: datetime) -> FieldProblem | None:
+    """The problem of an ``endAt`` that is not in the future, when a mailing is made or moved."""
+    return FieldProblem("input.endAt", "must be in the future") if end_at <= now else None
+
+
 def _check_end_ahead(end_at: datetime, now: datetime) -> None:
-    if end_at <= now:
-        raise InvalidInput([FieldProblem("input.endAt", "must be in the future")])
+    if (problem := end_passed(end_at, now)) is not None:
+        raise InvalidInput([problem])
 
 
 def check_period(start_at: datetime, end_at: datetime, changes: MailingChanges) -> None:

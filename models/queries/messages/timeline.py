@@ -13,7 +13,13 @@ from tortoise import BaseDBAsyncClient
 
 from models.db import fetch, is_postgres, stored_instant
 
-__all__ = ["BucketCount", "answered_since", "finished_span", "outcomes_by_bucket"]
+__all__ = [
+    "BucketCount",
+    "answered_since",
+    "answered_span",
+    "finished_span",
+    "outcomes_by_bucket",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +95,18 @@ async def answered_since(
         until,
     )
     return int(rows[0]["n"]) if rows else 0
+
+
+async def answered_span(
+    conn: BaseDBAsyncClient, mailing_id: int
+) -> tuple[datetime, datetime] | None:
+    """When the provider first and last answered the mailing's messages for good; None before."""
+    rows = await fetch(
+        conn,
+        "SELECT MIN(finished_at) AS first, MAX(finished_at) AS last FROM message"
+        " WHERE mailing_id = $1 AND finished_at IS NOT NULL AND status IN ('SENT', 'FAILED')",
+        mailing_id,
+    )
+    if not rows or rows[0]["first"] is None:
+        return None
+    return stored_instant(rows[0]["first"]), stored_instant(rows[0]["last"])

@@ -4,10 +4,13 @@ import { doneOf } from "./outcome.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
-function s(tag, attrs = {}, text) {
+function s(tag, attrs = {}, ...content) {
   const el = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
-  if (text !== undefined) el.textContent = text;
+  for (const item of content) {
+    if (typeof item === "object") el.append(item);
+    else if (item !== undefined) el.append(String(item));
+  }
   return el;
 }
 
@@ -46,12 +49,17 @@ export function statusBars(stats) {
   return svg;
 }
 
+// A series this far above the axis at least while it is not zero: 163
+// failed of 20,000 would otherwise lie under the axis, invisible.
+const LIFT = 3;
+
 // Each outcome over time: cumulative counts at each point, from the
 // mailing's timeline and then the live events. The y-axis labels sit on
 // their grid lines, left-aligned inside the plot, so a label of any length
-// ("20,000", "1,000,000") is whole: none has to fit a margin. Under the axis:
-// when the first point was (``startLabel``) and how long the line spans.
-export function progressLine(points, { startLabel = "" } = {}) {
+// ("20,000", "1,000,000") is whole: none has to fit a margin. Under the axis,
+// one kind of label at both ends: the wall-clock time of the first point
+// (``startLabel``, with its date and zone) and of the last (``endLabel``).
+export function progressLine(points, { startLabel = "", endLabel = "" } = {}) {
   const width = 520;
   const height = 136;
   const left = 4;
@@ -68,21 +76,29 @@ export function progressLine(points, { startLabel = "" } = {}) {
   const span = Math.max(points[points.length - 1].t - t0, 1);
   const most = Math.max(...points.map((p) => p.total));
   const x = (t) => left + ((width - left - right) * (t - t0)) / span;
-  const y = (v) => height - bottom - ((height - bottom - top) * v) / most;
+  const linear = (v) => height - bottom - ((height - bottom - top) * v) / most;
+  const y = (v) => (v > 0 ? Math.min(linear(v), linear(0) - LIFT) : linear(0));
   const last = points[points.length - 1];
   svg.setAttribute("aria-label", `Progress over time: ${formatCount(doneOf(last))} of ${formatCount(most)} done`);
   svg.append(s("line", { x1: left, y1: y(0), x2: width - right, y2: y(0), class: "chart-axis" }));
   svg.append(s("line", { x1: left, y1: y(most), x2: width - right, y2: y(most), class: "chart-grid" }));
-  for (const key of ["sent", "failed", "expired", "cancelled"]) {
-    if (!points.some((p) => p[key])) continue;
+  // The biggest first, so a small one is drawn over it where they meet.
+  const keys = ["sent", "failed", "expired", "cancelled"].filter((key) => points.some((p) => p[key]));
+  keys.sort((a, b) => last[b] - last[a]);
+  for (const key of keys) {
     const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
-    svg.append(s("path", { d: path, class: `chart-series stroke-${key}` }));
+    svg.append(s("path", { d: path, class: `chart-series stroke-${key}`, "data-series": key }));
   }
   // Drawn last, with a halo, so a line passing under a label leaves it legible.
   svg.append(s("text", { x: left, y: y(most) - 4, class: "chart-tick", "data-tick": "top" }, formatCount(most)));
   svg.append(s("text", { x: left, y: y(0) - 4, class: "chart-tick", "data-tick": "zero" }, "0"));
   if (startLabel) svg.append(s("text", { x: left, y: height - 8, class: "chart-tick", "data-tick": "start" }, startLabel));
-  svg.append(s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "chart-tick", "data-tick": "time" }, formatDuration(span)));
+  // The span on hover: a group's title, which is no part of the label's text.
+  if (endLabel) {
+    svg.append(s("g", { class: "tick-end" },
+      s("title", {}, `${formatDuration(span)} after the first point`),
+      s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "chart-tick", "data-tick": "end" }, endLabel)));
+  }
   return svg;
 }
 

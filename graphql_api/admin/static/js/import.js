@@ -71,7 +71,11 @@ export async function importView(root) {
     }
   }
 
+  // One report of every problem of every row, by the line of the file.
   function errorReport(result, byRow) {
+    const lineOf = (index) => parsed.clients[index]?.line;
+    // The API names rows by index ("repeats the phone of input.0"): the operator knows lines.
+    const inLines = (message) => message.replace(/\binput\.(\d+)\b/g, (ref, n) => (lineOf(Number(n)) ? `line ${lineOf(Number(n))}` : ref));
     const lines = [];
     for (const [index, errors] of [...byRow].sort((a, b) => a[0] - b[0])) {
       const row = parsed.clients[index];
@@ -80,12 +84,18 @@ export async function importView(root) {
           h("td", { class: "num" }, row ? row.line : "—"),
           h("td", { class: "mono" }, row?.input.phone ?? ""),
           h("td", {}, field),
-          h("td", {}, message)));
+          h("td", {}, inLines(message))));
       }
     }
-    const rows = countOf(byRow.size, "row");
+    const listed = result.errors.length;
+    // "7 problems in 5 rows; nothing was imported (the first 100 are listed)": the API's count.
+    const counted = /^(\d+) problems? in (\d+) rows?/.exec(result.message);
+    const problems = counted ? Number(counted[1]) : listed;
+    const rows = counted ? Number(counted[2]) : byRow.size;
+    let summary = `Nothing was imported: ${countOf(problems, "problem")} in ${countOf(rows, "row")}`;
+    summary += problems > listed ? `; the first ${formatCount(listed)} are listed by line below.` : ", listed by line below.";
     return h("div", { class: "import-errors", role: "alert" },
-      h("p", { class: "error", id: "import-summary" }, `Nothing was imported: ${rows} to fix (${result.message}).`),
+      h("p", { class: "error", id: "import-summary" }, summary),
       h("div", { class: "table-wrap" },
         h("table", { class: "data", id: "import-errors" },
           h("thead", {}, h("tr", {}, ["Line", "Phone", "Field", "Problem"].map((c) => h("th", {}, c)))),

@@ -7,13 +7,16 @@ import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatCount, rangeOf } from "./numbers.js";
 import { doneOf, progressSummary } from "./outcome.js";
-import { formatInstant, operatorZone, timeElement } from "./time.js";
+import { formatInstant, formatWallTime, operatorZone, timeElement } from "./time.js";
 import { paceText, TIMELINE_FIELDS, timelinePoints, withLive } from "./timeline.js";
 
 const PAGE_SIZE = 50;
-// While a mailing runs, its timeline (rate, estimated end) is read again
-// every 5 s, less often for a big one (reading it scans the mailing's index).
+// While a mailing runs, its timeline (rate, estimated end) is read again as
+// its counts move, at most about once a second (less often for a big one:
+// reading it scans the mailing's index), and every 5 s while nothing moves,
+// so a rate that fell to nothing says so.
 const refreshEvery = (total) => Math.min(30000, 5000 + total / 50);
+const refreshAtMost = (total) => Math.min(10000, 1000 + total / 200);
 const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} ${TIMELINE_FIELDS} } }`;
 const CSV_LINK = "query MessagesCsv($id: ID!) { mailing(id: $id) { messagesCsvLink { url expiresAt } } }";
 const TIMELINE = `query Timeline($id: ID!) { mailing(id: $id) { status stats { total pending sent failed expired cancelled } ${TIMELINE_FIELDS} } }`;
@@ -34,7 +37,8 @@ export async function mailingView(root, { id }) {
     return undefined;
   }
   let timeline = mailing.timeline;
-  let live = null; // the last live event, as a point of the line
+  let timelineReadAt = Date.now();
+  let live = []; // the live events since the timeline was read, as points of the line
   const messageState = { status: "", cursors: [null] };
   const head = h("div", { class: "view-head" });
   const details = h("dl", { class: "details" });
@@ -87,28 +91,48 @@ export async function mailingView(root, { id }) {
   function renderStats() {
     const s = mailing.stats;
     mount(bars, statusBars(s));
-    const points = withLive(timelinePoints(timeline, s.total), live);
-    const startLabel = points.length ? formatInstant(new Date(points[0].t).toISOString()) : "";
-    mount(line, progressLine(points, { startLabel }));
+    const points = withLive(timelinePoints(timeline, s.total, timelineReadAt), live);
+    let startLabel = "";
+    let endLabel = "";
+    if (points.length) {
+      const first = new Date(points[0].t).toISOString();
+      const last = new Date(points[points.length - 1].t).toISOString();
+      // Seconds while the line spans minutes, so its two ends read apart.
+      const seconds = points[points.length - 1].t - points[0].t < 10 * 60000;
+      startLabel = formatInstant(first, operatorZone(), { seconds });
+      endLabel = formatWallTime(last, { seconds, sameDayAs: first });
+    }
+    mount(line, progressLine(points, { startLabel, endLabel }));
     pace.textContent = paceText(mailing.status, timeline);
     const summary = progressSummary(mailing.status, s);
     mount(overall, progressBar(s, summary), h("span", { class: "progress-text", id: "done-count" }, summary));
   }
 
   function record(stats) {
-    live = { t: Date.now(), ...stats };
+    live.push({ t: Date.now(), ...stats });
   }
 
   // The timeline again, for the rate and the estimate, and outcomes that
   // now have their bucket.
   let refreshing = null;
   const timelineOf = latestOnly();
+  let lastAsked = 0;
+  let soon = null;
+  function refreshAsCountsMove() {
+    if (soon) return;
+    const wait = Math.max(lastAsked + refreshAtMost(mailing.stats.total) - Date.now(), 0);
+    soon = setTimeout(() => { soon = null; refreshTimeline(); }, wait);
+  }
   async function refreshTimeline() {
     try {
+      const asked = Date.now();
+      lastAsked = asked;
       const data = await timelineOf(TIMELINE, { id });
       if (!data.mailing) return;
       timeline = data.mailing.timeline;
-      live = null;
+      timelineReadAt = asked;
+      // Events that came while it was read are newer than its buckets.
+      live = live.filter((point) => point.t >= asked);
       if (TERMINAL.has(data.mailing.status)) {
         clearInterval(refreshing);
         refreshing = null;
@@ -175,6 +199,7 @@ export async function mailingView(root, { id }) {
         if (TERMINAL.has(event.status)) loadMessages();
         else refreshMessages();
         if (statusChanged) refreshTimeline();
+        else refreshAsCountsMove();
       },
       reconnecting: () => {
         liveBadge.textContent = "reconnecting…";
@@ -225,5 +250,6 @@ export async function mailingView(root, { id }) {
   return () => {
     stop?.();
     clearInterval(refreshing);
+    clearTimeout(soon);
   };
 }

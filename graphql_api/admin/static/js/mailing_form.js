@@ -7,9 +7,16 @@ import { gql, latestOnly } from "./graphql.js";
 import { zoneDatalist } from "./clients.js";
 import { MAILING_FIELDS } from "./mailing_actions.js";
 import { countOf } from "./numbers.js";
-import { isZone, isoToLocal, localToIso, nowLocal, operatorZone, setOperatorZone } from "./time.js";
+import { clockTime, isZone, isoToLocal, localToIso, nowLocal, operatorZone, setOperatorZone } from "./time.js";
 
 const MAX_TEXT = 1000;
+// Times are typed as every time on the page reads, 24-hour ISO, whatever the
+// browser's locale (its native pickers would show 12-hour times in en-US).
+const INSTANT_FORMAT = "YYYY-MM-DD HH:MM";
+const BAD_INSTANT = `must be a date and a 24-hour time, ${INSTANT_FORMAT}`;
+const BAD_CLOCK = "must be a 24-hour time, HH:MM";
+const instantInput = (name) => h("input", { name, required: true, placeholder: INSTANT_FORMAT, autocomplete: "off", spellcheck: false, class: "instant" });
+const clockInput = (name, value) => h("input", { name, value, placeholder: "HH:MM", autocomplete: "off", spellcheck: false, class: "clock" });
 const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} } }`;
 const COUNT = `query Audience($filter: ClientFilterInput) { clients(filter: $filter, first: 0) { totalCount } }`;
 const RESULT = `__typename
@@ -34,14 +41,14 @@ export async function mailingFormView(root, { id } = {}) {
   const text = h("textarea", { name: "text", rows: 5, required: true }, mailing?.text ?? "");
   const counter = h("span", { class: "counter", id: "text-count" });
   const zoneInput = h("input", { name: "zone", value: zone, list: zoneDatalist(), autocomplete: "off" });
-  const start = h("input", { type: "datetime-local", name: "startAt", required: true });
-  const end = h("input", { type: "datetime-local", name: "endAt", required: true });
+  const start = instantInput("startAt");
+  const end = instantInput("endAt");
   const codes = h("input", { name: "operatorCodes", value: mailing?.filter.operatorCodes.join(", ") ?? "", placeholder: "any", autocomplete: "off" });
   const tags = h("input", { name: "tags", value: mailing?.filter.tags.join(", ") ?? "", placeholder: "any", autocomplete: "off" });
   const audience = h("p", { class: "audience", id: "audience", role: "status" });
   const windowOn = h("input", { type: "checkbox", name: "windowOn", checked: Boolean(mailing?.sendWindow) });
-  const windowStart = h("input", { type: "time", name: "windowStart", value: mailing?.sendWindow?.start ?? "09:00" });
-  const windowEnd = h("input", { type: "time", name: "windowEnd", value: mailing?.sendWindow?.end ?? "21:00" });
+  const windowStart = clockInput("windowStart", mailing?.sendWindow?.start ?? "09:00");
+  const windowEnd = clockInput("windowEnd", mailing?.sendWindow?.end ?? "21:00");
   const submit = h("button", { type: "submit", id: "save-mailing" }, mailing ? "Save changes" : "Create mailing");
 
   start.value = mailing ? isoToLocal(mailing.startAt, zone) : nowLocal(zone);
@@ -50,10 +57,12 @@ export async function mailingFormView(root, { id } = {}) {
   const initial = () => snapshot();
   let original = null;
 
+  // Empty is only a mistake once the operator has typed, or tried to save.
+  let touched = false;
   function updateCounter() {
     const n = text.value.length;
     counter.textContent = `${n} / ${MAX_TEXT}`;
-    counter.classList.toggle("over", n > MAX_TEXT || n === 0);
+    counter.classList.toggle("over", n > MAX_TEXT || (touched && n === 0));
   }
 
   const count = latestOnly();
@@ -88,7 +97,7 @@ export async function mailingFormView(root, { id } = {}) {
     if (startIso) start.value = isoToLocal(startIso, zone);
     if (endIso) end.value = isoToLocal(endIso, zone);
   });
-  text.addEventListener("input", updateCounter);
+  text.addEventListener("input", () => { touched = true; updateCounter(); });
   codes.addEventListener("input", countAudience);
   tags.addEventListener("input", countAudience);
   windowOn.addEventListener("change", syncWindow);
@@ -99,7 +108,9 @@ export async function mailingFormView(root, { id } = {}) {
       startAt: localToIso(start.value, zone) ?? start.value,
       endAt: localToIso(end.value, zone) ?? end.value,
       filter: { operatorCodes: splitList(codes.value), tags: splitList(tags.value) },
-      sendWindow: windowOn.checked ? { start: windowStart.value, end: windowEnd.value } : null,
+      sendWindow: windowOn.checked
+        ? { start: clockTime(windowStart.value) ?? windowStart.value, end: clockTime(windowEnd.value) ?? windowEnd.value }
+        : null,
     };
   }
 
@@ -142,10 +153,30 @@ export async function mailingFormView(root, { id } = {}) {
       submit),
   );
 
+  // What the page knows the API cannot read (a time typed wrong), said in the
+  // form's own terms, beside whatever else the API finds: all at once.
+  function typedWrong() {
+    const found = [];
+    if (!localToIso(start.value, zone)) found.push({ field: "input.startAt", message: BAD_INSTANT });
+    if (!localToIso(end.value, zone)) found.push({ field: "input.endAt", message: BAD_INSTANT });
+    if (windowOn.checked) {
+      if (!clockTime(windowStart.value)) found.push({ field: "input.sendWindow.start", message: BAD_CLOCK });
+      if (!clockTime(windowEnd.value)) found.push({ field: "input.sendWindow.end", message: BAD_CLOCK });
+    }
+    return found;
+  }
+  function withTypedWrong(errors, wrong) {
+    const ours = new Set(wrong.map((e) => e.field));
+    return [...wrong, ...errors.filter((e) => !ours.has(e.field))];
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
+    touched = true;
+    updateCounter();
     const values = snapshot();
+    const wrong = typedWrong();
     submit.disabled = true;
     try {
       let result;
@@ -162,7 +193,7 @@ export async function mailingFormView(root, { id } = {}) {
       if (result.__typename === "Mailing") {
         toast(mailing ? `Mailing ${result.id} saved` : `Mailing ${result.id} created: ${result.status}`);
         location.hash = `#/mailings/${result.id}`;
-      } else if (result.__typename === "ValidationError") showErrors(form, result.errors);
+      } else if (result.__typename === "ValidationError") showErrors(form, withTypedWrong(result.errors, wrong));
       else banner(form, [result.message]);
     } catch (error) {
       banner(form, [error.message]);

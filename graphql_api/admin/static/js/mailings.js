@@ -115,7 +115,7 @@ export async function mailingsView(root) {
       h("td", { class: "progress-cell" }, progressBar(mailing.stats, progressSummary(mailing.status, mailing.stats)),
         h("span", { class: "progress-text" }, `${formatCount(doneOf(mailing.stats))} / ${formatCount(mailing.stats.total)}`),
         h("span", { class: "progress-breakdown" }, breakdown(mailing.stats))),
-      h("td", { class: "actions" }, actionButtons(mailing, () => load(), { small: true })),
+      h("td", { class: "actions" }, h("div", { class: "row-actions" }, actionButtons(mailing, () => load(), { small: true }))),
     );
   }
 
