@@ -19,6 +19,7 @@ from graphql_api.resolvers.client_import import ClientImportMutation
 from graphql_api.resolvers.clients import ClientMutation, ClientQuery
 from graphql_api.resolvers.mailing_status import MailingStatusMutation
 from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
+from graphql_api.resolvers.opt_outs import OptOutMutation
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
 from graphql_api.resolvers.time_zones import TimeZoneQuery
@@ -50,7 +51,13 @@ Mutation = _root(
     "What can be changed. Each mutation answers a union: its result, or an error type (all "
     "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
     "with a 403.",
-    (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation),
+    (
+        ClientMutation,
+        ClientImportMutation,
+        OptOutMutation,
+        MailingMutation,
+        MailingStatusMutation,
+    ),
 )
 Subscription = _root(
     "Subscription",

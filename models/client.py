@@ -16,6 +16,8 @@ class Client(Model):
     operator_code = fields.CharField(max_length=3)
     tag = fields.CharField(max_length=64, default="")
     timezone = fields.CharField(max_length=64, default="UTC")
+    # Set while the phone is on the stop list (``opt_out``), which it mirrors.
+    opted_out_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

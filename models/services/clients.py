@@ -19,9 +19,10 @@ from models import clock
 from models.client import Client
 from models.db import connection, retried
 from models.errors import FieldProblem, InvalidInput, NotFound
-from models.queries.clients import insert_clients, taken_phones
+from models.queries.clients import follow_stop_list, insert_clients, stop_phones, taken_phones
 from models.queries.messages import (
     cancel_client_waiting,
+    cancel_opted_out_waiting,
     follow_client_edit,
     follow_client_match,
 )
@@ -54,6 +55,8 @@ class ClientFields:
     operator_code: str
     tag: str
     timezone: str
+    # Put the phone on the stop list (an import's opted-out column).
+    opted_out: bool = False
 
 
 # The fields a patch sets; ``operator_code: None`` means "derive it from the phone".
@@ -83,6 +86,10 @@ async def create_client(fields: ClientFields) -> Client:
             )
         except IntegrityError:  # another request took the phone since the check
             raise InvalidInput([phone_taken("input.phone")]) from None
+        if fields.opted_out:
+            await stop_phones(conn, [fields.phone], clock.now())
+        if await follow_stop_list(conn, [fields.phone]):
+            await row.refresh_from_db(using_db=conn)
     log.info("client created", client_id=row.id)
     return row
 
@@ -112,6 +119,11 @@ async def update_client(client_id: int, changes: ClientChanges) -> Client:
         except IntegrityError:
             raise InvalidInput([phone_taken("input.phone")]) from None
         await follow_client_edit(conn, row.id, row.phone, row.timezone)
+        if phone != old_phone:
+            # The new phone may be on the stop list, or the old one was.
+            if await follow_stop_list(conn, [old_phone, phone]):
+                await cancel_opted_out_waiting(conn, [row.id])
+            await row.refresh_from_db(using_db=conn)
         if "tag" in changes or "operator_code" in changes:
             await follow_client_match(conn, row.id, clock.now())
     log.info("client updated", client_id=row.id, fields=sorted(changes))
@@ -162,7 +174,11 @@ async def import_clients(cleaned: Sequence[ClientFields]) -> int:
     try:
         async with in_transaction() as conn:
             _raise_taken(cleaned, await taken_phones(conn, phones))
-            created = await insert_clients(conn, rows, datetime.now(UTC))
+            now = datetime.now(UTC)
+            created = await insert_clients(conn, rows, now)
+            await stop_phones(conn, [c.phone for c in cleaned if c.opted_out], now)
+            # New clients have no messages yet: nothing to cancel.
+            await follow_stop_list(conn, phones)
     except IntegrityError:
         # Another request added some of these phones since the check; say which.
         _raise_taken(cleaned, await taken_phones(connection(), phones))
