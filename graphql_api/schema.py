@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graphql_api.audit import AuditQuery, RecordActor
 from graphql_api.http.metrics import OperationMetrics
 from graphql_api.protection import extensions, log_errors
 from graphql_api.resolvers.client_import import ClientImportMutation
@@ -103,13 +104,13 @@ def make_schema(settings: Settings) -> Schema:
     query = _root(
         "Query",
         _query_description(settings),
-        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
+        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery, AuditQuery),
     )
     return _Schema(
         query=query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[*extensions(settings), OperationMetrics],
+        extensions=[*extensions(settings), RecordActor, OperationMetrics],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 

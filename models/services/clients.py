@@ -26,6 +26,7 @@ from models.queries.messages import (
     follow_client_edit,
     follow_client_match,
 )
+from models.services.audit import client_fields, record
 from models.validation import default_operator_code
 
 __all__ = [
@@ -90,6 +91,7 @@ async def create_client(fields: ClientFields) -> Client:
             await stop_phones(conn, [fields.phone], clock.now())
         if await follow_stop_list(conn, [fields.phone]):
             await row.refresh_from_db(using_db=conn)
+        await record(conn, "createClient", "client", row.id, None, client_fields(row))
     log.info("client created", client_id=row.id)
     return row
 
@@ -102,6 +104,7 @@ async def update_client(client_id: int, changes: ClientChanges) -> Client:
             raise NotFound("client", client_id)
         if not changes:
             return row
+        before = client_fields(row)
         old_phone = row.phone
         phone = changes.get("phone") or old_phone
         if phone != old_phone:
@@ -126,6 +129,7 @@ async def update_client(client_id: int, changes: ClientChanges) -> Client:
             await row.refresh_from_db(using_db=conn)
         if "tag" in changes or "operator_code" in changes:
             await follow_client_match(conn, row.id, clock.now())
+        await record(conn, "updateClient", "client", row.id, before, client_fields(row))
     log.info("client updated", client_id=row.id, fields=sorted(changes))
     return row
 
@@ -139,6 +143,7 @@ async def delete_client(client_id: int) -> int:
             raise NotFound("client", client_id)
         cancelled = await cancel_client_waiting(conn, client_id)
         await Client.filter(id=client_id).using_db(conn).delete()
+        await record(conn, "deleteClient", "client", client_id, client_fields(row), None)
     log.info("client deleted", client_id=client_id, cancelled_messages=cancelled)
     return client_id
 
@@ -179,6 +184,9 @@ async def import_clients(cleaned: Sequence[ClientFields]) -> int:
             await stop_phones(conn, [c.phone for c in cleaned if c.opted_out], now)
             # New clients have no messages yet: nothing to cancel.
             await follow_stop_list(conn, phones)
+            await record(
+                conn, "importClients", "client", "", None, {"created": created, "phones": phones}
+            )
     except IntegrityError:
         # Another request added some of these phones since the check; say which.
         _raise_taken(cleaned, await taken_phones(connection(), phones))

@@ -23,6 +23,7 @@ from models.db import retried
 from models.errors import NotFound
 from models.queries.clients import follow_stop_list, stop_phones, unstop_phone
 from models.queries.messages import cancel_opted_out_waiting
+from models.services.audit import client_fields, record
 
 __all__ = ["OptOutOutcome", "opt_in_client", "opt_out_phones"]
 
@@ -47,6 +48,9 @@ async def opt_out_phones(phones: Sequence[str]) -> OptOutOutcome:
         opted_out = await follow_stop_list(conn, phones)
         cancelled = await cancel_opted_out_waiting(conn, opted_out)
         clients = await Client.filter(phone__in=list(phones)).using_db(conn).order_by("id")
+        if listed or opted_out:
+            after = {"phones": list(phones), "clients": opted_out, "cancelledMessages": cancelled}
+            await record(conn, "optOutClients", "stop_list", "", None, after)
     log.info("phones opted out", listed=listed, clients=len(clients), cancelled_messages=cancelled)
     return OptOutOutcome(listed=listed, clients=clients, cancelled=cancelled)
 
@@ -61,8 +65,10 @@ async def opt_in_client(client_id: int) -> Client:
         row = await Client.filter(id=client_id).using_db(conn).select_for_update().first()
         if row is None:
             raise NotFound("client", client_id)
+        before = client_fields(row)
         await unstop_phone(conn, row.phone)
         await follow_stop_list(conn, [row.phone])
         await row.refresh_from_db(using_db=conn)
+        await record(conn, "optInClient", "client", row.id, before, client_fields(row))
     log.info("client opted in", client_id=client_id)
     return row
