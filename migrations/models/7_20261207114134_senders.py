@@ -2,7 +2,8 @@
 
 - ``opt_out``: the phones that said stop, kept by phone so that a client
   deleted and created again stays opted out; ``client.opted_out_at`` mirrors
-  it for the audience statements (null on existing rows: nobody opted out).
+  it for the audience statements (null on existing rows: nobody opted out),
+  indexed for the few opted-out clients a mailing's figure reads.
 - ``idempotency_key``: one row per (principal, key) of a mutation sent with
   an ``Idempotency-Key`` header, holding its response; in the database so
   that every API process shares them, across restarts.
@@ -44,13 +45,15 @@ CREATE TABLE IF NOT EXISTS "opt_out" (
 "opted_out_at" TIMESTAMPTZ NOT NULL
 );
 ALTER TABLE "client" ADD "opted_out_at" TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS "idx_client_opted_o_91d127" ON "client" ("opted_out_at");
 """
 
 _POSTGRES_DOWN = """
+DROP INDEX IF EXISTS "idx_client_opted_o_91d127";
 ALTER TABLE "client" DROP COLUMN "opted_out_at";
-DROP TABLE IF EXISTS "idempotency_key";
 DROP TABLE IF EXISTS "audit_entry";
 DROP TABLE IF EXISTS "opt_out";
+DROP TABLE IF EXISTS "idempotency_key";
 """
 
 _SQLITE = """
@@ -84,12 +87,14 @@ CREATE TABLE IF NOT EXISTS "opt_out" (
 "opted_out_at" TIMESTAMP NOT NULL
 );
 ALTER TABLE "client" ADD "opted_out_at" TIMESTAMP;
+CREATE INDEX "idx_client_opted_o_91d127" ON "client" ("opted_out_at");
 """
 
 _SQLITE_DOWN = """
+DROP INDEX IF EXISTS "idx_client_opted_o_91d127";
 ALTER TABLE "client" DROP COLUMN "opted_out_at";
-DROP TABLE IF EXISTS "opt_out";
 DROP TABLE IF EXISTS "audit_entry";
+DROP TABLE IF EXISTS "opt_out";
 DROP TABLE IF EXISTS "idempotency_key";
 """
 
@@ -118,60 +123,60 @@ MODELS_STATE = (
     "8j/iOv7KSnNng/TfR3NuIYpkOHdc6XD/GD/7j/savNcAjhAlFjsB0Edvm7+ldXB5dX2RXs"
     "VgBhegEFz3j25ja08MGFLrdkE9u78SIxoiL+1q1LQxTYdQTscKXqwx1s9YTpeuA+ZQLcOm"
     "MjH1dfaUFaW5y5Sq3YgpE5wRSqbUcQF+YlFOPEatyQsyGMygUbHBgDg+0Y2DUMsTvk/AvC"
-    "K24zFcISyPaykF7jDbjUw6NX3CUsUCMDQUY23OqYfKmCulMacaQZE5JRTYzXzyfVWQmE0e"
-    "P95gNnn8OHc2waisZWisSxRbisYED3DyPt1kiZS/QkpjjYNMAYRN8oMzp3a/JELXzH8LDh"
-    "JxmQeE+EP3cl9RFjPAoi/msl/cvZaW3YGjzYzCZRk5DsnPZsECDPVVXM9JyQN0p9aggvY1"
-    "d5emBe6J2k1nWav1+czeUutJyUrrZdF6RmdXpS9gvcYMS+b7NNPxcGEkX/36nrl57kljl7"
-    "7Vuezt+B6FxsG8L/v+JRjFy/dsJrxMIz8eXV9n6duYsO9FKe+09z9OqCRDZsEHiRgRtNFt"
-    "uvzJJzoTwtBeX7XnNxPr8R4fDDj7gssByaYz/K/NfDTsGbdRGB+tuecxLonlUmdKFhPHZW"
-    "QwuGl1XrY7rweDOqHc7nElRD3XYb6EL0lvGSZ91WxftV4OBhv6CCoXQCldANCGsuekbPBN"
-    "8nUT0d45AtZgitNIaq3uSyrnGUM12kMtPp8q3NrwAcottoJfJF1mo75mhoFzYh56HB666r"
-    "Xb47rnnxP9v8ebF83OS5hDISh8TI9fG/lgzjbxwaRn9JgP5mxl01WPgRnqyh1e4iJ3DzK7"
-    "0tHJ/Q4yjcdPnj15fnr2JBxbwpB1Q0owfESAutSXfeZ5WWSBLsw62ZgmpbZq+eVcs2QuU1"
-    "u/ddfvhISr1KvrzusgeXp7JIl7akYvakZkiB+gLbG/tsOqyejD2mwLRcfEKkdQmfVbOYLy"
-    "56z9dAlUjqAfUes7cATdp5ujbcOULyTj1vJXlkkRT6Wor3N2OFHa/i27B6r4p9oM0ljOjL"
-    "qYOX7jjxWuAfsyc0A52BUqYkE5vQoJLW5MLogLldk8LhPZ1XTDTTE2ySt0N0N3BN9nHjbM"
-    "jAk7H+WU2AGivfs9cO0ZyyHL5A7bKamtHDYls3J27bKBqXIGX8hANd9hE5ep3DXF3TWVdb"
-    "eVKsq9rl8152Ir0YJqTkpWai6dmktiv73V3O1ahuEWRNXXWWzTWKI7d6abRMKMQNCHSKQg"
-    "7DPzlkRT2cmUSmuCLHJKRo4rmVcnQyYXjHEyGMAs7JmNZsptCGDcVq+r29j38A29560l+p"
-    "CfD9WBVGNPLHyymEC/gUC1563TEHNo44XZEh87nBGPWcKz/R538GN4HhqsXBbLDtOaN+JI"
-    "feBCBQZpycgTU3I0GHQUs77H51w6rkoSMPBVHfxHdeILqKMr1J76LxAIFjCR1L/FffqRmE"
-    "P9hksl6UPtZ1DDj2rTPfE5McouKGQxZPg1VcQ6gQpZkzm/9UGixzXUPoY6NoEqI8qxfKy5"
-    "5wsvYgzg1k2gHxCwBHyI2T2udRCKqboalFIiEokL7Ivjw9il1KESYeEgmyEbU/4iICTAl/"
-    "G72AeIwDqGKTHYEtOZyyQ7Jt0J8yFyIYgeUUFt1GMxdf4EGAhxewvgARLnGLM0aicLBwbb"
-    "uYTSe+yzo0GrI6vBmhAuECEkRHDGbB9bqM9As0K1n+kxNrRIKmhikGHQkPUnDMUCYhNtTO"
-    "UMauDuEgo8hrHS100oyBIb1oQipYPaqpHAu2690F9sPKkB6oKWA+0IWwN0pHqPB11lASO9"
-    "WNQ1x8MjemUMJW4SGBUYgh80Q4QFWgC0AightliTQHWnR6p7YaShJZEJqK7IWZBojzvos5"
-    "WfpqR+GmxCReyCIP1BWLQPbRSEvaHgWjEuV60US7dSTBgEfBubL5Kq1Ftq9Zo1ZuKAVqHj"
-    "wrkZlOPwMH5vrw8PZyhL0vE2KgrEKsXsXDF6odpX09qqZm6m1HVzl39p2QNy+J42np2Fiz"
-    "98Wbfcu3nbvLpa9fUaeGBC2RJYI1nBuuec39rN5ZvWyw9XhohbhPobCJ6T8LHH33/odBQh"
-    "2Dz0+LvmhxtMpP/3+Kt2p33zRtGCzVOPXzY7l60rlVf4mPYIfR9icNJbVGDDaVXw4UjCj+"
-    "+3p+xsxyntlCoAb5boAQ1Gu4dYe82K+VAyhA8I4wdxqWRoQrlAt1REKFvpYVs9BD7UAoNN"
-    "XKQ66pEGNHIKF/VnJCUrHnqZXRoVUyG/Q+0nI7niof+IWt8BD/37XUhQtjawmxsJkv6DNW"
-    "Bec9YV8GcDSPUO7k2Q317Om9mwFifFaBTymTEhSnfSY/qhgu4myZhWTSwxRx6FuYrBZFQn"
-    "t2wmyXyGzAEcBOPkAO0HMhyBVWbMrjJGOswl5qGZNFPHddGXHPRpLfj6/fWHd+Ti30TSWw"
-    "gbUY+4AknLSNfQDI3GCZn6+gaI5rs2oa6LZAekQigyjvQHgxdkMRGKn2AoNSFnQBcJAvR8"
-    "ofPxTeXAtEf+ieK34HUWgDj3qXZ5HyHfYjAwmoRm6znMPw7EBoNH33rdRKDyosSDpNxuzI"
-    "WKgVCTQmadElmniVDkYGy2BzaVZ4zbhhS4OeoxoQr37XD3WdYxknWgBxIV4tshPoJBmxUc"
-    "6COZCvXtUNfk9oKwx4Qq3LfD3cLtR7dwg0+IVdhvjv03nRFYWZGuKi2wC1e2l9cah3u3EM"
-    "0zCyHYo4twCZ9agUP9tZ8Zoy6bN5fNl63a1x2evDDeiyz7MnJsrDEtY4nuNCpByfpcBFh3"
-    "aPWpe9ZfKBb2YODYER0fLCN/3LYN037mic+OrejhYCStWJQ7yXXNjYIhmd/w26d0Sbj6Hh"
-    "iljjzXFh5SdepgiKrbA3ucjvAIBupIjEZ1opn1WkzAGhONVjB9sYzIeTes9h4/GgwWFEL7"
-    "YID2dSAag6RJFsK71XarDBj2SKMXoGR8UFtrWAWXUZ/Z4UmFI/VDB2CWDCH4J7CeXWHdPj"
-    "qHgk6gfYSGLFTzZ7BVR64znsif6z2uTW6BZicxa+JEYiwlhP18TFoqpTdXBzegcNACkPxP"
-    "TIoeD03yIz0E16PTIAGdPzCs60TNj8tHBKrxGURUIUGdeEZBGdeOZ5AIzjKYEy3wRmVKr9"
-    "SxX6BrwBQbjHif9bgB0naYjRdNiik6C3RZiTqtoBWOqlFY4kkDXx2JCH5MQh8KCe7/xgAP"
-    "Tf4Z5qhOx6hzHvpkSNh4wgMtjt/j+lgN5jMS6HAIUjMbP7sIT8HEEDdKUOclIKrHzXkFbH"
-    "lLfZYC+yTRDS9WApA1O1V5PoVP8bHZ/KbH6n0UsTQR1Sf4NcNACp8TAz13/EnoRzdy1TGJ"
-    "cjopvvfvZHzvLZF7/qWM/fmRgb2/XyEb4pJyGN/py0drxRAPxM7Ju00uL2399q79HgPMQ5"
-    "lZi9V1ptV1pgdxFK66zvQHoxmlbbeM1awQYFXwnNMJGeIpjQ9B/r6UHIY8rJYvrq+vEgq+"
-    "aKf71oe3Fy2YRJRmIZEjc1yDceO3aG9Ly1aEvjL3NKOtYca1cOsMxoRYxULe2gVf0SkPjF"
-    "i3CZ2yuqz7sMfUlLeuiI5TopWey6xn7awtTA1LiFVz57ZzZ5mYeT+MAlb2sDfYl34lPOaM"
-    "+a9sef870+UY3XayN7060uwA2ujX6PdriNkU2MTYmsAVSkA6H66uUpv+D3Y14/VMXs9lLY"
-    "MfYGLq6+gBYibxR3tVop1eob8pD7raUfyRdxS/rwrueT+xZD+nXdI5bW9X7N9Eu9vd+P9R"
-    "0WXeMOrJIaOZE0E6ydoZQdNv+pNE6vucGj7VfMZ48es58wepzDniAEaoxvNNhqjG8/wxCu"
-    "PWzwgT6BnquQDecZkDJEHcy096zLKadP6pl8MzKne2ea6YnVs5xZKS1RRbuik26dzWk0RR"
-    "HUdilYLLrWApZrMt+3FcsvJtl1nLUwZ1tQpdhRoTKcc1qPjZvb4GtSSmS5OBXie1DIvFxN"
-    "TXGSo0SlMaz9WP4rb6xsVbvvmRe1VjvvWRf0VjZXzkGB/YqQogbJIfILqPT042MalPTvJN"
-    "aoxLkW8El5m7KvlTXEzk4ae477NyOYzJ7Ov/ATG0edk="
+    "K24zFcISyPaykF7jDbjUw6NX3CUsUCMDQUY23OhQ9iBq2/L+ayDxZBZd6V07xTzaLILBMK"
+    "7GaG+b4qSMwvjx9vML88fpw7v2BU1sI01kmKLU5jggc4nZ9usmjKXzOlscZhpwDCJvnBGV"
+    "i7XyShs+a/BQeJuMwDQvyhe7mvKCcmyxWk1zvc0rI7cL2ZUbgsI8ched4sWJKhvorrOSl5"
+    "gA7WGlTQvubu0rTAPVG76SxrtT6f2VtqPSlZab0sWs/o7Kr0BezZmKnJfJ9muiIujOSrX9"
+    "8zN89haSzVtzqXvR3fo9A4mPdl8b8EM3n5ns2El2n2x6Pr62x/GxP2vSjlnR6AjxMqyZBZ"
+    "8EEiRgStdpsuf/KJzoQwtOBXLfzNxHq8xwcDzr7gckCy6Qz/a8MfTX3GbRTGR2vueYxLYr"
+    "nUmZLFxHEZGQxuWp2X7c7rwaBOKLd7XAlRz3WYL+FL0luGSV8121etl4PBhl6DygVQShcA"
+    "tKHsOSkbfJN83US0d46ANZjiNJJaq/uSynnGUI32UIvPpwq3NnyAcout4BdJl9mor5lh4J"
+    "yYhx6Hh6567fa47vnnRP/v8eZFs/MS5lAICh/T49dGPpizTXww6Rk95oM5W9mG1WNghrpy"
+    "h5e4yN2DzK50dHK/g0zj8ZNnT56fnj0Jx5YwZN2QEgwfEaAu9WWfeV4WfaALs042pkmprV"
+    "p+OdcsmcvU1m/d9Xsj4Sr16rrzOkie3jBJ4p6a0YuaERniB2hL7K/tsGoy+rA220LRMbHK"
+    "EVRm/VaOoPw5az9dApUj6EfU+g4cQffp5mjbMOULybi1/JVlksZTKerrnB1OlLZ/y+6BPP"
+    "6pNoM0ljOjLmaO3/hjhX3AvswcUE5FLCivVyGhxY3JBXGhMpvHZaK/mm64KcYmeYXuZuiO"
+    "4PvMw4aZMWHno5wSO0C0d78Hrj1jOWSZ3GE7JbWVw6ZkVs6uXTYwVc7gCxmo5jts4jKVu6"
+    "a4u6ay7rZSRbnX9avmXGwlWlDNSclKzaVTc0nst7eazV3LMNyCqPo6i20aS3TnznSTSJgR"
+    "CPoQiRSEfWbekmhyO5lSaU2QV07JyHEl8+pkyOSCMU4GA5iFPbPRTLkNAYzb6nV1G/sevq"
+    "H3vLVEH/LzoTqQauyJhU8WE+g3EKj2vHUaYo5xvDBb4mOHM+IxS3i23+MOfgxPSIOVy2LZ"
+    "YVrzRhypj2CowCAtGXliSo4Gg47i2vf4nEvHVUkCTr6qg/+oTnwBdXSF2lP/BQLBAiaS+r"
+    "e4Tz8Sc6jfcKkkfaj9DGr4UW26Jz4nRtkFhSyGDL+milgnUCFrMue3Pkj0uIbax1DHJlBl"
+    "RDmWjzX3fOFFjAHcugn0AwKWgA8xu8e1DkIxVVeDUkpEInGBfXF8GLuUOlQiLBxkM2Rjyl"
+    "8EhAT4Mn4X+wARWMcwJQZbYjpzmWTHpDthPkQuBNEjKqiNeiymzp8AAyFubwE8QOIcY5ZG"
+    "7WThwGA7l1B6j312NGh1ZDVYE8IFIoSECM6Y7WML9RloVqj2Mz3GhhZJBU0MMgwasv6EoV"
+    "hAbKKNqZxBDdxdQoHHMFb6ugkFWWLDmlCkdFBbNRJ4160X+ouNZzdAXdByoB1ha4COVO/x"
+    "oKssYKQXi7rmeHhEr4yhxE0CowJD8INmiLBAC4BWACXEFmsSqO70SHUvjDS0JDIB1RU5HR"
+    "LtcQd9tvLTlNRPg02oiF0QpD8Ii/ahjYKwNxRcK8blqpVi6VaKCYOAb2PzRVKVekutXrPG"
+    "TBzQKnSAODeDchwnxu/t9XHiDGVJOt5GRYFYpZidK0YvVPtqWlvVzM2Uum7u8i8te0AO39"
+    "PGs7Nw8Ycv65Z7N2+bV1ervl4DD0woWwJrJCtY95zzW7u5fNN6+eHKEHGLUH8DwXMSPvb4"
+    "+w+djiIEm4cef9f8cIOJ9P8ef9XutG/eKFqweerxy2bnsnWl8gof0x6h70MMTnqLCmw4rQ"
+    "o+HEn48f32lJ3tOKWdUgXgzRI9oMFo9xBrr1kxH0qG8AFh/CAulQxNKBfolooIZSs9bKuH"
+    "wIdaYLCJi1RHPdKARk7hov6MpGTFQy+zS6NiKuR3qP1kJFc89B9R6zvgoX+/CwnK1gZ2cy"
+    "NB0n+wBsxrzroC/mwAqd7BvQny28t5MxvW4qQYjUI+MyZE6U56TD9U0N0kGdOqiSXmyKMw"
+    "VzGYjOrkls0kmc+QOYCDYJwcoP1AhiOwyozZVcZIh7nEPDSTZuq4LvqSgz6tBV+/v/7wjl"
+    "z8m0h6C2Ej6hFXIGkZ6RqaodE4IVNf3wDRfNcm1HWR7IBUCEXGkf5g8IIsJkLxEwylJuQM"
+    "6CJBgJ4vdD6+qRyY9sg/UfwWvM4CEOc+1S7vI+RbDAZGk9BsPYf5x4HYYPDoW6+bCFRelH"
+    "iQlNuNuVAxEGpSyKxTIus0EYocjM32wKbyjHHbkAI3Rz0mVOG+He4+yzpGsg70QKJCfDvE"
+    "RzBos4IDfSRTob4d6prcXhD2mFCF+3a4W7j96BZu8AmxCvvNsf+mMwIrK9JVpQV24cr28l"
+    "rjcO8WonlmIQR7dBEu4VMrcKi/9jNj1GXz5rL5slX7usOTF8Z7kWVfRo6NNaZlLNGdRiUo"
+    "WZ+LAOsOrT51z/oLxcIeDBw7ouODZeSP27Zh2s888dmxFT0cjKQVi3Inua65UTAk8xt++5"
+    "QuCVffA6PUkefawkOqTh0MUXV7YI/TER7BQB2J0ahONLNeiwlYY6LRCqYvlhE574bV3uNH"
+    "g8GCQmgfDNC+DkRjkDTJQni32m6VAcMeafQClIwPamsNq+Ay6jM7PKlwpH76AMySIQT/BN"
+    "azK6zbR+dQ0Am0j9CQhWr+DLbqyHXGE/lzvce1yS3Q7CRmTZxIjKWEsJ+PSUul9Obq4AYU"
+    "DloAkv+JSdHjoUl+pIfgenQaJKDzB4Z1naj5cfmIQDU+g4gqJKgTzygo49rxDBLBWQZzog"
+    "XeqEzplTr2C3QNmGKDEe+zHjdA2g6z8aJJMUVngS4rUacVtMJRNQpLPGngqyMRwc9L6EMh"
+    "wf3fGOChyT/DHNXpGHXOQ58MCRtPeKDF8XtcH6vBfEYCHQ5BambjZxfhKZgY4kYJ6rwERP"
+    "W4Oa+ALW+pz1JgnyS64cVKALJmpyrPp/ApPjabX/lYvY8iliai+gS/bxhI4XNioOeOPwn9"
+    "6EauOiZRTifF9/6djO+9JXLPv5SxPz8ysPf3K2RDXFIO4zt9+WitGOKB2Dl5t8nlpa3f3r"
+    "XfY4B5KDNrsbrOtLrO9CCOwlXXmf5gNKO07ZaxmhUCrAqeczohQzyl8SHI35eSw5CH1fLF"
+    "9fVVQsEX7XTf+vD2ogWTiNIsJHJkjmswbvwW7W1p2YrQV+aeZrQ1zLgWbp3BmBCrWMhbu+"
+    "ArOuWBEes2oVNWl3Uf9pia8tYV0XFKtNJzmfWsnbWFqWEJsWru3HbuLBMz74dRwMoe9gb7"
+    "0q+Ex5wx/5Ut739nuhyj2072pldHmh1AG/0+/X4NMZsCmxhbE7hCCUjnw9VVatP/wa5mvJ"
+    "7J67msZfADTEx9HT1AzCT+aK9KtNMr9DflQVc7ij/yjuL3VcE97yeW7Oe0Szqn7e2K/Zto"
+    "d7sb/z8quswbRj05ZDRzIkgnWTsjaPpNf5JIfZ9Tw6eazxgvfj1n/iCVOUccwAjVeL7JEN"
+    "V4nj9GYdz6GWECPUM9F8A7LnOAJIh7+UmPWVaTzj/1cnhG5c42zxWzcyunWFKymmJLN8Um"
+    "ndt6kiiq40isUnC5FSzFbLZlP45LVr7tMmt5yqCuVqGrUGMi5bgGFT+719eglsR0aTLQ66"
+    "SWYbGYmPo6Q4VGaUrjufpR3FbfuHjLNz9yr2rMtz7yr2isjI8c4wM7VQGETfIDRPfxyckm"
+    "JvXJSb5JjXEp8o3gMnNXJX+Ki4k8/BT3fVYuhzGZff0/CHaAKA=="
 )
