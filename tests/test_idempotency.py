@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from models import Mailing
 from tests.conftest import GraphQLClient, serve_api, stop_process
@@ -65,6 +66,29 @@ async def test_a_retry_answers_the_first_result_without_running(gql: GraphQLClie
     assert (await post(gql.http, body, None)).status_code == 200
     assert (await post(gql.http, body, "another")).status_code == 200
     assert await Mailing.all().count() == 3
+
+
+async def test_a_retry_after_a_client_timeout_answers_the_first_result(
+    served_api: str, gql: GraphQLClient
+) -> None:
+    body = create_body()
+    async with httpx.AsyncClient(base_url=served_api) as client:
+        # The request goes out; the client stops waiting for the answer at once.
+        with pytest.raises(httpx.TimeoutException):
+            await client.post(
+                "/graphql",
+                json=body,
+                headers={"Idempotency-Key": "timed-out"},
+                timeout=httpx.Timeout(30, read=0.000_1),
+            )
+        retry = await client.post(
+            "/graphql", json=body, headers={"Idempotency-Key": "timed-out"}, timeout=60
+        )
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["data"]["createMailing"]["__typename"] == "Mailing"
+    # The server ran the first request all the same; the retry answers its result.
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert await Mailing.all().count() == 1
 
 
 async def test_a_key_reused_with_another_request_is_refused(gql: GraphQLClient) -> None:
