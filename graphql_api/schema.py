@@ -51,7 +51,10 @@ Mutation = _root(
     "Mutation",
     "What can be changed. Each mutation answers a union: its result, or an error type (all "
     "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
-    "with a 403.",
+    "with a 403. Over HTTP, an `Idempotency-Key` header makes a mutation safe to repeat: a "
+    "repeat with the same key and request answers the first result without running again "
+    "(the same key with another request: a 422, `IDEMPOTENCY_KEY_REUSED`; one still "
+    "running: a 409, `IDEMPOTENCY_KEY_IN_PROGRESS`). Every change is recorded in `auditLog`.",
     (
         ClientMutation,
         ClientImportMutation,
