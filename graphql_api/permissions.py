@@ -25,6 +25,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
+from graphql_api.error_codes import ErrorCode
 from graphql_api.principal import Principal
 
 __all__ = ["AUDIT_FORBIDDEN_MESSAGE", "FORBIDDEN_MESSAGE", "RequireRole"]
@@ -55,7 +56,7 @@ class RequireRole(SchemaExtension):
             raise GraphQLError(FORBIDDEN_MESSAGE, extensions={"code": "FORBIDDEN"})
         if not principal.may_mutate and _root_fields(self.execution_context) & _OPERATOR_QUERIES:
             _set_status(context, 403)
-            raise GraphQLError(AUDIT_FORBIDDEN_MESSAGE, extensions={"code": "FORBIDDEN"})
+            raise GraphQLError(AUDIT_FORBIDDEN_MESSAGE, extensions={"code": ErrorCode.FORBIDDEN})
         yield
 
 
