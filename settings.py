@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # Automatic persisted queries: bytes of documents kept by hash, in each
     # API process (graphql_api/http/persisted_queries.py); 0 turns APQ off.
     persisted_query_cache_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    # Idempotency-Key on mutations (graphql_api/http/idempotency.py): how long
+    # a key is remembered, and how long a repeat waits for the first request.
+    idempotency_key_ttl: float = Field(default=24 * 3600, gt=0)
+    idempotency_wait: float = Field(default=10.0, ge=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # Browser origins allowed to call the API (CORS) and open its WebSocket;
     # "*" allows any. The API's own origin is always allowed on the WebSocket.

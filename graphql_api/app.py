@@ -29,6 +29,7 @@ from graphql_api.http.body_limit import LimitBody
 from graphql_api.http.exports import MOUNT_NAME as EXPORTS
 from graphql_api.http.exports import export_routes
 from graphql_api.http.health import healthz, readyz
+from graphql_api.http.idempotency import IdempotentMutations
 from graphql_api.http.metrics import metrics_endpoint
 from graphql_api.http.origins import cors
 from graphql_api.http.over_http import GraphQLOverHTTP, refusal
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         allowed_origins=settings.allowed_origins,
         persisted_queries=PersistedQueries(settings.persisted_query_cache_bytes),
     )
+    view.idempotency = IdempotentMutations(settings.idempotency_key_ttl, settings.idempotency_wait)
     http_view: ASGIApp = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
     if settings.graphiql:
         http_view = ServeGraphiQL(http_view)

@@ -128,7 +128,7 @@ def clean_client(value: ClientInput, path: str, problems: Problems) -> ClientFie
     )
     if phone is None or code is None or tag is None or timezone is None:
         return None
-    return ClientFields(phone, code, tag, timezone)
+    return ClientFields(phone, code, tag, timezone, opted_out=value.opted_out is True)
 
 
 def clean_client_input(value: ClientInput) -> ClientFields:

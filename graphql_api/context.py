@@ -13,6 +13,8 @@ from strawberry.dataloader import DataLoader
 
 import models
 from graphql_api.principal import OPEN, Principal
+from models.db import connection
+from models.queries.messages import opted_out_left_out
 
 __all__ = ["Context", "Info", "Loaders", "make_loaders"]
 
@@ -29,12 +31,19 @@ async def _load_clients(client_ids: list[int]) -> Sequence[models.Client | None]
     return [by_id.get(client_id) for client_id in client_ids]
 
 
+async def _load_opted_out(mailing_ids: list[int]) -> Sequence[int]:
+    left_out = await opted_out_left_out(connection(), mailing_ids)
+    return [left_out.get(mailing_id, 0) for mailing_id in mailing_ids]
+
+
 @dataclass(frozen=True, slots=True)
 class Loaders:
     """One query for all the rows a response needs: mailings' counters, messages' clients."""
 
     stats: DataLoader[int, models.MailingStats | None]
     clients: DataLoader[int, models.Client | None]
+    # How many matching clients each mailing left out because they opted out.
+    opted_out: DataLoader[int, int]
 
 
 def make_loaders(*, cache: bool = True) -> Loaders:
@@ -42,6 +51,7 @@ def make_loaders(*, cache: bool = True) -> Loaders:
     return Loaders(
         stats=DataLoader(_load_stats, cache=cache),
         clients=DataLoader(_load_clients, cache=cache),
+        opted_out=DataLoader(_load_opted_out, cache=cache),
     )
 
 

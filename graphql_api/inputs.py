@@ -45,6 +45,12 @@ class ClientInput:
         description="A canonical IANA time zone name such as `Europe/Moscow` (old aliases like "
         "`Asia/Calcutta` are refused with the name to use); left out or null: `UTC`.",
     )
+    opted_out: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="True: put the phone on the stop list (`Client.optedOutAt`), as "
+        "`optOutClients` does. False, left out or null: the phone keeps the stop list's "
+        "word (a phone on it stays opted out; only `optInClient` takes it off).",
+    )
 
 
 def _client_input_from(cls: type, value: Mapping[str, Any], _: InputContext) -> ClientInput:
@@ -56,6 +62,7 @@ def _client_input_from(cls: type, value: Mapping[str, Any], _: InputContext) -> 
     row.operator_code = value.get("operatorCode", strawberry.UNSET)
     row.tag = value.get("tag", strawberry.UNSET)
     row.timezone = value.get("timezone", strawberry.UNSET)
+    row.opted_out = value.get("optedOut", strawberry.UNSET)
     return row
 
 

@@ -259,11 +259,13 @@ class TokenVerifier:
                 forbidden=True,
             )
         subject = claims.get("sub")
+        names = (claims.get(claim) for claim in ("name", "preferred_username", "email"))
         return Principal(
             role=role,
             via="oidc",
             subject=subject if isinstance(subject, str) else None,
             expires_at=float(claims["exp"]),
+            name=next((n for n in names if isinstance(n, str) and n), None),
         )
 
 

@@ -32,10 +32,22 @@ class Principal:
     subject: str | None = None
     # Epoch seconds; a WebSocket outlives its token, so operations check it.
     expires_at: float | None = None
+    # A person's name for people (OIDC ``name``, else ``preferred_username``, ``email``).
+    name: str | None = None
 
     @property
     def may_mutate(self) -> bool:
         return self.role is Role.OPERATOR
+
+    @property
+    def actor(self) -> str:
+        """Who this is, stably: ``api_token``, ``oidc:<subject>``, ``open``.
+
+        The key idempotency keys are kept under and the audit trail's actor.
+        """
+        if self.via == "oidc" and self.subject is not None:
+            return f"oidc:{self.subject}"
+        return self.via
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at

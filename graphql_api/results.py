@@ -25,6 +25,8 @@ __all__ = [
     "ImportSummary",
     "MailingResult",
     "NotFoundError",
+    "OptOutResult",
+    "OptOutSummary",
     "ValidationError",
     "maps_errors",
 ]
@@ -110,6 +112,17 @@ class ImportSummary:
     created: int = strawberry.field(description="How many clients the import added.")
 
 
+@strawberry.type(description="What `optOutClients` did.")
+class OptOutSummary:
+    listed: int = strawberry.field(description="How many of the phones were new on the stop list.")
+    clients: list[Client] = strawberry.field(
+        description="The clients with those phones, now opted out, oldest first."
+    )
+    cancelled_messages: int = strawberry.field(
+        description="How many of their waiting messages were CANCELLED."
+    )
+
+
 ClientResult = Annotated[
     Client | ValidationError | NotFoundError,
     strawberry.union("ClientResult", description="The client as saved, or why not."),
@@ -125,6 +138,12 @@ DeleteResult = Annotated[
 ImportResult = Annotated[
     ImportSummary | ValidationError,
     strawberry.union("ImportResult", description="How many clients were added, or why none."),
+]
+
+
+OptOutResult = Annotated[
+    OptOutSummary | ValidationError,
+    strawberry.union("OptOutResult", description="What the opt-out did, or why it did nothing."),
 ]
 
 

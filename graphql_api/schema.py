@@ -13,12 +13,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graphql_api.audit import AuditQuery, RecordActor
 from graphql_api.http.metrics import OperationMetrics
 from graphql_api.protection import extensions, log_errors
 from graphql_api.resolvers.client_import import ClientImportMutation
 from graphql_api.resolvers.clients import ClientMutation, ClientQuery
 from graphql_api.resolvers.mailing_status import MailingStatusMutation
 from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
+from graphql_api.resolvers.opt_outs import OptOutMutation
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
 from graphql_api.resolvers.time_zones import TimeZoneQuery
@@ -49,8 +51,17 @@ Mutation = _root(
     "Mutation",
     "What can be changed. Each mutation answers a union: its result, or an error type (all "
     "implement `Error`); a refused mutation writes nothing. A viewer's mutation is refused "
-    "with a 403.",
-    (ClientMutation, ClientImportMutation, MailingMutation, MailingStatusMutation),
+    "with a 403. Over HTTP, an `Idempotency-Key` header makes a mutation safe to repeat: a "
+    "repeat with the same key and request answers the first result without running again "
+    "(the same key with another request: a 422, `IDEMPOTENCY_KEY_REUSED`; one still "
+    "running: a 409, `IDEMPOTENCY_KEY_IN_PROGRESS`). Every change is recorded in `auditLog`.",
+    (
+        ClientMutation,
+        ClientImportMutation,
+        OptOutMutation,
+        MailingMutation,
+        MailingStatusMutation,
+    ),
 )
 Subscription = _root(
     "Subscription",
@@ -96,13 +107,13 @@ def make_schema(settings: Settings) -> Schema:
     query = _root(
         "Query",
         _query_description(settings),
-        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
+        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery, AuditQuery),
     )
     return _Schema(
         query=query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[*extensions(settings), OperationMetrics],
+        extensions=[*extensions(settings), RecordActor, OperationMetrics],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 

@@ -61,8 +61,8 @@ described_enum(
         "`lastError` says why.",
         models.MessageStatus.EXPIRED: "`endAt` passed before the provider accepted it.",
         models.MessageStatus.CANCELLED: "Withdrawn before it went out: its mailing was "
-        "cancelled or deleted, its client deleted, or the client no longer matches the "
-        "mailing's changed filter.",
+        "cancelled or deleted, its client deleted or opted out, or the client no longer "
+        "matches the mailing's changed filter.",
     },
 )
 MailingStatus = models.MailingStatus
@@ -138,6 +138,13 @@ class Client:
     )
     created_at: datetime = strawberry.field(description="When the client was added (UTC).")
     updated_at: datetime = strawberry.field(description="When the client last changed (UTC).")
+    opted_out_at: datetime | None = strawberry.field(
+        description="When its phone was put on the stop list (`optOutClients`, or an import's "
+        "`optedOut`); null while it accepts messages. An opted-out client gets no message: it "
+        "is left out of new audiences and its waiting messages are CANCELLED. The stop list is "
+        "kept by phone, so a client deleted and created again stays opted out until "
+        "`optInClient`."
+    )
 
     @classmethod
     def from_row(cls, row: models.Client) -> Client:
@@ -149,6 +156,7 @@ class Client:
             timezone=row.timezone,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            opted_out_at=row.opted_out_at,
         )
 
 
@@ -299,6 +307,15 @@ class Mailing:
     @described_field("How many of its messages are in each status, as of now.")
     async def stats(self, info: Info) -> MessageStats:
         return await self._stats(info)
+
+    @described_field(
+        "How many clients its filter matches that it leaves out because they opted out "
+        "(`Client.optedOutAt`): left out of its audience, or their waiting message CANCELLED "
+        "(`lastError` `client opted out`) when they opted out. A client who opted out after "
+        "its message went out is not counted. Before the start: who would be left out now."
+    )
+    async def opted_out_clients(self, info: Info) -> int:
+        return await info.context.loaders.opted_out.load(self.key)
 
     @described_field(
         "Where to download this mailing's messages as CSV (id, phone, status, attempts, "

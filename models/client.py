@@ -16,10 +16,13 @@ class Client(Model):
     operator_code = fields.CharField(max_length=3)
     tag = fields.CharField(max_length=64, default="")
     timezone = fields.CharField(max_length=64, default="UTC")
+    # Set while the phone is on the stop list (``opt_out``), which it mirrors.
+    opted_out_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "client"
-        # Audience queries filter on operator code and tag, together or alone.
-        indexes = (("operator_code", "tag"), ("tag",))
+        # Audience queries filter on operator code and tag, together or alone;
+        # a mailing's opted-out figure reads the few opted-out clients.
+        indexes = (("operator_code", "tag"), ("tag",), ("opted_out_at",))

@@ -79,6 +79,9 @@ _TABLES = (
     "daily_report",
     "worker_heartbeat",
     "send_schedule",
+    "opt_out",
+    "idempotency_key",
+    "audit_entry",
 )
 
 

@@ -37,8 +37,8 @@ def cors(settings: Settings) -> list[Middleware]:
             _Cors,
             allow_origins=list(settings.allowed_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "Idempotent-Replayed"],
             max_age=600,
         )
     ]

@@ -11,6 +11,8 @@
 - A mutation over GET is a 405 with ``Allow: POST``; a subscription over HTTP
   is a 400 that names the WebSocket.
 - Every refusal, of any kind, is a JSON body ``{"errors": [{"message": ...}]}``.
+- A mutation with an ``Idempotency-Key`` header runs once per key
+  (``graphql_api.http.idempotency``).
 - Automatic persisted queries (``graphql_api.http.persisted_queries``): a hash the
   store does not hold is a 200 with ``PersistedQueryNotFound``, never cached,
   whatever the media type: clients (Apollo's link, urql's exchange) read it
@@ -36,6 +38,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graphql_api.context import Context
+from graphql_api.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from graphql_api.http.idempotency import IdempotentMutations
 from graphql_api.http.persisted_queries import (
     BadPersistedQuery,
     PersistedQueries,
@@ -194,6 +198,8 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
 
     # Off unless the application gives the view a store (``PERSISTED_QUERY_CACHE_BYTES``).
     persisted_queries = PersistedQueries(0)
+    # ``Idempotency-Key`` on mutations; the application gives the view its store.
+    idempotency: IdempotentMutations | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -219,6 +225,22 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def _answer(self, request: Request, media_type: str) -> Response:
+        if (
+            self.idempotency is not None
+            and request.method == "POST"
+            and IDEMPOTENCY_HEADER in request.headers
+        ):
+
+            def refuse(status: int, message: str, code: str) -> Response:
+                extensions = {"code": code}
+                return refusal(status, message, media_type=media_type, extensions=extensions)
+
+            return await self.idempotency.answer(
+                request, media_type, lambda: self._run(request, media_type), refuse
+            )
+        return await self._run(request, media_type)
+
+    async def _run(self, request: Request, media_type: str) -> Response:
         try:
             return await self.run(request)
         except HTTPException as refused:

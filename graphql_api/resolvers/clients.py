@@ -59,8 +59,18 @@ class ClientQuery:
                 "(`BAD_USER_INPUT`), not answered with an empty list."
             ),
         ] = strawberry.UNSET,
+        opted_out: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="True: only opted-out clients (`optedOutAt` set); false: only "
+                "those who accept messages; left out or null: both."
+            ),
+        ] = strawberry.UNSET,
     ) -> Connection[Client]:
         query = models.Client.all()
+        stopped = or_none(opted_out)
+        if stopped is not None:
+            query = query.filter(opted_out_at__isnull=not stopped)
         zone = or_none(timezone)
         if zone is not None:
             query = query.filter(timezone=clean_argument("timezone", clean_zone_name, zone))

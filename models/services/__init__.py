@@ -33,6 +33,7 @@ from models.services.mailings import (
     live_mailings,
     update_mailing,
 )
+from models.services.opt_outs import OptOutOutcome, opt_in_client, opt_out_phones
 
 __all__ = [
     "ATTEMPTS",
@@ -40,6 +41,7 @@ __all__ = [
     "ClientFields",
     "MailingChanges",
     "MailingFields",
+    "OptOutOutcome",
     "Wake",
     "cancel_mailing",
     "check_period",
@@ -51,6 +53,8 @@ __all__ = [
     "import_clients",
     "live_mailing",
     "live_mailings",
+    "opt_in_client",
+    "opt_out_phones",
     "pause_mailing",
     "phone_taken",
     "resume_mailing",

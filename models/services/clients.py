@@ -18,12 +18,14 @@ from models import clock
 from models.client import Client
 from models.db import connection, retried
 from models.errors import FieldProblem, InvalidInput, NotFound
-from models.queries.clients import insert_clients, taken_phones
+from models.queries.clients import follow_stop_list, insert_clients, stop_phones, taken_phones
 from models.queries.messages import (
     cancel_client_waiting,
+    cancel_opted_out_waiting,
     follow_client_edit,
     follow_client_match,
 )
+from models.services.audit import client_fields, record
 from models.validation import default_operator_code
 
 __all__ = [
@@ -54,6 +56,8 @@ class ClientFields:
     operator_code: str
     tag: str
     timezone: str
+    # Put the phone on the stop list (an import's opted-out column).
+    opted_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,11 @@ async def create_client(fields: ClientFields) -> Client:
             )
         except IntegrityError:  # another request took the phone since the check
             raise InvalidInput([phone_taken("input.phone")]) from None
+        if fields.opted_out:
+            await stop_phones(conn, [fields.phone], clock.now())
+        if await follow_stop_list(conn, [fields.phone]):
+            await row.refresh_from_db(using_db=conn)
+        await record(conn, "createClient", "client", row.id, None, client_fields(row))
     log.info("client created", client_id=row.id)
     return row
 
@@ -110,6 +119,7 @@ async def update_client(client_id: int, changes: ClientChanges) -> Client:
             raise NotFound("client", client_id)
         if not changes:
             return row
+        before = client_fields(row)
         old_phone = row.phone
         phone = changes.get("phone") or old_phone
         if phone != old_phone:
@@ -127,8 +137,14 @@ async def update_client(client_id: int, changes: ClientChanges) -> Client:
         except IntegrityError:
             raise InvalidInput([phone_taken("input.phone")]) from None
         await follow_client_edit(conn, row.id, row.phone, row.timezone)
+        if phone != old_phone:
+            # The new phone may be on the stop list, or the old one was.
+            if await follow_stop_list(conn, [old_phone, phone]):
+                await cancel_opted_out_waiting(conn, [row.id])
+            await row.refresh_from_db(using_db=conn)
         if "tag" in changes or "operator_code" in changes:
             await follow_client_match(conn, row.id, clock.now())
+        await record(conn, "updateClient", "client", row.id, before, client_fields(row))
     log.info("client updated", client_id=row.id, fields=sorted(changes))
     return row
 
@@ -142,6 +158,7 @@ async def delete_client(client_id: int) -> int:
             raise NotFound("client", client_id)
         cancelled = await cancel_client_waiting(conn, client_id)
         await Client.filter(id=client_id).using_db(conn).delete()
+        await record(conn, "deleteClient", "client", client_id, client_fields(row), None)
     log.info("client deleted", client_id=client_id, cancelled_messages=cancelled)
     return client_id
 
@@ -196,7 +213,14 @@ async def import_clients(rows: ImportRows) -> int:
     try:
         async with in_transaction() as conn:
             raise_listed(_taken(by_row, await taken_phones(conn, phones)))
-            created = await insert_clients(conn, values, datetime.now(UTC))
+            now = datetime.now(UTC)
+            created = await insert_clients(conn, values, now)
+            await stop_phones(conn, [c.phone for c in cleaned if c.opted_out], now)
+            # New clients have no messages yet: nothing to cancel.
+            await follow_stop_list(conn, phones)
+            await record(
+                conn, "importClients", "client", "", None, {"created": created, "phones": phones}
+            )
     except IntegrityError:
         # Another request added some of these phones since the check; say which.
         raise_listed(_taken(by_row, await taken_phones(connection(), phones)))

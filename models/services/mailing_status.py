@@ -24,6 +24,7 @@ from models.db import retried
 from models.errors import Conflict, NotFound
 from models.mailing import Mailing
 from models.queries.messages import finalise_waiting
+from models.services.audit import mailing_fields, record
 from models.status import MailingStatus, MessageStatus, can_transition
 
 __all__ = [
@@ -80,7 +81,7 @@ async def compare_and_set(conn: BaseDBAsyncClient, row: Mailing, updates: dict[s
 
 @retried("change mailing status")
 async def _transition(
-    mailing_id: int, decide: Decide, *, delete: bool = False
+    mailing_id: int, decide: Decide, operation: str, *, delete: bool = False
 ) -> tuple[Mailing, bool]:
     """Move the mailing to the status ``decide`` picks (``None``: stay), and say if it changed."""
     for _ in range(ATTEMPTS):
@@ -95,8 +96,10 @@ async def _transition(
                 updates["status"] = target
             if delete:
                 updates["deleted_at"] = now
+            before = mailing_fields(row)
             if await compare_and_set(conn, row, updates):
                 row.update_from_dict(updates)
+                await record(conn, operation, "mailing", row.id, before, mailing_fields(row))
                 cancelled = 0
                 if target is MailingStatus.CANCELLED or delete:
                     # At once, in this transaction: the answer carries the
@@ -140,20 +143,20 @@ def _delete(row: Mailing, now: datetime) -> MailingStatus | None:
     return None if row.status.is_terminal else MailingStatus.CANCELLED
 
 
-async def _change(mailing_id: int, decide: Decide, wake: Wake) -> Mailing:
+async def _change(mailing_id: int, decide: Decide, operation: str, wake: Wake) -> Mailing:
     """The status ``decide`` picks, and the engine woken if it changed."""
-    row, changed = await _transition(mailing_id, decide)
+    row, changed = await _transition(mailing_id, decide, operation)
     if changed:
         await wake(row.id)
     return row
 
 
 async def pause_mailing(mailing_id: int, wake: Wake) -> Mailing:
-    return await _change(mailing_id, _pause, wake)
+    return await _change(mailing_id, _pause, "pauseMailing", wake)
 
 
 async def resume_mailing(mailing_id: int, wake: Wake) -> Mailing:
-    row, changed = await _transition(mailing_id, _resume)
+    row, changed = await _transition(mailing_id, _resume, "resumeMailing")
     if changed:
         # At its start: one that had not started waits for it.
         await wake(row.id, row.start_at)
@@ -161,10 +164,10 @@ async def resume_mailing(mailing_id: int, wake: Wake) -> Mailing:
 
 
 async def cancel_mailing(mailing_id: int, wake: Wake) -> Mailing:
-    return await _change(mailing_id, _cancel, wake)
+    return await _change(mailing_id, _cancel, "cancelMailing", wake)
 
 
 async def delete_mailing(mailing_id: int, wake: Wake) -> None:
     """Hide the mailing for good, cancelling it if it was not over; its rows stay."""
-    row, _ = await _transition(mailing_id, _delete, delete=True)
+    row, _ = await _transition(mailing_id, _delete, "deleteMailing", delete=True)
     await wake(row.id)

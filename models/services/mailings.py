@@ -18,6 +18,7 @@ from models.errors import Conflict, FieldProblem, InvalidInput
 from models.mailing import Mailing, MailingStats
 from models.queries.messages import cancel_unmatched, replan_window_waiters, revive_rematched
 from models.send_window import SendWindow
+from models.services.audit import mailing_fields, record
 from models.services.mailing_status import ATTEMPTS, Wake, compare_and_set, live_mailing
 from models.status import MailingStatus
 
@@ -102,6 +103,7 @@ async def create_mailing(fields: MailingFields, wake: Wake) -> Mailing:
             status=MailingStatus.SCHEDULED,
         )
         await MailingStats.create(using_db=conn, mailing=row)
+        await record(conn, "createMailing", "mailing", row.id, None, mailing_fields(row))
     log.info("mailing created", mailing_id=row.id, start_at=row.start_at.isoformat())
     await wake(row.id, row.start_at)
     return row
@@ -184,9 +186,11 @@ async def update_mailing(mailing_id: int, changes: MailingChanges, wake: Wake) -
             plan = _plan(row, changes, now)
             if not plan.updates:
                 return row
+            before = mailing_fields(row)
             if await compare_and_set(conn, row, {**plan.updates, "updated_at": now}):
                 row.update_from_dict({**plan.updates, "updated_at": now})
                 await _apply_to_waiting(conn, row, plan, now)
+                await record(conn, "updateMailing", "mailing", row.id, before, mailing_fields(row))
                 break
     else:
         raise Conflict(f"mailing {mailing_id} kept changing; try again")

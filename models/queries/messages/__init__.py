@@ -18,10 +18,12 @@ from models.queries.messages.audience import (
     add_audience,
     add_audience_chunk,
     cancel_client_waiting,
+    cancel_opted_out_waiting,
     cancel_unmatched,
     finalise_waiting,
     follow_client_edit,
     follow_client_match,
+    opted_out_left_out,
     replan_window_waiters,
     revive_rematched,
 )
@@ -41,15 +43,17 @@ from models.queries.messages.sending import (
     reschedule_messages,
     settle_returned,
 )
-from models.queries.messages.shared import storable
+from models.queries.messages.shared import OPTED_OUT_REASON, storable
 
 __all__ = [
+    "OPTED_OUT_REASON",
     "Claimed",
     "Finalise",
     "Reschedule",
     "add_audience",
     "add_audience_chunk",
     "cancel_client_waiting",
+    "cancel_opted_out_waiting",
     "cancel_unmatched",
     "claim_due",
     "finalise_messages",
@@ -57,6 +61,7 @@ __all__ = [
     "follow_client_edit",
     "follow_client_match",
     "message_batch",
+    "opted_out_left_out",
     "reap_ended_leases",
     "reasons_by_mailing",
     "reasons_of_day",

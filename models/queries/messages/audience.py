@@ -3,6 +3,7 @@ window changes, and clients edited or deleted."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from tortoise import BaseDBAsyncClient
@@ -18,17 +19,24 @@ from models.queries.counters import (
     count_revived_rows,
     new_pending_sql,
 )
-from models.queries.messages.shared import client_matches_mailing, waiting
+from models.queries.messages.shared import (
+    OPTED_OUT_REASON,
+    client_matches_mailing,
+    id_list,
+    waiting,
+)
 from models.status import MessageStatus
 
 __all__ = [
     "add_audience",
     "add_audience_chunk",
     "cancel_client_waiting",
+    "cancel_opted_out_waiting",
     "cancel_unmatched",
     "finalise_waiting",
     "follow_client_edit",
     "follow_client_match",
+    "opted_out_left_out",
     "replan_window_waiters",
     "revive_rematched",
 ]
@@ -59,7 +67,7 @@ async def add_audience(
         "INSERT INTO message (mailing_id, client_id, phone, timezone, status, attempts,"
         " next_attempt_at, waits_for_window, created_at)"
         " SELECT $1, c.id, c.phone, c.timezone, 'PENDING', 0, $2, FALSE, $3"
-        f" FROM client c WHERE {where}"
+        f" FROM client c WHERE c.opted_out_at IS NULL AND {where}"
         " ON CONFLICT (mailing_id, client_id) DO NOTHING",
         mailing_id,
         due_at,
@@ -153,7 +161,8 @@ async def revive_rematched(
         " phone = (SELECT c.phone FROM client c WHERE c.id = message.client_id),"
         " timezone = (SELECT c.timezone FROM client c WHERE c.id = message.client_id)"
         " WHERE mailing_id = $1 AND status = 'CANCELLED' AND EXISTS ("
-        f"SELECT 1 FROM client c WHERE c.id = message.client_id AND {where})",
+        "SELECT 1 FROM client c WHERE c.id = message.client_id AND c.opted_out_at IS NULL"
+        f" AND {where})",
         mailing_id,
         now,
         *params,
@@ -210,6 +219,52 @@ async def cancel_client_waiting(conn: BaseDBAsyncClient, client_id: int) -> int:
     )
     await count_finalised_rows(conn, rows, MessageStatus.CANCELLED)
     return len(rows)
+
+
+async def cancel_opted_out_waiting(conn: BaseDBAsyncClient, client_ids: Sequence[int]) -> int:
+    """Cancel the waiting messages of clients who just opted out, at once.
+
+    A message a worker holds is left to it: if it comes back unsent,
+    :func:`settle_returned` cancels it, since an opted-out client matches no
+    mailing.
+    """
+    if not client_ids:
+        return 0
+    in_ids, ids_param = id_list(conn, client_ids, 1)
+    rows = await fetch(
+        conn,
+        f"UPDATE message SET status = 'CANCELLED', last_error = '{OPTED_OUT_REASON}',"
+        " leased_until = NULL, leased_by = NULL, finished_at = $2"
+        f" WHERE client_id {in_ids} AND status = 'PENDING' AND {waiting(conn)}"
+        " RETURNING mailing_id",
+        ids_param,
+        clock.now(),
+    )
+    await count_finalised_rows(conn, rows, MessageStatus.CANCELLED)
+    return len(rows)
+
+
+async def opted_out_left_out(conn: BaseDBAsyncClient, mailing_ids: Sequence[int]) -> dict[int, int]:
+    """For each mailing, the opted-out clients its filter matches that it sent nothing to.
+
+    They were left out of its audience, or their waiting message was
+    cancelled when they opted out; one who opted out after the message went
+    is not counted.
+    """
+    if not mailing_ids:
+        return {}
+    in_ids, ids_param = id_list(conn, mailing_ids, 1)
+    matches = client_matches_mailing(conn, subscribed=False)
+    rows = await fetch(
+        conn,
+        "SELECT g.id AS mailing_id, COUNT(c.id) AS n FROM mailing g JOIN client c"
+        f" ON c.opted_out_at IS NOT NULL AND {matches}"
+        f" WHERE g.id {in_ids} AND NOT EXISTS (SELECT 1 FROM message m"
+        " WHERE m.mailing_id = g.id AND m.client_id = c.id AND m.status IN ('SENT', 'FAILED'))"
+        " GROUP BY g.id",
+        ids_param,
+    )
+    return {int(r["mailing_id"]): int(r["n"]) for r in rows}
 
 
 async def follow_client_edit(

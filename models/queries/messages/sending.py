@@ -14,7 +14,12 @@ from models.db import db_clock, fetch, is_postgres
 from models.queries.counters import (
     count_finalised_rows,
 )
-from models.queries.messages.shared import client_matches_mailing, id_list, storable
+from models.queries.messages.shared import (
+    OPTED_OUT_REASON,
+    client_matches_mailing,
+    id_list,
+    storable,
+)
 from models.status import MessageStatus
 
 __all__ = [
@@ -218,8 +223,8 @@ async def settle_returned(
 ) -> int:
     """Apply to messages handed back what happened while they were in flight.
 
-    Their mailing was cancelled or deleted, their client deleted or no longer
-    matching: ``CANCELLED``; their mailing's end has come: ``EXPIRED``.
+    Their mailing was cancelled or deleted, their client deleted, opted out or
+    no longer matching: ``CANCELLED``; their mailing's end has come: ``EXPIRED``.
     """
     if not ids:
         return 0
@@ -229,6 +234,8 @@ async def settle_returned(
         "UPDATE message SET status = 'CANCELLED', finished_at = $2, last_error = CASE"
         " WHEN message.client_id IS NULL THEN 'client deleted'"
         " WHEN g.status = 'CANCELLED' OR g.deleted_at IS NOT NULL THEN 'mailing cancelled'"
+        " WHEN EXISTS (SELECT 1 FROM client c WHERE c.id = message.client_id"
+        f" AND c.opted_out_at IS NOT NULL) THEN '{OPTED_OUT_REASON}'"
         " ELSE 'client no longer matches' END"
         f" FROM mailing g WHERE message.id {in_ids} AND message.status = 'PENDING'"
         " AND message.leased_until IS NULL AND g.id = message.mailing_id"

@@ -10,7 +10,10 @@ from tortoise import BaseDBAsyncClient
 
 from models.db import db_clock, is_postgres
 
-__all__ = ["client_matches_mailing", "id_list", "storable", "waiting"]
+__all__ = ["OPTED_OUT_REASON", "client_matches_mailing", "id_list", "storable", "waiting"]
+
+# The reason (``last_error``) of a message cancelled because its client opted out.
+OPTED_OUT_REASON = "client opted out"
 
 _ERROR_LIMIT = 500  # characters of a reason kept in last_error
 
@@ -42,8 +45,16 @@ def id_list(conn: BaseDBAsyncClient, ids: Sequence[int], param: int) -> tuple[st
     return f"IN (SELECT value FROM json_each(${param}))", orjson.dumps(list(ids)).decode()
 
 
-def client_matches_mailing(conn: BaseDBAsyncClient) -> str:
-    """``client c`` matches the current filter of ``mailing g`` (read from the row, not a cache)."""
+def client_matches_mailing(conn: BaseDBAsyncClient, *, subscribed: bool = True) -> str:
+    """``client c`` matches the current filter of ``mailing g`` (read from the row, not a cache).
+
+    An opted-out client matches no mailing; ``subscribed=False`` is the
+    filter alone, whoever opted out.
+    """
+    return ("c.opted_out_at IS NULL AND " if subscribed else "") + _filter_matches(conn)
+
+
+def _filter_matches(conn: BaseDBAsyncClient) -> str:
     if is_postgres(conn):
         return (
             "(jsonb_array_length(g.filter_operator_codes) = 0"

@@ -7,14 +7,14 @@ import { rangeOf } from "./numbers.js";
 import { browserZone, timeElement, zoneNames } from "./time.js";
 
 const PAGE_SIZE = 25;
-const CLIENT_FIELDS = "id phone operatorCode tag timezone createdAt updatedAt";
+const CLIENT_FIELDS = "id phone operatorCode tag timezone createdAt updatedAt optedOutAt";
 const RESULT = `__typename
   ... on Client { ${CLIENT_FIELDS} }
   ... on ValidationError { message errors { field message } }
   ... on NotFoundError { message }`;
 
-const LIST = `query Clients($filter: ClientFilterInput, $timezone: String, $first: Int, $after: String) {
-  clients(filter: $filter, timezone: $timezone, first: $first, after: $after) {
+const LIST = `query Clients($filter: ClientFilterInput, $timezone: String, $optedOut: Boolean, $first: Int, $after: String) {
+  clients(filter: $filter, timezone: $timezone, optedOut: $optedOut, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { ${CLIENT_FIELDS} } }
@@ -22,12 +22,22 @@ const LIST = `query Clients($filter: ClientFilterInput, $timezone: String, $firs
 }`;
 const CREATE = `mutation CreateClient($input: ClientInput!) { createClient(input: $input) { ${RESULT} } }`;
 const UPDATE = `mutation UpdateClient($id: ID!, $input: ClientPatch!) { updateClient(id: $id, input: $input) { ${RESULT} } }`;
+const OPT_OUT = `mutation OptOutClients($phones: [String!]!) {
+  optOutClients(phones: $phones) {
+    __typename
+    ... on OptOutSummary { cancelledMessages }
+    ... on ValidationError { message }
+  }
+}`;
+const OPT_IN = `mutation OptInClient($id: ID!) {
+  optInClient(id: $id) { __typename ... on Client { id } ... on Error { message } }
+}`;
 const DELETE = `mutation DeleteClient($id: ID!) {
   deleteClient(id: $id) { __typename ... on Deleted { id } ... on NotFoundError { message } }
 }`;
 
 // Kept across visits, so coming back from an edit shows the same page.
-const state = { codes: "", tags: "", timezone: "", cursors: [null] };
+const state = { codes: "", tags: "", timezone: "", optedOut: "", cursors: [null] };
 
 // Suggestions: the browser's zone names at once, then the API's own list, since
 // browsers still list old names (Asia/Calcutta) that the API refuses.
@@ -62,7 +72,7 @@ export async function clientsView(root) {
       id: "client-filters",
       onsubmit: (e) => e.preventDefault(),
       oninput: debounce(() => {
-        for (const input of filters.querySelectorAll("input")) state[input.name] = input.value;
+        for (const input of filters.querySelectorAll("input, select")) state[input.name] = input.value;
         state.cursors = [null];
         load();
       }, 250),
@@ -70,6 +80,18 @@ export async function clientsView(root) {
     filterInput("Operator codes", "codes", "e.g. 900, 916"),
     filterInput("Tags", "tags", "e.g. vip, new"),
     filterInput("Time zone", "timezone", "any", { list: zoneDatalist() }),
+    h(
+      "label",
+      { class: "filter" },
+      h("span", {}, "Opted out"),
+      h(
+        "select",
+        { name: "optedOut", id: "client-opted-out-filter" },
+        [["", "any"], ["yes", "opted out"], ["no", "accepting"]].map(([value, label]) =>
+          h("option", { value, selected: state.optedOut === value }, label),
+        ),
+      ),
+    ),
     h("button", { type: "button", class: "ghost", onclick: () => resetFilters() }, "Clear"),
   );
 
@@ -79,8 +101,8 @@ export async function clientsView(root) {
   }
 
   function resetFilters() {
-    Object.assign(state, { codes: "", tags: "", timezone: "", cursors: [null] });
-    for (const input of filters.querySelectorAll("input")) input.value = "";
+    Object.assign(state, { codes: "", tags: "", timezone: "", optedOut: "", cursors: [null] });
+    for (const input of filters.querySelectorAll("input, select")) input.value = "";
     load();
   }
 
@@ -89,6 +111,7 @@ export async function clientsView(root) {
     const variables = {
       filter: { operatorCodes: splitList(state.codes), tags: splitList(state.tags) },
       timezone: state.timezone.trim() || null,
+      optedOut: state.optedOut === "" ? null : state.optedOut === "yes",
       first: PAGE_SIZE,
       after: state.cursors[page],
     };
@@ -120,7 +143,7 @@ export async function clientsView(root) {
     return h(
       "table",
       { class: "data", id: "clients-table" },
-      h("thead", {}, h("tr", {}, ["ID", "Phone", "Operator", "Tag", "Time zone", "Created", session.canMutate ? "" : null]
+      h("thead", {}, h("tr", {}, ["ID", "Phone", "Operator", "Tag", "Time zone", "Created", "Opted out", session.canMutate ? "" : null]
         .filter((c) => c !== null).map((c) => h("th", {}, c)))),
       h(
         "tbody",
@@ -135,11 +158,15 @@ export async function clientsView(root) {
             h("td", {}, client.tag ? h("span", { class: "tag" }, client.tag) : h("span", { class: "muted" }, "—")),
             h("td", {}, client.timezone),
             h("td", { class: "muted nowrap" }, timeElement(client.createdAt)),
+            h("td", { class: "nowrap opted-out" }, client.optedOutAt ? timeElement(client.optedOutAt) : h("span", { class: "muted" }, "—")),
             session.canMutate
               ? h(
                   "td",
                   { class: "actions" },
                   h("button", { type: "button", class: "small ghost", onclick: () => openClientForm(client, load) }, "Edit"),
+                  client.optedOutAt
+                    ? h("button", { type: "button", class: "small ghost", onclick: () => optIn(client) }, "Opt in")
+                    : h("button", { type: "button", class: "small ghost", onclick: () => optOut(client) }, "Opt out"),
                   h("button", { type: "button", class: "small danger", onclick: () => remove(client) }, "Delete"),
                 )
               : null,
@@ -147,6 +174,31 @@ export async function clientsView(root) {
         ),
       ),
     );
+  }
+
+  async function optOut(client) {
+    if (!confirm(`Opt ${client.phone} out? It gets no more messages; its waiting ones are cancelled.`)) return;
+    try {
+      const { optOutClients } = await gql(OPT_OUT, { phones: [client.phone] });
+      if (optOutClients.__typename === "OptOutSummary") {
+        toast(`${client.phone} opted out; ${optOutClients.cancelledMessages} waiting messages cancelled`);
+      } else toast(optOutClients.message, "error");
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    load();
+  }
+
+  async function optIn(client) {
+    if (!confirm(`Opt ${client.phone} back in? It matches mailings again from now on.`)) return;
+    try {
+      const { optInClient } = await gql(OPT_IN, { id: client.id });
+      if (optInClient.__typename === "Client") toast(`${client.phone} opted in`);
+      else toast(optInClient.message, "error");
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    load();
   }
 
   async function remove(client) {

@@ -57,7 +57,15 @@ const COLUMNS = {
   time_zone: "timezone",
   "time zone": "timezone",
   tz: "timezone",
+  optedout: "optedOut",
+  opted_out: "optedOut",
+  "opted out": "optedOut",
+  "opted-out": "optedOut",
+  stop: "optedOut",
 };
+
+// An opted-out cell: yes/true/1/x (or any date) puts the phone on the stop list.
+const NO = new Set(["", "0", "no", "false", "n", "f"]);
 
 const DEFAULT_ORDER = ["phone", "operatorCode", "tag", "timezone"];
 
@@ -78,6 +86,7 @@ export function clientsFromCsv(text) {
     order.forEach((name, i) => {
       const value = (cells[i] ?? "").trim();
       if (name === "phone") input.phone = value;
+      else if (name === "optedOut") input.optedOut = !NO.has(value.toLowerCase());
       // Left out, not empty: the API then applies its defaults.
       else if (name && value !== "") input[name] = value;
     });

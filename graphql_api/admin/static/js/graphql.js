@@ -41,10 +41,22 @@ async function withCredential(request) {
   return response;
 }
 
+// Every mutation carries an Idempotency-Key of its own, the same on its retry
+// after a renewal, so the API runs it at most once however it is repeated.
+// (crypto.randomUUID exists only on https or localhost; getRandomValues everywhere.)
+const MUTATION = /^\s*mutation\b/;
+
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 export async function gql(query, variables = {}) {
+  const key = MUTATION.test(query) ? newKey() : null;
   const response = await withCredential((credential) => {
     const headers = { "Content-Type": "application/json", Accept: "application/json" };
     if (credential) headers.Authorization = credential;
+    if (key) headers["Idempotency-Key"] = key;
     return fetch("/graphql", { method: "POST", headers, body: JSON.stringify({ query, variables }) });
   });
   let body = null;

@@ -1,5 +1,7 @@
 // A mailing's page: its counts by status as a chart that follows the
-// mailingProgress subscription, and its messages, filterable by status.
+// mailingProgress subscription, its messages, filterable by status, and (for
+// operators, who may read the audit trail) its history.
+import { session } from "./auth.js";
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, progressLine, statusBars } from "./chart.js";
 import { gql, latestOnly, openExport, subscribe } from "./graphql.js";
@@ -17,7 +19,13 @@ const PAGE_SIZE = 50;
 // so a rate that fell to nothing says so.
 const refreshEvery = (total) => Math.min(30000, 5000 + total / 50);
 const refreshAtMost = (total) => Math.min(10000, 1000 + total / 200);
-const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} ${TIMELINE_FIELDS} } }`;
+const GET = `query Mailing($id: ID!) { mailing(id: $id) { ${MAILING_FIELDS} optedOutClients ${TIMELINE_FIELDS} } }`;
+const HISTORY = `query MailingHistory($id: ID!) {
+  auditLog(objectId: $id, objectType: "mailing", first: 50) {
+    totalCount
+    edges { node { id at actor actorName operation changes { field before after } } }
+  }
+}`;
 const CSV_LINK = "query MessagesCsv($id: ID!) { mailing(id: $id) { messagesCsvLink { url expiresAt } } }";
 const TIMELINE = `query Timeline($id: ID!) { mailing(id: $id) { status stats { total pending sent failed expired cancelled } ${TIMELINE_FIELDS} } }`;
 const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, $after: String) {
@@ -68,6 +76,7 @@ export async function mailingView(root, { id }) {
         else {
           mailing = { ...mailing, ...changed };
           render();
+          loadHistory();
           if (!stop && !TERMINAL.has(mailing.status)) follow();
           keepRefreshing();
           refreshTimeline();
@@ -84,6 +93,9 @@ export async function mailingView(root, { id }) {
         "; ",
         f.tags.length ? `tags ${f.tags.join(", ")}` : "any tag"),
       h("dt", {}, "Send window"), h("dd", {}, mailing.sendWindow ? `${mailing.sendWindow.start}–${mailing.sendWindow.end}, each client's local time` : "any time of day"),
+      h("dt", {}, "Opted out"), h("dd", { id: "opted-out-clients" }, mailing.optedOutClients
+        ? `${formatCount(mailing.optedOutClients)} matching clients left out: they opted out`
+        : "none left out"),
       h("dt", {}, "Updated"), h("dd", {}, timeElement(mailing.updatedAt, zone)));
     renderStats();
   }
@@ -144,6 +156,31 @@ export async function mailingView(root, { id }) {
   }
   function keepRefreshing() {
     if (!refreshing && !TERMINAL.has(mailing.status)) refreshing = setInterval(refreshTimeline, refreshEvery(mailing.stats.total));
+  }
+
+  // Who did what to this mailing, newest first (the audit trail is operators' only).
+  const history = h("div", { class: "table-wrap", id: "mailing-history" });
+  const historyOf = latestOnly();
+  async function loadHistory() {
+    if (!session.canMutate) return;
+    let data;
+    try {
+      data = await historyOf(HISTORY, { id });
+    } catch (error) {
+      mount(history, h("p", { class: "error" }, error.message));
+      return;
+    }
+    const entries = data.auditLog.edges.map((e) => e.node);
+    const change = (c) => h("div", {}, h("span", { class: "mono" }, c.field), `: ${c.before} → ${c.after}`);
+    mount(history, entries.length
+      ? h("table", { class: "data", id: "history-table" },
+          h("thead", {}, h("tr", {}, ["When", "Who", "What", "Changes"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, entries.map((entry) => h("tr", { dataset: { id: entry.id } },
+            h("td", { class: "muted nowrap" }, timeElement(entry.at)),
+            h("td", { title: entry.actor }, entry.actorName || entry.actor),
+            h("td", { class: "mono" }, entry.operation),
+            h("td", {}, entry.changes.map(change))))))
+      : h("p", { class: "empty" }, "No changes recorded."));
   }
 
   const messagesOf = latestOnly();
@@ -240,8 +277,10 @@ export async function mailingView(root, { id }) {
         h("label", { class: "filter inline" }, h("span", {}, "Status"), statusFilter),
         h("button", { type: "button", class: "ghost", id: "messages-csv", onclick: () => openExport(CSV_LINK, { id }, (data) => data.mailing.messagesCsvLink).catch((e) => toast(e.message, "error")) }, "Download CSV")),
       messages,
-      pager));
+      pager),
+    session.canMutate ? h("section", {}, h("h2", {}, "History"), history) : null);
   render();
+  loadHistory();
   await loadMessages();
   if (!TERMINAL.has(mailing.status)) {
     follow();
