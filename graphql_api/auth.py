@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import structlog
 from pydantic import SecretStr
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from graphql_api.http.over_http import refusal
 from graphql_api.oidc import JwksUnavailable, TokenRefused, TokenVerifier, looks_like_jwt
 from graphql_api.principal import OPEN, Principal, Role
 from settings import Settings
@@ -145,11 +145,7 @@ class RequireToken:
                 headers = {}
                 if refused.status == 401:
                     headers["WWW-Authenticate"] = 'Bearer realm="mailings", error="invalid_token"'
-                response = JSONResponse(
-                    {"errors": [{"message": refused.message}]},
-                    status_code=refused.status,
-                    headers=headers,
-                )
+                response = refusal(refused.status, refused.message, headers=headers)
                 await response(scope, receive, send)
                 return
             scope[PRINCIPAL_SCOPE_KEY] = principal

@@ -267,7 +267,8 @@ async def test_subscriptions_only_over_websocket(http: httpx.AsyncClient) -> Non
         "errors": [
             {
                 "message": "Subscriptions are served over a WebSocket: open /graphql with the "
-                "graphql-transport-ws protocol"
+                "graphql-transport-ws protocol",
+                "extensions": {"code": "BAD_REQUEST"},
             }
         ]
     }

@@ -232,7 +232,11 @@ async def test_update_rejects_nulls_and_bad_ids(gql: GraphQLClient) -> None:
         "input.startAt": "must not be null",
         "input.endAt": "must not be null",
     }
-    assert problems(await update(gql, "abc", text="x")).keys() == {"id"}
+    assert await update(gql, "abc", text="x") == {
+        "__typename": "NotFoundError",
+        "message": "mailing abc not found",
+        "id": "abc",
+    }
     missing = await update(gql, row.id + 100, text="x")
     assert missing == {
         "__typename": "NotFoundError",
@@ -324,14 +328,13 @@ async def test_lifecycle_conflicts(
 @pytest.mark.parametrize("mutation", ["pauseMailing", "resumeMailing", "cancelMailing"])
 async def test_lifecycle_not_found(gql: GraphQLClient, mutation: str) -> None:
     deleted = await make_mailing(deleted_at=utcnow())
-    for id_ in (str(deleted.id), str(deleted.id + 100)):
+    for id_ in (str(deleted.id), str(deleted.id + 100), "1.5"):
         result = await change(gql, mutation, id_)
         assert result == {
             "__typename": "NotFoundError",
             "message": f"mailing {id_} not found",
             "id": id_,
         }
-    assert problems(await change(gql, mutation, "1.5")).keys() == {"id"}
 
 
 async def test_delete(gql: GraphQLClient) -> None:

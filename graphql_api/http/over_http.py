@@ -35,6 +35,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graphql_api.coded_errors import code_for_status
 from graphql_api.context import Context
 from graphql_api.http.persisted_queries import (
     BadPersistedQuery,
@@ -88,10 +89,14 @@ def refusal(
     media_type: str = JSON,
     extensions: Mapping[str, object] | None = None,
 ) -> Response:
-    """The one shape of every refusal: a GraphQL response holding only ``errors``."""
-    error: dict[str, object] = {"message": message}
-    if extensions:
-        error["extensions"] = dict(extensions)
+    """The one shape of every refusal: a GraphQL response holding only ``errors``.
+
+    Its ``extensions.code`` is the one given, or the one of ``status_code``.
+    """
+    error: dict[str, object] = {
+        "message": message,
+        "extensions": {"code": str(code_for_status(status_code)), **(extensions or {})},
+    }
     return JSONResponse(
         {"errors": [error]},
         status_code=status_code,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from graphql_api.error_codes import MEANINGS
 from graphql_api.reference.outline import KINDS, Member, Operation, Outline, TypeEntry, TypeRef
 
 __all__ = ["render_markdown"]
@@ -105,6 +106,19 @@ def _entry(entry: TypeEntry) -> list[str]:
     return lines
 
 
+_CODES_INTRO = """\
+Every entry of a response's `errors[]` (a request refused, as opposed to the
+error types of a result union) has `extensions.code`, one of these; branch on
+the code, never on the message. Refusals made before GraphQL runs (HTTP 4xx
+and 5xx) have the same shape: `{"errors": [{"message", "extensions": {"code"}}]}`.
+"""
+
+
+def _error_codes() -> list[str]:
+    rows = ((f"`{code}`", _cell(meaning)) for code, meaning in MEANINGS.items())
+    return ["## Error codes", "", _CODES_INTRO, *_table(("Code", "Meaning"), rows)]
+
+
 def render_markdown(outline: Outline) -> str:
     """The whole reference, ending with one newline."""
     lines = [_INTRO, "## Contents", ""]
@@ -113,7 +127,7 @@ def render_markdown(outline: Outline) -> str:
         lines.append(f"- {root.capitalize()}: {names}")
     for kind, entries in outline.types.items():
         lines.append(f"- {KINDS[kind]}: {_links(e.name for e in entries)}")
-    lines.append("")
+    lines += ["- [Error codes](#error-codes)", ""]
     for root, operations in outline.operations.items():
         lines += [f"## {root.capitalize()}", "", outline.root_descriptions[root], ""]
         for operation in operations:
@@ -122,6 +136,7 @@ def render_markdown(outline: Outline) -> str:
         lines += [f"## {KINDS[kind]}", ""]
         for entry in entries:
             lines += _entry(entry)
+    lines += _error_codes()
     text = "\n".join(lines)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
