@@ -19,6 +19,7 @@ from graphql_api.resolvers.client_import import ClientImportMutation
 from graphql_api.resolvers.clients import ClientMutation, ClientQuery
 from graphql_api.resolvers.mailing_status import MailingStatusMutation
 from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
+from graphql_api.resolvers.nodes import NodeQuery
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
 from graphql_api.resolvers.time_zones import TimeZoneQuery
@@ -96,7 +97,7 @@ def make_schema(settings: Settings) -> Schema:
     query = _root(
         "Query",
         _query_description(settings),
-        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery),
+        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery, NodeQuery),
     )
     return _Schema(
         query=query,

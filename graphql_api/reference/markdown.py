@@ -30,6 +30,13 @@ Expected errors are data: a mutation answers a union of its result and the
 error types, which all implement [`Error`](#error); select
 `... on Error { message }` to handle any of them. Lists are Relay
 connections: pass a page's `pageInfo.endCursor` as `after` for the next one.
+
+Ids are opaque and unique across types (Relay's Global Object
+Identification): `node(id:)` reads any object again. The integer keys of the
+first release (`"42"`) are still accepted as arguments, deprecated. An id
+that names nothing (malformed, out of range, deleted, another type's) is
+null in a query and a [`NotFoundError`](#notfounderror) in a mutation, the
+same everywhere.
 """
 
 

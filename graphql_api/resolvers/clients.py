@@ -16,7 +16,7 @@ from graphql_api.cleaning import (
     clean_client_patch,
 )
 from graphql_api.decorators import described_field, described_mutation
-from graphql_api.ids import Kind
+from graphql_api.ids import Kind, global_id
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import ClientResult, Deleted, DeleteResult, maps_errors
@@ -118,4 +118,4 @@ class ClientMutation:
     @maps_errors
     async def delete_client(self, id: ClientId) -> DeleteResult:
         deleted = await services.delete_client(key_or_not_found(id, Kind.CLIENT))
-        return Deleted(id=strawberry.ID(str(deleted)))
+        return Deleted(id=global_id(Kind.CLIENT, deleted))

@@ -13,7 +13,7 @@ import models
 from graphql_api import wake
 from graphql_api.arguments import MailingId
 from graphql_api.decorators import described_mutation
-from graphql_api.ids import Kind
+from graphql_api.ids import Kind, global_id
 from graphql_api.results import Deleted, DeleteResult, MailingResult, maps_errors
 from graphql_api.scalars import key_or_not_found
 from graphql_api.types import Mailing
@@ -39,7 +39,7 @@ class MailingStatusMutation:
     async def delete_mailing(self, id: MailingId) -> DeleteResult:
         mailing_id = key_or_not_found(id, Kind.MAILING)
         await services.delete_mailing(mailing_id, wake.tend_mailing)
-        return Deleted(id=strawberry.ID(str(mailing_id)))
+        return Deleted(id=global_id(Kind.MAILING, mailing_id))
 
     @described_mutation(
         "Hold a mailing: no new request to the provider starts after about a second; requests "
