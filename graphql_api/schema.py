@@ -55,7 +55,10 @@ Mutation = _root(
 )
 Subscription = _root(
     "Subscription",
-    "Live updates, over a WebSocket at `/graphql` (`graphql-transport-ws`).",
+    "Live updates at `/graphql`, under the same credentials, limits and end as each other: "
+    "over a WebSocket (`graphql-transport-ws`), over HTTP as Apollo's multipart protocol "
+    '(`Accept: multipart/mixed;subscriptionSpec="1.0"`), or as Server-Sent Events (the '
+    "`graphql-sse` protocol, `Accept: text/event-stream`, distinct connections).",
     (ProgressSubscription,),
 )
 

@@ -126,7 +126,8 @@ def render_html(outline: Outline, *, graphiql: bool) -> str:
         '<link rel="stylesheet" href="/docs/reference.css"></head><body>',
         "<header><h1>Mailings API reference</h1><p>One GraphQL endpoint, <code>/graphql</code>: "
         "queries and mutations over <code>POST</code> (or <code>GET</code>, queries only), "
-        "subscriptions over a WebSocket (<code>graphql-transport-ws</code>). "
+        "subscriptions over a WebSocket (<code>graphql-transport-ws</code>), HTTP multipart "
+        "(Apollo's protocol) or Server-Sent Events (<code>graphql-sse</code>). "
         f'{ide}<a href="/">Admin page</a>. Expected errors are data: every error type implements '
         '<a href="#Error"><code>Error</code></a>, so <code>... on Error { message }</code> '
         "handles any of them. Generated from the schema's descriptions.</p></header>",

@@ -20,7 +20,8 @@ _INTRO = """\
 <!-- Generated from the schema's descriptions by `make schema`: do not edit. -->
 
 One GraphQL endpoint, `/graphql`: queries and mutations over `POST` (or
-`GET`, queries only), subscriptions over a WebSocket (`graphql-transport-ws`).
+`GET`, queries only), subscriptions over a WebSocket (`graphql-transport-ws`),
+over HTTP multipart (Apollo's protocol) or as Server-Sent Events (`graphql-sse`).
 With `API_TOKEN` or OIDC on, every request needs `Authorization: Bearer
 <token>` (on a WebSocket, `connectionParams.authorization`). The running API
 serves this reference at `/docs`, and GraphiQL at `/graphql` in a browser.
