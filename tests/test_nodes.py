@@ -7,19 +7,23 @@ announced in the CHANGELOG.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
+import pytest
 from graphql import build_schema, find_breaking_changes, find_dangerous_changes
 
 from graphql_api.ids import Kind, global_id
 from models import Message
-from tests.conftest import GraphQLClient
+from tests.conftest import DATA_DIR, GraphQLClient
 from tests.support.api import add_audience, key, utcnow
 from tests.support.factories import make_client, make_mailing
+from tests.support.node import NODE, NPM, npm_install
 
 ROOT = Path(__file__).resolve().parent.parent
 
-NODE = """query($id: ID!) {
+NODE_QUERY = """query($id: ID!) {
     node(id: $id) {
         __typename id
         ... on Client { phone }
@@ -47,7 +51,7 @@ async def test_every_object_is_found_by_its_id(gql: GraphQLClient) -> None:
         global_id(Kind.CLIENT, client.id),
     ]
     assert len(set(ids)) == 3
-    answers = [(await gql.execute(NODE, {"id": id_}))["node"] for id_ in ids]
+    answers = [(await gql.execute(NODE_QUERY, {"id": id_}))["node"] for id_ in ids]
     assert answers == [
         {"__typename": "Mailing", "id": ids[0], "text": "Relay"},
         {"__typename": "Message", "id": ids[1], "status": "PENDING"},
@@ -75,7 +79,7 @@ async def test_an_id_that_names_nothing_is_null(gql: GraphQLClient) -> None:
         global_id(Kind.MESSAGE, message.id),  # a deleted mailing's message
         global_id(Kind.CLIENT, 10**6),
     ]:
-        assert (await gql.execute(NODE, {"id": given}))["node"] is None, given
+        assert (await gql.execute(NODE_QUERY, {"id": given}))["node"] is None, given
 
 
 async def test_nodes_refuses_more_than_a_page(gql: GraphQLClient) -> None:
@@ -101,6 +105,10 @@ async def test_the_integer_keys_of_the_first_release_stay_accepted(gql: GraphQLC
     assert export.status_code == 200
 
 
+# graphql-inspector's words for the same changes (its criticality DANGEROUS).
+ANNOUNCED_TO_INSPECTOR = {
+    f"'{name}' object implements 'Node' interface" for name in ("Client", "Mailing", "Message")
+}
 ANNOUNCED = {
     # CHANGELOG, "Changed": ids are global (Relay); the types gained the Node interface.
     "Node added to interfaces implemented by Client.",
@@ -115,3 +123,25 @@ def test_no_unannounced_change_since_the_last_release() -> None:
     assert [change.description for change in find_breaking_changes(released, current)] == []
     dangerous = {change.description for change in find_dangerous_changes(released, current)}
     assert dangerous <= ANNOUNCED, dangerous - ANNOUNCED
+
+
+def test_graphql_inspector_finds_no_unannounced_change() -> None:
+    """The same check by graphql-inspector (npm, pinned in ``tests/schema_inspector/``)."""
+    if NODE is None or NPM is None:
+        pytest.skip("Node.js (node and npm) is not installed; CI has it")
+    files = ("package.json", "package-lock.json", "diff.mjs")
+    package = npm_install(ROOT / "tests" / "schema_inspector", files, DATA_DIR / "inspector")
+    released, current = ROOT / "tests" / "api_release.graphql", ROOT / "schema.graphql"
+    finished = subprocess.run(
+        [NODE, "diff.mjs", str(released), str(current)],
+        cwd=package,
+        env={"PATH": str(Path(NODE).parent)},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    changes = json.loads(finished.stdout)
+    assert [c["message"] for c in changes if c["level"] == "BREAKING"] == []
+    dangerous = {c["message"] for c in changes if c["level"] == "DANGEROUS"}
+    assert dangerous <= ANNOUNCED_TO_INSPECTOR, dangerous - ANNOUNCED_TO_INSPECTOR
