@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from graphql_api.error_codes import MEANINGS, ErrorCode
 from graphql_api.ids import Kind, global_id
 from tests.conftest import DATA_DIR, GraphQLClient, serve_api, stop_process
-from tests.support.api import utcnow
+from tests.support.api import Subscription, utcnow
 from tests.support.factories import make_client, make_mailing
 from tests.support.inprocess import http_client, serving
 from tests.support.oidc import AUDIENCE, FakeIdentityProvider, ec_key, public_jwk
@@ -288,3 +288,27 @@ async def test_an_id_that_names_nothing_has_one_answer(gql: GraphQLClient) -> No
             if "Client" not in name:
                 continue
             assert await not_found(gql, name, arguments, given), (name, given)
+
+
+async def test_refusals_over_a_websocket(served_api: str, db: str) -> None:
+    progress = "subscription($id: ID!) { mailingProgress(id: $id) { status } }"
+    connection = await Subscription.connect(served_api)
+    try:
+        assert (await connection.receive())["type"] == "connection_ack"
+        await connection.subscribe(progress, {"id": "abc"}, "missing")
+        await connection.subscribe("subscription { nothingHere }", {}, "invalid")
+        found: dict[str, list[str]] = {}
+        # (A document that does not parse closes the socket with 4400, as the protocol says.)
+        while len(found) < 2:
+            message = await connection.receive()
+            if message["type"] == "complete":
+                continue
+            payload = message["payload"]
+            errors = payload if message["type"] == "error" else payload["errors"]
+            found[message["id"]] = [error["extensions"]["code"] for error in errors]
+    finally:
+        await connection.close()
+    assert found == {
+        "missing": ["NOT_FOUND"],
+        "invalid": ["GRAPHQL_VALIDATION_FAILED"],
+    }
