@@ -35,6 +35,7 @@ from bench.cpu import BackendCpu, process_cpu, tree_cpu
 from bench.ports import free_port, wait_for_port
 from bench.raw_client import raw_limit
 from bench.stack import rss_mb, stop
+from graphql_api.ids import Kind, key_of
 
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 # Benches running side by side (several checkouts) each need their own.
@@ -163,7 +164,8 @@ async def _send_mailing(
         result = response.json()["data"]["createMailing"]
         if result["__typename"] != "Mailing":
             raise RuntimeError(result)
-        mailing_id = int(result["id"])
+        mailing_id = key_of(result["id"], Kind.MAILING)
+        assert mailing_id is not None, result
     polls = 0
     while time.perf_counter() - started < timeout:
         row = await conn.fetchrow(

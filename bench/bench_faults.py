@@ -33,6 +33,7 @@ import httpx
 from bench.bench_engine import DB_URL, _reset_database, _spawn
 from bench.ports import free_port, wait_for_port
 from bench.stack import stop
+from graphql_api.ids import Kind, key_of
 
 _CREATE = """
 mutation($input: MailingInput!) {
@@ -65,7 +66,9 @@ async def _clients(conn: asyncpg.Connection, n: int, tokyo_share: float) -> None
 async def _create(api: str, variables: dict[str, Any]) -> int:
     async with httpx.AsyncClient(base_url=api, timeout=30) as http:
         response = await http.post("/graphql", json={"query": _CREATE, "variables": variables})
-    return int(response.json()["data"]["createMailing"]["id"])
+    mailing_id = key_of(response.json()["data"]["createMailing"]["id"], Kind.MAILING)
+    assert mailing_id is not None, response.text
+    return mailing_id
 
 
 async def _cancel(api: str, mailing_id: int) -> int:

@@ -33,6 +33,7 @@ import asyncpg
 import httpx
 
 from bench.ports import free_port, wait_for_port
+from graphql_api.ids import Kind, key_of
 
 __all__ = ["Stack", "bench_stack", "rss_mb", "stop", "wal_of_database"]
 
@@ -180,7 +181,9 @@ class Stack:
         result = response.json()["data"]["createMailing"]
         if result["__typename"] != "Mailing":
             raise RuntimeError(result)
-        return int(result["id"]), asked
+        mailing_id = key_of(result["id"], Kind.MAILING)
+        assert mailing_id is not None, result
+        return mailing_id, asked
 
     async def stats(self, mailing_id: int) -> asyncpg.Record:
         row = await self.conn.fetchrow(

@@ -18,7 +18,11 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 from strawberry.types.unset import UnsetType
 
 from graphql_api.admin import admin_routes
@@ -63,13 +67,19 @@ class GraphQLView(GraphQLOverHTTP):
         allowed_origins: Sequence[str] = (),
         persisted_queries: PersistedQueries | None = None,
     ) -> None:
-        # Only graphql-transport-ws: the legacy graphql-ws protocol has no
-        # connection hook in which to check the token. GraphiQL is served in
-        # front of the view (graphql_api.graphiql), before the token check.
+        # Over a WebSocket only graphql-transport-ws: the legacy graphql-ws
+        # protocol has no connection hook in which to check the token. Over
+        # HTTP, Apollo's multipart protocol and graphql-sse, whose requests
+        # pass the token check like any other (graphql_api.http.streams).
+        # GraphiQL is served in front of the view (graphql_api.graphiql).
         super().__init__(
             schema,
             graphql_ide=None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
             # Browsers apply no CORS to WebSockets: Strawberry refuses a
             # handshake from any origin but the API's own and these (403).
             allowed_origins=allowed_origins,

@@ -17,11 +17,17 @@ __all__ = ["ClientId", "MailingId", "MailingStatusFilter", "MessageStatusFilter"
 
 ClientId = Annotated[
     strawberry.ID,
-    strawberry.argument(description='The client\'s id, as `Client.id` gives it ("42").'),
+    strawberry.argument(
+        description="The client's id, as `Client.id` gives it; its integer key of the first "
+        'release ("42") is still accepted, deprecated.'
+    ),
 ]
 MailingId = Annotated[
     strawberry.ID,
-    strawberry.argument(description='The mailing\'s id, as `Mailing.id` gives it ("42").'),
+    strawberry.argument(
+        description="The mailing's id, as `Mailing.id` gives it; its integer key of the first "
+        'release ("42") is still accepted, deprecated.'
+    ),
 ]
 MailingStatusFilter = Annotated[
     MailingStatus | None,

@@ -19,6 +19,7 @@ from strawberry.types.graphql import OperationType
 
 import models
 from graphql_api.decorators import described_field
+from graphql_api.ids import Kind, decode, global_id, legacy_key
 from graphql_api.pagination import (
     After,
     Before,
@@ -91,8 +92,8 @@ class AuditEntry:
         description="What it changed: `client`, `mailing`, or `stop_list` (an opt-out)."
     )
     object_id: str = strawberry.field(
-        description="The id of the client or mailing; empty for an import or an opt-out, "
-        "which change many."
+        description="The global id of the client or mailing (as `Client.id`, `Mailing.id`); "
+        "empty for an import or an opt-out, which change many."
     )
     changes: list[FieldChange] = strawberry.field(
         description="Each field that changed, with its value before and after."
@@ -107,12 +108,21 @@ class AuditEntry:
             actor_name=row.actor_name,
             operation=row.operation,
             object_type=row.object_type,
-            object_id=row.object_id,
+            object_id=_object_id(row.object_type, row.object_id),
             changes=[
                 FieldChange(field=name, before=_json_text(pair[0]), after=_json_text(pair[1]))
                 for name, pair in row.changes.items()
             ],
         )
+
+
+def _object_id(object_type: str, stored: str) -> str:
+    """The global id of an audited client or mailing, as every other field gives it."""
+    kind = _KINDS.get(object_type)
+    return stored if kind is None or not stored.isdigit() else global_id(kind, int(stored))
+
+
+_KINDS = {"client": Kind.CLIENT, "mailing": Kind.MAILING}
 
 
 @strawberry.type
@@ -149,7 +159,13 @@ class AuditQuery:
     ) -> Connection[AuditEntry]:
         query = models.AuditEntry.all()
         if (given_id := or_none(object_id)) is not None:
-            query = query.filter(object_id=str(given_id))
+            # A global id names its type too; a deprecated integer key needs `objectType`.
+            named = decode(given_id)
+            if named is not None:
+                query = query.filter(object_type=named[0].lower(), object_id=str(named[1]))
+            else:
+                key = legacy_key(given_id)
+                query = query.filter(id__in=[]) if key is None else query.filter(object_id=str(key))
         if (given_type := or_none(object_type)) is not None:
             query = query.filter(object_type=given_type)
         if (given_actor := or_none(actor)) is not None:

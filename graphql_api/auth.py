@@ -13,16 +13,15 @@ its reason, never with the credential.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
 
 import structlog
 from pydantic import SecretStr
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from graphql_api.http.over_http import refusal
 from graphql_api.oidc import JwksUnavailable, TokenRefused, TokenVerifier, looks_like_jwt
-from graphql_api.principal import OPEN, Principal, Role
+from graphql_api.principal import OPEN, PRINCIPAL_SCOPE_KEY, Principal, Role, principal_of
 from settings import Settings
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
 ]
 
 # Where ``RequireToken`` leaves the request's ``Principal`` in the ASGI scope.
-PRINCIPAL_SCOPE_KEY = "mailings.principal"
 _API_TOKEN_HINT = "Missing or invalid API token: send 'Authorization: Bearer <token>'"
 
 log = structlog.get_logger(__name__)
@@ -113,13 +111,6 @@ class Authenticator:
         raise Refused(_API_TOKEN_HINT)
 
 
-def principal_of(scope: Mapping[str, object]) -> Principal:
-    """The principal ``RequireToken`` found for this request."""
-    principal = scope.get(PRINCIPAL_SCOPE_KEY)
-    # A request that did not pass through RequireToken gets nothing it could misuse.
-    return principal if isinstance(principal, Principal) else Principal(Role.VIEWER, "open")
-
-
 class RequireToken:
     """ASGI middleware: HTTP requests need valid credentials; refusals are JSON errors.
 
@@ -145,11 +136,7 @@ class RequireToken:
                 headers = {}
                 if refused.status == 401:
                     headers["WWW-Authenticate"] = 'Bearer realm="mailings", error="invalid_token"'
-                response = JSONResponse(
-                    {"errors": [{"message": refused.message}]},
-                    status_code=refused.status,
-                    headers=headers,
-                )
+                response = refusal(refused.status, refused.message, headers=headers)
                 await response(scope, receive, send)
                 return
             scope[PRINCIPAL_SCOPE_KEY] = principal

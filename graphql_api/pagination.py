@@ -39,7 +39,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from graphql_api.decorators import described_field
-from graphql_api.scalars import find_id
+from graphql_api.ids import legacy_key
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -224,7 +224,7 @@ def encode_cursor(key: int) -> str:
 
 def decode_cursor(cursor: str, argument: str = "after") -> int:
     try:
-        key = find_id(base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii"))
+        key = legacy_key(base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii"))
     except (UnicodeError, binascii.Error):
         key = None
     if key is None:

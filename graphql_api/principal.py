@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["OPEN", "Principal", "Role"]
+__all__ = ["OPEN", "PRINCIPAL_SCOPE_KEY", "Principal", "Role", "principal_of"]
+
+# Where RequireToken leaves the principal it found, in the ASGI scope.
+PRINCIPAL_SCOPE_KEY = "mailings.principal"
 
 
 class Role(enum.Enum):
@@ -55,3 +59,10 @@ class Principal:
 
 OPEN = Principal(role=Role.OPERATOR, via="open")
 """The caller when neither ``API_TOKEN`` nor OIDC is configured."""
+
+
+def principal_of(scope: Mapping[str, object]) -> Principal:
+    """The principal ``RequireToken`` found for this request."""
+    principal = scope.get(PRINCIPAL_SCOPE_KEY)
+    # A request that did not pass through RequireToken gets nothing it could misuse.
+    return principal if isinstance(principal, Principal) else Principal(Role.VIEWER, "open")

@@ -25,6 +25,8 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from graphql_api.coded_errors import ErrorCodes, coded, coded_rule
+from graphql_api.error_codes import ErrorCode
 from graphql_api.permissions import RequireRole
 from graphql_api.query_cost import CostLimit
 from settings import Settings
@@ -63,6 +65,13 @@ def log_errors(errors: list[GraphQLError], context: ExecutionContext | None) -> 
             log.info("GraphQL request refused", operation=operation, error=error.message)
 
 
+class _MaskErrors(MaskErrors):
+    """Strawberry's masking, keeping the one thing a client may know: the code."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return coded(super().anonymise_error(error), ErrorCode.INTERNAL_SERVER_ERROR)
+
+
 def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Fresh extension instances per operation, configured from ``settings``.
 
@@ -72,17 +81,24 @@ def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     parsing and validating cost most of a small query.
     """
     limits: list[type[ASTValidationRule]] = [
-        query_depth_limiter.create_validator(settings.max_query_depth, should_ignore=None),
-        max_aliases.create_validator(settings.max_query_aliases),
+        coded_rule(
+            query_depth_limiter.create_validator(settings.max_query_depth, should_ignore=None),
+            ErrorCode.QUERY_TOO_DEEP,
+        ),
+        coded_rule(
+            max_aliases.create_validator(settings.max_query_aliases), ErrorCode.TOO_MANY_ALIASES
+        ),
     ]
     if not settings.introspection:
         limits.append(NoSchemaIntrospectionCustomRule)
     return [
+        # First: its hooks close last, once every other extension has made its errors.
+        ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         RequireRole,
         lambda: CostLimit(settings.max_query_nodes),
         lambda: ParserCache(maxsize=_CACHED_DOCUMENTS),
         lambda: AddValidationRules(limits),
         lambda: ValidationCache(maxsize=_CACHED_DOCUMENTS),
-        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
+        lambda: _MaskErrors(should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
     ]

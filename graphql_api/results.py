@@ -76,9 +76,9 @@ class ValidationError(Error):
 
 
 @strawberry.type(
-    description="Nothing with this id exists: there never was, or it was deleted. (An id "
-    "that cannot name anything, not a positive 64-bit integer, is a `NotFoundError` where "
-    "the union has no `ValidationError`, as for the deletions.)"
+    description="Nothing of the expected type has this id: there never was, it was deleted, "
+    "or the id cannot name one (malformed, out of range, another type's id). Every mutation "
+    "that takes an id answers this, the same way; a query answers null."
 )
 class NotFoundError(Error):
     id: strawberry.ID = strawberry.field(description="The id as it was given.")

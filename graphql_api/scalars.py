@@ -1,4 +1,4 @@
-"""The ``DateTime`` scalar, and IDs: integer keys written as strings."""
+"""The ``DateTime`` scalar, and what an ``ID`` argument names (``graphql_api.ids``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from strawberry.types.scalar import ScalarDefinition
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models import FieldProblem, InvalidInput, NotFound
+from graphql_api.ids import Kind, key_of
+from models import NotFound
 
-__all__ = ["SCALAR_MAP", "DateTimeText", "find_id", "id_or_not_found", "parse_id", "row_by_id"]
+__all__ = ["SCALAR_MAP", "DateTimeText", "key_or_not_found", "row_by_id"]
 
 RowT = TypeVar("RowT", bound=Model)
 
@@ -25,8 +26,6 @@ The scalar hands input strings over unparsed, and the mutation parses them
 ``ValidationError`` naming its field, as docs/api.md wants, rather than a
 bare GraphQL error raised before any resolver runs.
 """
-
-_MAX_ID = 2**63 - 1
 
 
 def _serialize(value: object) -> str:
@@ -55,35 +54,19 @@ _DATETIME: ScalarDefinition = strawberry.scalar(
 SCALAR_MAP: dict[object, ScalarDefinition] = {datetime: _DATETIME, DateTimeText: _DATETIME}
 
 
-def find_id(value: str) -> int | None:
-    """The integer key an ``ID`` names, or ``None`` when it names nothing that can exist."""
-    # isdecimal alone accepts non-ASCII digits; isascii rules them out.
-    if not (value.isascii() and value.isdecimal()) or len(value) > 19:
-        return None
-    key = int(value)
-    return key if 0 < key <= _MAX_ID else None
+def key_or_not_found(value: str, kind: Kind) -> int:
+    """The key of the ``kind`` an ``ID`` argument names; an id that names none is ``NotFound``.
 
-
-def parse_id(value: str, field: str = "id") -> int:
-    """The integer key of an ``ID`` argument; a malformed one is invalid input on ``field``."""
-    key = find_id(value)
-    if key is None:
-        raise InvalidInput([FieldProblem(field, 'must be a positive integer id such as "42"')])
-    return key
-
-
-def id_or_not_found(value: str, kind: str) -> int:
-    """The integer key of an ``ID`` argument; a malformed one names no ``kind``: ``NotFound``.
-
-    For the operations whose result union has no ``ValidationError`` (the deletions).
+    The one answer of every mutation to an id that names nothing (malformed,
+    out of range, another type's): a ``NotFoundError`` naming the id as given.
     """
-    key = find_id(value)
+    key = key_of(value, kind)
     if key is None:
-        raise NotFound(kind, value)
+        raise NotFound(kind.lower(), value)
     return key
 
 
-async def row_by_id(query: QuerySet[RowT], value: str) -> RowT | None:
+async def row_by_id(query: QuerySet[RowT], value: str, kind: Kind) -> RowT | None:
     """The row of ``query`` an ``ID`` argument names; ``None`` if there is none, or can be none."""
-    key = find_id(value)
+    key = key_of(value, kind)
     return None if key is None else await query.filter(id=key).first()

@@ -20,6 +20,7 @@ from graphql_api.resolvers.client_import import ClientImportMutation
 from graphql_api.resolvers.clients import ClientMutation, ClientQuery
 from graphql_api.resolvers.mailing_status import MailingStatusMutation
 from graphql_api.resolvers.mailings import MailingMutation, MailingQuery
+from graphql_api.resolvers.nodes import NodeQuery
 from graphql_api.resolvers.opt_outs import OptOutMutation
 from graphql_api.resolvers.progress import ProgressSubscription
 from graphql_api.resolvers.statistics import StatisticsQuery
@@ -65,7 +66,10 @@ Mutation = _root(
 )
 Subscription = _root(
     "Subscription",
-    "Live updates, over a WebSocket at `/graphql` (`graphql-transport-ws`).",
+    "Live updates at `/graphql`, under the same credentials, limits and end as each other: "
+    "over a WebSocket (`graphql-transport-ws`), over HTTP as Apollo's multipart protocol "
+    '(`Accept: multipart/mixed;subscriptionSpec="1.0"`), or as Server-Sent Events (the '
+    "`graphql-sse` protocol, `Accept: text/event-stream`, distinct connections).",
     (ProgressSubscription,),
 )
 
@@ -107,7 +111,7 @@ def make_schema(settings: Settings) -> Schema:
     query = _root(
         "Query",
         _query_description(settings),
-        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery, AuditQuery),
+        (ClientQuery, MailingQuery, StatisticsQuery, TimeZoneQuery, AuditQuery, NodeQuery),
     )
     return _Schema(
         query=query,

@@ -12,6 +12,7 @@ from graphql_api.arguments import MessageStatusFilter
 from graphql_api.context import Info
 from graphql_api.decorators import described_enum, described_field
 from graphql_api.http.exports import messages_csv_url
+from graphql_api.ids import Kind, global_id
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.signed_links import LinkSigner
 from graphql_api.timeline import MailingTimeline, TimelineBucketSize, timeline_of
@@ -26,6 +27,7 @@ __all__ = [
     "Message",
     "MessageStats",
     "MessageStatus",
+    "Node",
     "SendWindow",
     "SignedLink",
     "load_stats",
@@ -118,10 +120,21 @@ class SignedLink:
         return cls(url=link.url, expires_at=link.expires_at)
 
 
-@strawberry.type(description="A person messages are sent to, in the client directory.")
-class Client:
+@strawberry.interface(
+    description="An object with an id unique across types (Relay's Global Object "
+    "Identification): `node(id:)` reads any of them again, as Relay's `@refetchable` does."
+)
+class Node:
     id: strawberry.ID = strawberry.field(
-        description='The client\'s key, an integer as a string ("42").'
+        description="An opaque id, unique across types; keep it as it is given."
+    )
+
+
+@strawberry.type(description="A person messages are sent to, in the client directory.")
+class Client(Node):
+    id: strawberry.ID = strawberry.field(
+        description="The client's id, opaque and unique across types (`node(id:)` reads it). "
+        'Arguments still accept the integer key of the first release ("42"), deprecated.'
     )
     phone: str = strawberry.field(
         description="11 digits starting with 7 (`7XXXXXXXXXX`); unique among clients."
@@ -145,11 +158,13 @@ class Client:
         "kept by phone, so a client deleted and created again stays opted out until "
         "`optInClient`."
     )
+    key: strawberry.Private[int]
 
     @classmethod
     def from_row(cls, row: models.Client) -> Client:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=global_id(Kind.CLIENT, row.id),
+            key=row.id,
             phone=row.phone,
             operator_code=row.operator_code,
             tag=row.tag,
@@ -161,10 +176,11 @@ class Client:
 
 
 @strawberry.type(description="One mailing's text to one client: there is never a second.")
-class Message:
+class Message(Node):
     id: strawberry.ID = strawberry.field(
-        description="The message's key, an integer as a string; also the `msgId` the provider "
-        "is sent, the same on every retry."
+        description="The message's id, opaque and unique across types (`node(id:)` reads it). "
+        "The `msgId` the provider is sent (the same on every retry) is its integer key, the "
+        "`id` column of the CSV export."
     )
     status: MessageStatus = strawberry.field(description="What has happened to it so far.")
     attempts: int = strawberry.field(
@@ -190,11 +206,13 @@ class Message:
         "(failed or cancelled ones)."
     )
     client_id: strawberry.Private[int | None]
+    key: strawberry.Private[int]
 
     @classmethod
     def from_row(cls, row: models.Message) -> Message:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=global_id(Kind.MESSAGE, row.id),
+            key=row.id,
             status=row.status,
             attempts=row.attempts,
             last_error=row.last_error,
@@ -252,9 +270,10 @@ class SendWindow:
     description="A text sent once to every client matching a filter, between `startAt` and "
     "`endAt`, optionally only within a daily send window in each client's local time."
 )
-class Mailing:
+class Mailing(Node):
     id: strawberry.ID = strawberry.field(
-        description='The mailing\'s key, an integer as a string ("42").'
+        description="The mailing's id, opaque and unique across types (`node(id:)` reads it). "
+        'Arguments still accept the integer key of the first release ("42"), deprecated.'
     )
     text: str = strawberry.field(description="The message text, 1 to 1,000 characters, sent as is.")
     start_at: datetime = strawberry.field(
@@ -284,7 +303,7 @@ class Mailing:
     def from_row(cls, row: models.Mailing, stats: MessageStats | None = None) -> Mailing:
         window = row.send_window
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=global_id(Kind.MAILING, row.id),
             text=row.text,
             start_at=row.start_at,
             end_at=row.end_at,

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from graphql_api.admin import public_config
 from graphql_api.admin.routes import STATIC_DIR, content_security_policy
+from graphql_api.ids import Kind, global_id
 from models.time_zones import canonical_zones
 from settings import Settings
 from tests.conftest import GraphQLClient
@@ -34,7 +35,9 @@ async def test_clients_filter_by_time_zone(gql: GraphQLClient) -> None:
     assert in_moscow["totalCount"] == 2
     assert {edge["node"]["timezone"] for edge in in_moscow["edges"]} == {"Europe/Moscow"}
     vip_in_moscow = await page(timezone="Europe/Moscow", filter={"tags": ["vip"]})
-    assert [edge["node"]["id"] for edge in vip_in_moscow["edges"]] == [str(moscow.id)]
+    assert [edge["node"]["id"] for edge in vip_in_moscow["edges"]] == [
+        global_id(Kind.CLIENT, moscow.id)
+    ]
     assert (await page(timezone=None))["totalCount"] == 3
     for unknown in ("Mars/Olympus", "x" * 500, "localtime"):
         refused = (await gql.post(PAGE, {"timezone": unknown})).json()

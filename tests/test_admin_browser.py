@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, FilePayload, Page, Request, Route, expect
 
+from graphql_api.ids import Kind, global_id
 from models import MailingStatus, MessageStatus
 from tests.conftest import GraphQLClient
 from tests.support.admin import (
@@ -29,6 +30,7 @@ from tests.support.admin import (
     requires_chromium,
     screenshot,
 )
+from tests.support.api import key
 from tests.support.engine import Simulator, Worker, add_clients, stats_of, utcnow
 from tests.support.factories import BULK_PHONES, make_client, make_mailing
 
@@ -263,8 +265,8 @@ async def test_operator_sends_a_mailing_from_clients_to_finished(
     await screenshot(page, "mailing-form")
     await page.click("#save-mailing")
 
-    await page.wait_for_url(re.compile(r"#/mailings/\d+$"))
-    mailing_id = int(page.url.rsplit("/", 1)[1])
+    await page.wait_for_url(re.compile(r"#/mailings/(?!new$)[^/]+$"))
+    mailing_id = page.url.rsplit("/", 1)[1]
     await expect(page.locator("h1")).to_have_text(f"Mailing {mailing_id}")
     progress = await follow_until_finished(page, "#done-count", "mailing-live")
     # The counts moved while the page stayed open: they came over mailingProgress.
@@ -273,7 +275,7 @@ async def test_operator_sends_a_mailing_from_clients_to_finished(
     await expect(page.locator("#messages-table tbody tr time").first).to_have_text(SHOWN_TIME)
     await expect(page.locator("#live")).to_have_text("")
 
-    stats = await stats_of(mailing_id)
+    stats = await stats_of(key(mailing_id))
     assert stats["sent"] + stats["failed"] == 31
     assert stats["failed"] > 0
     for status in ("sent", "failed", "pending"):
@@ -372,7 +374,7 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     await page.fill("[name=windowStart]", "22:00")
     await page.fill("[name=windowEnd]", "06:00")
     await page.click("#save-mailing")
-    await page.wait_for_url(re.compile(r"#/mailings/\d+$"))
+    await page.wait_for_url(re.compile(r"#/mailings/(?!new$)[^/]+$"))
     mailing_id = page.url.rsplit("/", 1)[1]
     await expect(page.locator(".view-head .badge")).to_have_text("SCHEDULED")
     saved = (await gql.execute(MAILING, {"id": mailing_id}))["mailing"]
@@ -399,7 +401,7 @@ async def test_mailing_form_shows_errors_speaks_the_operators_time_and_drives_th
     await page.uncheck("[name=windowOn]")
     await page.fill("[name=operatorCodes]", "900, 916")
     await page.click("#save-mailing")
-    await page.wait_for_url(re.compile(r"#/mailings/\d+$"))
+    await page.wait_for_url(re.compile(r"#/mailings/(?!new$)[^/]+$"))
     await expect(page.locator(".details")).to_contain_text("operator codes 900, 916")
     # Shown in the zone chosen last, as the form showed them.
     await expect(page.locator("#start-at time")).to_have_text("2030-01-01 15:00 UTC+9")
@@ -498,7 +500,7 @@ async def test_list_shows_each_mailings_progress_live(
     )
     assert len(seen) >= 3, seen  # 0 / 0 when scheduled, then counts climbing
     await expect(row.locator(".progress-text")).to_have_text("24 / 24")
-    stats = await stats_of(int(mailing_id))
+    stats = await stats_of(key(mailing_id))
     assert stats["pending"] == 0
     assert stats["sent"] > 0
     await expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "24")
@@ -535,7 +537,7 @@ async def test_mailings_are_listed_newest_first(admin: Watched) -> None:
     rows = page.locator("#mailings-table tbody tr")
     await expect(rows).to_have_count(3)
     shown = [await rows.nth(n).get_attribute("data-id") for n in range(3)]
-    assert shown == [str(mailing_id) for mailing_id in reversed(created)]
+    assert shown == [global_id(Kind.MAILING, mailing_id) for mailing_id in reversed(created)]
 
 
 @pytest.fixture
@@ -578,7 +580,7 @@ async def test_a_cancelled_mailing_says_what_happened_to_every_message(
         # A cancel stops an audience build in progress (the clients not yet
         # added get no message), so the whole audience is built first: under
         # load, 3,000 done can come before the last chunk.
-        while (total := (await stats_of(int(mailing_id)))["total"]) < 20_000:
+        while (total := (await stats_of(key(mailing_id)))["total"]) < 20_000:
             assert time.monotonic() < deadline, f"audience {total:,} of 20,000 after 120 s"
             await page.wait_for_timeout(100)
         # Cancelled with the worker stopped: on SQLite a cancel racing the
@@ -595,7 +597,7 @@ async def test_a_cancelled_mailing_says_what_happened_to_every_message(
     finally:
         await asyncio.to_thread(worker.stop)
 
-    stats = await stats_of(int(mailing_id))
+    stats = await stats_of(key(mailing_id))
     done = stats["sent"] + stats["failed"] + stats["expired"]
     assert stats["pending"] == 0
     assert done >= 3_000

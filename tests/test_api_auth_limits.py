@@ -259,15 +259,19 @@ async def test_huge_bodies_are_refused(http: httpx.AsyncClient) -> None:
     assert chunked.status_code == 413
 
 
-async def test_subscriptions_only_over_websocket(http: httpx.AsyncClient) -> None:
+async def test_subscriptions_only_as_streams(http: httpx.AsyncClient) -> None:
+    """Asked for as plain JSON; the streams are tests/test_http_subscriptions.py's."""
     query = 'subscription { mailingProgress(id: "1") { status } }'
     response = await http.post("/graphql", json={"query": query})
     assert response.status_code == 400
     assert response.json() == {
         "errors": [
             {
-                "message": "Subscriptions are served over a WebSocket: open /graphql with the "
-                "graphql-transport-ws protocol"
+                "message": "A subscription streams: open /graphql as a WebSocket "
+                "(graphql-transport-ws), or POST with Accept: "
+                'multipart/mixed;subscriptionSpec="1.0" (Apollo) or Accept: text/event-stream '
+                "(graphql-sse)",
+                "extensions": {"code": "BAD_REQUEST"},
             }
         ]
     }

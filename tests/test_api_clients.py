@@ -7,9 +7,10 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from graphql_api.ids import Kind, global_id
 from models import Client, Message, MessageStatus
 from tests.conftest import GraphQLClient
-from tests.support.api import CLIENT_RESULT, add_audience, finalise, problems
+from tests.support.api import CLIENT_RESULT, add_audience, finalise, key, problems
 from tests.support.factories import make_client, make_mailing
 
 CREATE = f"mutation($input: ClientInput!) {{ createClient(input: $input) {{ {CLIENT_RESULT} }} }}"
@@ -53,9 +54,9 @@ async def test_create_client_with_defaults(gql: GraphQLClient) -> None:
     assert client["operatorCode"] == "903"
     assert client["tag"] == ""
     assert client["timezone"] == "UTC"
-    assert client["id"] == str(int(client["id"]))
+    assert client["id"] == global_id(Kind.CLIENT, key(client["id"]))
     assert datetime.fromisoformat(client["createdAt"]).utcoffset() is not None
-    row = await Client.get(id=int(client["id"]))
+    row = await Client.get(id=key(client["id"]))
     assert (row.phone, row.operator_code, row.tag, row.timezone) == (
         "79031234567",
         "903",
@@ -119,7 +120,9 @@ async def test_client_query(gql: GraphQLClient) -> None:
     row = await make_client(tag="a")
     query = "query($id: ID!) { client(id: $id) { id phone tag } }"
     found = await gql.execute(query, {"id": str(row.id)})
-    assert found["client"] == {"id": str(row.id), "phone": row.phone, "tag": "a"}
+    assert found["client"] == {"id": global_id(Kind.CLIENT, row.id), "phone": row.phone, "tag": "a"}
+    by_global_id = await gql.execute(query, {"id": found["client"]["id"]})
+    assert by_global_id == found
     for missing in (str(row.id + 1000), "abc", "-1", "0", "99999999999999999999"):
         assert (await gql.execute(query, {"id": missing}))["client"] is None
 
@@ -137,7 +140,7 @@ async def test_pages_follow_cursors(gql: GraphQLClient) -> None:
         assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
         seen += [edge["node"]["id"] for edge in page["edges"]]
         after = page["pageInfo"]["endCursor"]
-    assert seen == [str(row.id) for row in rows]
+    assert seen == [global_id(Kind.CLIENT, row.id) for row in rows]
     empty = (await gql.execute(PAGE, {"first": 3, "after": after}))["clients"]
     assert empty["edges"] == []
     assert empty["pageInfo"] == {
@@ -187,7 +190,7 @@ async def test_filter_clients(gql: GraphQLClient) -> None:
     async def ids(**client_filter: Any) -> list[str]:
         page = (await gql.execute(PAGE, {"filter": client_filter}))["clients"]
         assert page["totalCount"] == len(page["edges"])
-        return [edge["node"]["id"] for edge in page["edges"]]
+        return [str(key(edge["node"]["id"])) for edge in page["edges"]]
 
     assert await ids(tags=["vip"]) == [str(a.id), str(b.id)]
     assert await ids(operatorCodes=["916"], tags=["vip"]) == [str(b.id)]
@@ -241,7 +244,7 @@ async def test_update_client_errors(gql: GraphQLClient) -> None:
         "input.phone",
         "input.tag",
     }
-    assert problems(await update("12x", tag="a")).keys() == {"id"}
+    assert (await update("12x", tag="a"))["__typename"] == "NotFoundError"
     missing = await update(str(other.id + 100), tag="a")
     assert missing == {
         "__typename": "NotFoundError",
@@ -277,7 +280,7 @@ async def test_delete_client(gql: GraphQLClient) -> None:
     await finalise(sent_mailing.id, MessageStatus.SENT, 1)
 
     deleted = (await gql.execute(DELETE, {"id": str(row.id)}))["deleteClient"]
-    assert deleted == {"__typename": "Deleted", "id": str(row.id)}
+    assert deleted == {"__typename": "Deleted", "id": global_id(Kind.CLIENT, row.id)}
     assert not await Client.filter(id=row.id).exists()
     sent = await Message.get(mailing_id=sent_mailing.id)
     cancelled = await Message.get(mailing_id=pending_mailing.id)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from graphql_api.pagination import encode_cursor
 from models import Client
 from tests.conftest import GraphQLClient, truncate_all
-from tests.support.api import add_audience
+from tests.support.api import add_audience, key
 from tests.support.factories import make_client, make_mailing
 from tests.support.inprocess import api_client
 
@@ -67,7 +67,7 @@ async def page(api: GraphQLClient, query: str = CLIENTS, **variables: Any) -> di
 
 def ids_of(connection: dict[str, Any]) -> list[int]:
     nodes = [edge["node"] for edge in connection["edges"]]
-    return [int(node["mailing"]["id"] if "mailing" in node else node["id"]) for node in nodes]
+    return [key(node["mailing"]["id"] if "mailing" in node else node["id"]) for node in nodes]
 
 
 async def errors(api: GraphQLClient, query: str = CLIENTS, **variables: Any) -> list[str]:

@@ -9,11 +9,12 @@ import pytest
 
 import graphql_api.context
 from graphql_api.context import Context, make_loaders
+from graphql_api.ids import Kind, global_id
 from graphql_api.schema import schema
 from models import MailingStats, MailingStatus, MessageStatus
 from tasks import events
 from tests.conftest import GraphQLClient
-from tests.support.api import STATS, Subscription, add_audience, finalise
+from tests.support.api import STATS, Subscription, add_audience, finalise, key
 from tests.support.factories import make_client, make_mailing
 
 MESSAGES = f"""query($id: ID!, $status: MessageStatus, $first: Int, $after: String) {{
@@ -75,7 +76,9 @@ async def test_mailing_stats_and_messages(gql: GraphQLClient) -> None:
     assert messages["pageInfo"]["hasNextPage"] is False
     nodes = [edge["node"] for edge in messages["edges"]]
     assert [node["status"] for node in nodes] == ["SENT", "SENT", "FAILED", "PENDING", "PENDING"]
-    assert [node["client"] for node in nodes] == [{"id": str(c.id), "tag": c.tag} for c in clients]
+    assert [node["client"] for node in nodes] == [
+        {"id": global_id(Kind.CLIENT, c.id), "tag": c.tag} for c in clients
+    ]
     assert [node["phone"] for node in nodes] == [c.phone for c in clients]
     assert nodes[0]["attempts"] == 1
     assert datetime.fromisoformat(nodes[0]["sentAt"]).utcoffset() is not None
@@ -102,7 +105,7 @@ async def test_message_pages(gql: GraphQLClient) -> None:
             break
         after = page["pageInfo"]["endCursor"]
     assert len(seen) == len(set(seen)) == 7
-    assert seen == sorted(seen, key=int)
+    assert seen == sorted(seen, key=key)
 
 
 async def test_message_counts_come_from_the_counters(gql: GraphQLClient) -> None:
@@ -139,7 +142,10 @@ async def test_statistics(gql: GraphQLClient) -> None:
     assert data["totals"] == stats(total=8, pending=4, sent=3, failed=1)
     summaries = data["mailings"]
     assert summaries["totalCount"] == 3
-    by_id = {edge["node"]["mailing"]["id"]: edge["node"]["stats"] for edge in summaries["edges"]}
+    by_id = {
+        str(key(edge["node"]["mailing"]["id"])): edge["node"]["stats"]
+        for edge in summaries["edges"]
+    }
     assert by_id == {
         str(first.id): stats(total=4, pending=1, sent=3),
         str(second.id): stats(total=4, pending=3, failed=1),
@@ -148,13 +154,13 @@ async def test_statistics(gql: GraphQLClient) -> None:
     assert str(deleted.id) not in by_id
 
     running = (await gql.execute(STATISTICS, {"status": "RUNNING"}))["statistics"]["mailings"]
-    assert [edge["node"]["mailing"]["id"] for edge in running["edges"]] == [str(second.id)]
+    assert [key(edge["node"]["mailing"]["id"]) for edge in running["edges"]] == [second.id]
     assert running["totalCount"] == 1
     page = (await gql.execute(STATISTICS, {"first": 2}))["statistics"]["mailings"]
     assert page["pageInfo"]["hasNextPage"] is True
     rest = await gql.execute(STATISTICS, {"first": 2, "after": page["pageInfo"]["endCursor"]})
-    assert [e["node"]["mailing"]["id"] for e in rest["statistics"]["mailings"]["edges"]] == [
-        str(empty.id)
+    assert [key(e["node"]["mailing"]["id"]) for e in rest["statistics"]["mailings"]["edges"]] == [
+        empty.id
     ]
 
 
@@ -200,7 +206,7 @@ async def test_progress_subscription(gql: GraphQLClient, served_api: str) -> Non
         assert progress["status"] == "RUNNING"
         assert progress["stats"] == stats(total=3, pending=3)
         assert progress["mailing"] == {
-            "id": str(mailing.id),
+            "id": global_id(Kind.MAILING, mailing.id),
             "status": "RUNNING",
             "stats": {"sent": 0},
         }

@@ -19,7 +19,7 @@ from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
 from tasks.sweep import tend_mailing
 from tests.conftest import GraphQLClient
-from tests.support.api import MAILING_RESULT
+from tests.support.api import MAILING_RESULT, key
 from tests.support.engine import Simulator, Worker, add_clients, start_mailing, wait_until
 from tests.support.factories import make_client
 from tests.support.inprocess import FakeClock, engine_driver, fake_clock
@@ -61,7 +61,7 @@ async def _create(api: GraphQLClient, clock: FakeClock, **fields: Any) -> int:
     }
     result = (await api.execute(CREATE, {"input": payload}))["createMailing"]
     assert result["__typename"] == "Mailing", result
-    return int(result["id"])
+    return key(result["id"])
 
 
 async def _lifecycle(api: GraphQLClient, name: str, mailing_id: int) -> None:

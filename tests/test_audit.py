@@ -11,7 +11,7 @@ import pytest
 
 from models import AuditEntry
 from tests.conftest import GraphQLClient
-from tests.support.api import iso, utcnow
+from tests.support.api import iso, key, utcnow
 from tests.support.inprocess import api_client
 from tests.support.oidc import AUDIENCE, FakeIdentityProvider
 
@@ -130,7 +130,7 @@ async def _each_mutation_once(client: GraphQLClient, actor: str, name: str) -> N
         assert (row.operation, row.actor, row.actor_name) == (operation, actor, name)
         assert row.object_type == object_type
         if object_type != "stop_list" and operation != "importClients":
-            assert row.object_id == ids[object_type], operation
+            assert row.object_id == str(key(ids[object_type])), operation
         assert row.changes, operation
 
 

@@ -21,7 +21,7 @@ import websockets
 
 from models import Mailing, MailingStatus, Message, MessageStatus
 from tests.conftest import GraphQLClient
-from tests.support.api import MAILING_RESULT, STATS
+from tests.support.api import MAILING_RESULT, STATS, key
 from tests.support.engine import (
     Simulator,
     Worker,
@@ -173,7 +173,7 @@ async def test_nothing_expires_before_the_end(sim: Simulator, gql: GraphQLClient
                 }
             },
         )
-        mailing_id = int(created["createMailing"]["id"])
+        mailing_id = key(created["createMailing"]["id"])
         await wait_until(lambda: _waiting_for_window(mailing_id, 5), timeout=30)
         assert (await Mailing.get(id=mailing_id)).status is MailingStatus.RUNNING
         assert (await stats_of(mailing_id))["expired"] == 0

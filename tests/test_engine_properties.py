@@ -56,7 +56,7 @@ from models import SendWindow
 from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
 from tests.conftest import GraphQLClient, truncate_all
-from tests.support.api import MAILING_RESULT
+from tests.support.api import MAILING_RESULT, key
 from tests.support.factories import make_client
 from tests.support.inprocess import EngineDriver, FakeClock, api_client, engine_driver
 
@@ -287,7 +287,7 @@ class SendingMachine(RuleBasedStateMachine):
             assert result["__typename"] == "ValidationError", result
             return -1
         assert result["__typename"] == "Mailing", result
-        mailing_id = int(result["id"])
+        mailing_id = key(result["id"])
         self.world.mailings[mailing_id] = MailingModel(
             mailing_id,
             start,

@@ -18,7 +18,7 @@ from models.db import connection, execute, is_postgres
 from provider_sim import SimulatorServer, running_simulator
 from tasks.worker_metrics import REGISTRY
 from tests.conftest import GraphQLClient
-from tests.support.api import MAILING_RESULT
+from tests.support.api import MAILING_RESULT, key
 from tests.support.factories import make_client
 from tests.support.inprocess import FakeClock, engine_driver, fake_clock
 
@@ -70,11 +70,11 @@ async def _update(api: GraphQLClient, mailing_id: str, **fields: Any) -> dict[st
 
 
 async def _statuses(mailing_id: str) -> list[MessageStatus]:
-    return sorted(await Message.filter(mailing_id=int(mailing_id)).values_list("status", flat=True))
+    return sorted(await Message.filter(mailing_id=key(mailing_id)).values_list("status", flat=True))
 
 
 async def _mailing_status(mailing_id: str) -> MailingStatus:
-    return (await Mailing.get(id=int(mailing_id))).status
+    return (await Mailing.get(id=key(mailing_id))).status
 
 
 async def test_a_window_that_opens_after_the_end_waits_for_the_end(
@@ -100,7 +100,7 @@ async def test_a_window_that_opens_after_the_end_waits_for_the_end(
         clock.advance(minutes=31)  # 10:00: the window opens
         await driver.step()
     assert await _statuses(mailing["id"]) == [MessageStatus.SENT]
-    sent = await Message.get(mailing_id=int(mailing["id"]))
+    sent = await Message.get(mailing_id=key(mailing["id"]))
     assert sent.sent_at == NINE + timedelta(hours=1)
     assert sim.stats()["accepted"] == 1
 
@@ -135,7 +135,7 @@ async def test_removing_the_window_sends_what_waited_for_it_at_once(
     mailing = await _create(api, clock, sendWindow={"start": "08:00", "end": "12:00"})
     async with engine_driver(sim.url, clock) as driver:
         await driver.step()
-        waiting = await Message.filter(mailing_id=int(mailing["id"]))
+        waiting = await Message.filter(mailing_id=key(mailing["id"]))
         assert all(m.waits_for_window and m.attempts == 0 for m in waiting)
         assert sim.stats()["requests"] == 0
         await _update(api, mailing["id"], sendWindow=None)
@@ -155,11 +155,11 @@ async def test_widening_the_window_replans_the_waiting_messages(
     )
     async with engine_driver(sim.url, clock) as driver:
         await driver.step()
-        (message,) = await Message.filter(mailing_id=int(mailing["id"]))
+        (message,) = await Message.filter(mailing_id=key(mailing["id"]))
         assert message.next_attempt_at == NINE + timedelta(hours=4)
         await _update(api, mailing["id"], sendWindow={"start": "09:30", "end": "14:00"})
         await driver.step()
-        (message,) = await Message.filter(mailing_id=int(mailing["id"]))
+        (message,) = await Message.filter(mailing_id=key(mailing["id"]))
         assert message.next_attempt_at == NINE + timedelta(minutes=30)
         clock.advance(minutes=30)
         await driver.step()
@@ -176,7 +176,7 @@ async def test_a_retry_due_after_the_end_waits_for_the_end(
         sim.url, clock, retry_base_delay=600.0, retry_max_delay=600.0
     ) as driver:
         await driver.step()
-        (message,) = await Message.filter(mailing_id=int(mailing["id"]))
+        (message,) = await Message.filter(mailing_id=key(mailing["id"]))
         assert message.status is MessageStatus.PENDING
         assert message.attempts == 1
         assert message.next_attempt_at > NINE + timedelta(minutes=1)
@@ -185,7 +185,7 @@ async def test_a_retry_due_after_the_end_waits_for_the_end(
         assert await _mailing_status(mailing["id"]) is MailingStatus.RUNNING
         clock.advance(seconds=1)
         await driver.step()
-    (message,) = await Message.filter(mailing_id=int(mailing["id"]))
+    (message,) = await Message.filter(mailing_id=key(mailing["id"]))
     assert message.status is MessageStatus.EXPIRED
     assert message.last_error is not None
     assert message.last_error.startswith("HTTP 500")
@@ -215,7 +215,7 @@ async def test_refused_credentials_hold_sending_and_fail_nothing(
         await sim.set_faults(token=None)  # the provider accepts us again
         clock.advance(seconds=10)
         await driver.run_until(lambda: _all_sent(mailing["id"], 20))
-    attempts = await Message.filter(mailing_id=int(mailing["id"])).values_list(
+    attempts = await Message.filter(mailing_id=key(mailing["id"])).values_list(
         "attempts", flat=True
     )
     assert set(attempts) == {1}  # a refusal of our token is no attempt at the message
@@ -249,7 +249,7 @@ async def test_a_rate_limit_holds_every_send_for_its_retry_after(
         clock.advance(seconds=1)
         # Slower for a while: the rate comes back as time passes.
         await driver.run_until(lambda: _all_sent(mailing["id"], 10), tick=1.0)
-    attempts = await Message.filter(mailing_id=int(mailing["id"])).values_list(
+    attempts = await Message.filter(mailing_id=key(mailing["id"])).values_list(
         "attempts", flat=True
     )
     assert set(attempts) == {1}
@@ -327,7 +327,7 @@ async def test_messages_are_created_when_the_audience_is_built(
     async with engine_driver(sim.url, clock) as driver:
         clock.advance(minutes=15)
         await driver.step()
-    (message,) = await Message.filter(mailing_id=int(mailing["id"]))
+    (message,) = await Message.filter(mailing_id=key(mailing["id"]))
     assert message.created_at == NINE + timedelta(minutes=15)
 
 
@@ -343,7 +343,7 @@ async def test_a_row_the_database_refuses_does_not_block_the_others(
         poison = min(await _ids(mailing["id"]))
         async with _refusing_the_answer_of(poison):
             await driver.step()
-        rows = {m.id: m for m in await Message.filter(mailing_id=int(mailing["id"]))}
+        rows = {m.id: m for m in await Message.filter(mailing_id=key(mailing["id"]))}
         assert rows[poison].last_error == "(the provider's answer could not be stored)"
         assert all(m.last_error.startswith("HTTP 500") for i, m in rows.items() if i != poison)
         assert all(m.attempts == 1 and m.leased_until is None for m in rows.values())
@@ -354,7 +354,7 @@ async def test_a_row_the_database_refuses_does_not_block_the_others(
 
 
 async def _ids(mailing_id: str) -> list[int]:
-    return list(await Message.filter(mailing_id=int(mailing_id)).values_list("id", flat=True))
+    return list(await Message.filter(mailing_id=key(mailing_id)).values_list("id", flat=True))
 
 
 class _refusing_the_answer_of:  # noqa: N801 - reads as a phrase in `async with`

@@ -62,7 +62,9 @@ async def test_cors_for_allowed_origins_only(public_app: Starlette) -> None:
         )
         assert foreign.status_code == 400
         assert "access-control-allow-origin" not in foreign.headers
-        assert foreign.json() == {"errors": [{"message": "Disallowed CORS origin"}]}
+        assert foreign.json() == {
+            "errors": [{"message": "Disallowed CORS origin", "extensions": {"code": "BAD_REQUEST"}}]
+        }
         post = await client.post(
             "/graphql", json={"query": "{ __typename }"}, headers={"Origin": ADMIN, **AUTH}
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import structlog
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graphql_api.http.over_http import refusal
 
 __all__ = ["MAX_BODY_BYTES", "LimitBody"]
 
@@ -59,5 +60,5 @@ class LimitBody:
         mib, remainder = divmod(self.max_bytes, 1024 * 1024)
         limit = f"{mib} MiB" if mib and not remainder else f"{self.max_bytes} bytes"
         message = f"The request body exceeds {limit}"
-        response = JSONResponse({"errors": [{"message": message}]}, status_code=413)
+        response = refusal(413, message)
         await response(scope, receive, send)

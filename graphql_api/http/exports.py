@@ -15,10 +15,11 @@ from typing import Any
 
 import structlog
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from graphql_api.scalars import find_id
+from graphql_api.http.over_http import refusal
+from graphql_api.ids import Kind, key_of
 from models import MailingStatus
 from models.db import stored_instant
 from models.mailing import COUNTERS
@@ -136,14 +137,14 @@ def _csv_response(body: AsyncIterator[bytes], filename: str) -> StreamingRespons
 
 
 def _error(status_code: int, message: str) -> Response:
-    return JSONResponse({"errors": [{"message": message}]}, status_code=status_code)
+    return refusal(status_code, message)
 
 
 async def _messages(request: Request) -> Response:
     given: str = request.path_params["mailing_id"]
-    # As for GraphQL ids: anything but a key that can exist (beyond int64,
-    # negative, not a number) names no mailing.
-    mailing_id = find_id(given)
+    # As for GraphQL ids: anything but a mailing's id or key that can exist
+    # (beyond int64, negative, not a number, another type's) names no mailing.
+    mailing_id = key_of(given, Kind.MAILING)
     if mailing_id is None or not await live_mailing_exists(mailing_id):
         return _error(404, f"mailing {given} not found")
     return _csv_response(_message_batches(mailing_id), f"mailing-{mailing_id}-messages.csv")

@@ -32,8 +32,8 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphql_api.auth import principal_of
 from graphql_api.error_codes import ErrorCode
+from graphql_api.principal import principal_of
 from models import clock
 from models.db import connection
 from models.queries.idempotency import claim_key, complete_key, read_key, release_key

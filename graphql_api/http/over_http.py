@@ -8,8 +8,11 @@
   execution (a document that does not parse or validate, a limit, variables
   that do not coerce) is a 400 without ``data``; with ``application/json`` it
   is a 200, as legacy clients expect. Errors of execution are a 200 with both.
-- A mutation over GET is a 405 with ``Allow: POST``; a subscription over HTTP
-  is a 400 that names the WebSocket.
+- A mutation over GET is a 405 with ``Allow: POST``. A subscription streams
+  when ``Accept`` asks for a stream: ``multipart/mixed;subscriptionSpec="1.0"``
+  (Apollo's protocol) or ``text/event-stream`` (graphql-sse), under the
+  WebSocket's rules (``graphql_api.http.streams``); asked for as plain JSON,
+  it is a 400 that names the three transports.
 - Every refusal, of any kind, is a JSON body ``{"errors": [{"message": ...}]}``.
 - A mutation with an ``Idempotency-Key`` header runs once per key
   (``graphql_api.http.idempotency``).
@@ -22,7 +25,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -34,9 +37,10 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graphql_api.coded_errors import code_for_status
 from graphql_api.context import Context
 from graphql_api.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from graphql_api.http.idempotency import IdempotentMutations
@@ -45,6 +49,7 @@ from graphql_api.http.persisted_queries import (
     PersistedQueries,
     PersistedQueryError,
 )
+from graphql_api.http.streams import Stream, guarded
 from graphql_api.protection import MASKED_MESSAGE
 
 __all__ = [
@@ -92,10 +97,14 @@ def refusal(
     media_type: str = JSON,
     extensions: Mapping[str, object] | None = None,
 ) -> Response:
-    """The one shape of every refusal: a GraphQL response holding only ``errors``."""
-    error: dict[str, object] = {"message": message}
-    if extensions:
-        error["extensions"] = dict(extensions)
+    """The one shape of every refusal: a GraphQL response holding only ``errors``.
+
+    Its ``extensions.code`` is the one given, or the one of ``status_code``.
+    """
+    error: dict[str, object] = {
+        "message": message,
+        "extensions": {"code": str(code_for_status(status_code)), **(extensions or {})},
+    }
     return JSONResponse(
         {"errors": [error]},
         status_code=status_code,
@@ -207,6 +216,8 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
             return
         request = Request(scope, receive=receive)
         media_type = negotiate(request.headers.get("accept"))
+        if media_type is None and self._get_stream_transport_from_headers(request.headers):
+            media_type = JSON  # a subscription's stream; a refusal is still JSON
         if media_type is None:
             response = refusal(
                 406, f"The Accept header must allow {GRAPHQL_RESPONSE_JSON} or {JSON}"
@@ -309,11 +320,13 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
             raise RequestRefused(
                 400, f'The request body must be a JSON object with a "query", not {kind}'
             )
+        transport = self._get_stream_transport_from_headers(request.headers)
         request_data = GraphQLRequestData(
             query=_text(data.get("query"), "query"),
             variables=_object(data.get("variables"), "variables"),
             operation_name=_text(data.get("operationName"), "operationName"),
             extensions=_object(data.get("extensions"), "extensions"),
+            protocol="http" if transport is None else transport.protocol,
         )
         try:
             return self.persisted_queries.resolve(request_data)
@@ -349,6 +362,25 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         except ValueError:
             raise RequestRefused(400, f"The {name} parameter is not valid JSON") from None
 
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        result = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if isinstance(result, SubscriptionExecutionResult) and isinstance(
+            request_data, GraphQLRequestData
+        ):
+            stream = guarded(cast("Stream", result), context.principal, request_data.protocol)
+            return cast("SubscriptionExecutionResult", stream)
+        return result
+
     async def execute_single(
         self,
         request: Request,
@@ -376,8 +408,9 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
                 ) from None
             raise RequestRefused(
                 400,
-                "Subscriptions are served over a WebSocket: open /graphql with the "
-                "graphql-transport-ws protocol",
+                "A subscription streams: open /graphql as a WebSocket (graphql-transport-ws), "
+                'or POST with Accept: multipart/mixed;subscriptionSpec="1.0" (Apollo) or '
+                "Accept: text/event-stream (graphql-sse)",
             ) from None
         except CannotGetOperationTypeError as refused:
             raise RequestRefused(400, refused.as_http_error_reason()) from None

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from html import escape
 
+from graphql_api.error_codes import MEANINGS
 from graphql_api.reference.outline import KINDS, Member, Operation, Outline, TypeEntry, TypeRef
 
 __all__ = ["render_html"]
@@ -105,6 +106,15 @@ def _contents(outline: Outline) -> str:
     return f"<nav><h2>Contents</h2><ul>{''.join(items)}</ul></nav>"
 
 
+def _error_codes() -> str:
+    rows = ((f"<code>{code}</code>", _text(meaning)) for code, meaning in MEANINGS.items())
+    return (
+        '<h2 id="error-codes">Error codes</h2><p>Every entry of <code>errors[]</code> has '
+        "<code>extensions.code</code>, one of these: branch on the code, never on the "
+        f"message.</p>{_table(('Code', 'Meaning'), rows)}"
+    )
+
+
 def render_html(outline: Outline, *, graphiql: bool) -> str:
     """The page; ``graphiql`` says whether this API serves GraphiQL to link to."""
     ide = '<a href="/graphql">Open GraphiQL</a> to try an operation. ' if graphiql else ""
@@ -116,7 +126,8 @@ def render_html(outline: Outline, *, graphiql: bool) -> str:
         '<link rel="stylesheet" href="/docs/reference.css"></head><body>',
         "<header><h1>Mailings API reference</h1><p>One GraphQL endpoint, <code>/graphql</code>: "
         "queries and mutations over <code>POST</code> (or <code>GET</code>, queries only), "
-        "subscriptions over a WebSocket (<code>graphql-transport-ws</code>). "
+        "subscriptions over a WebSocket (<code>graphql-transport-ws</code>), HTTP multipart "
+        "(Apollo's protocol) or Server-Sent Events (<code>graphql-sse</code>). "
         f'{ide}<a href="/">Admin page</a>. Expected errors are data: every error type implements '
         '<a href="#Error"><code>Error</code></a>, so <code>... on Error { message }</code> '
         "handles any of them. Generated from the schema's descriptions.</p></header>",
@@ -129,5 +140,6 @@ def render_html(outline: Outline, *, graphiql: bool) -> str:
     for kind, entries in outline.types.items():
         parts.append(f"<h2>{KINDS[kind]}</h2>")
         parts += [_entry(e) for e in entries]
+    parts.append(_error_codes())
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from graphql_api.error_codes import MEANINGS
 from graphql_api.reference.outline import KINDS, Member, Operation, Outline, TypeEntry, TypeRef
 
 __all__ = ["render_markdown"]
@@ -19,7 +20,8 @@ _INTRO = """\
 <!-- Generated from the schema's descriptions by `make schema`: do not edit. -->
 
 One GraphQL endpoint, `/graphql`: queries and mutations over `POST` (or
-`GET`, queries only), subscriptions over a WebSocket (`graphql-transport-ws`).
+`GET`, queries only), subscriptions over a WebSocket (`graphql-transport-ws`),
+over HTTP multipart (Apollo's protocol) or as Server-Sent Events (`graphql-sse`).
 With `API_TOKEN` or OIDC on, every request needs `Authorization: Bearer
 <token>` (on a WebSocket, `connectionParams.authorization`). The running API
 serves this reference at `/docs`, and GraphiQL at `/graphql` in a browser.
@@ -29,6 +31,13 @@ Expected errors are data: a mutation answers a union of its result and the
 error types, which all implement [`Error`](#error); select
 `... on Error { message }` to handle any of them. Lists are Relay
 connections: pass a page's `pageInfo.endCursor` as `after` for the next one.
+
+Ids are opaque and unique across types (Relay's Global Object
+Identification): `node(id:)` reads any object again. The integer keys of the
+first release (`"42"`) are still accepted as arguments, deprecated. An id
+that names nothing (malformed, out of range, deleted, another type's) is
+null in a query and a [`NotFoundError`](#notfounderror) in a mutation, the
+same everywhere.
 """
 
 
@@ -105,6 +114,19 @@ def _entry(entry: TypeEntry) -> list[str]:
     return lines
 
 
+_CODES_INTRO = """\
+Every entry of a response's `errors[]` (a request refused, as opposed to the
+error types of a result union) has `extensions.code`, one of these; branch on
+the code, never on the message. Refusals made before GraphQL runs (HTTP 4xx
+and 5xx) have the same shape: `{"errors": [{"message", "extensions": {"code"}}]}`.
+"""
+
+
+def _error_codes() -> list[str]:
+    rows = ((f"`{code}`", _cell(meaning)) for code, meaning in MEANINGS.items())
+    return ["## Error codes", "", _CODES_INTRO, *_table(("Code", "Meaning"), rows)]
+
+
 def render_markdown(outline: Outline) -> str:
     """The whole reference, ending with one newline."""
     lines = [_INTRO, "## Contents", ""]
@@ -113,7 +135,7 @@ def render_markdown(outline: Outline) -> str:
         lines.append(f"- {root.capitalize()}: {names}")
     for kind, entries in outline.types.items():
         lines.append(f"- {KINDS[kind]}: {_links(e.name for e in entries)}")
-    lines.append("")
+    lines += ["- [Error codes](#error-codes)", ""]
     for root, operations in outline.operations.items():
         lines += [f"## {root.capitalize()}", "", outline.root_descriptions[root], ""]
         for operation in operations:
@@ -122,6 +144,7 @@ def render_markdown(outline: Outline) -> str:
         lines += [f"## {KINDS[kind]}", ""]
         for entry in entries:
             lines += _entry(entry)
+    lines += _error_codes()
     text = "\n".join(lines)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")

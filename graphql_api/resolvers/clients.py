@@ -16,10 +16,11 @@ from graphql_api.cleaning import (
     clean_client_patch,
 )
 from graphql_api.decorators import described_field, described_mutation
+from graphql_api.ids import Kind, global_id
 from graphql_api.inputs import ClientFilterInput, ClientInput, ClientPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import ClientResult, Deleted, DeleteResult, maps_errors
-from graphql_api.scalars import id_or_not_found, parse_id, row_by_id
+from graphql_api.scalars import key_or_not_found, row_by_id
 from graphql_api.types import Client
 from models import services
 from models.validation import clean_zone_name, refuse_control_characters
@@ -31,7 +32,7 @@ __all__ = ["ClientMutation", "ClientQuery"]
 class ClientQuery:
     @described_field("A client by id; null if there is none.")
     async def client(self, id: ClientId) -> Client | None:
-        row = await row_by_id(models.Client.all(), id)
+        row = await row_by_id(models.Client.all(), id, Kind.CLIENT)
         return None if row is None else Client.from_row(row)
 
     @connection_field(
@@ -116,7 +117,7 @@ class ClientMutation:
         id: ClientId,
         input: Annotated[ClientPatch, strawberry.argument(description="What to change.")],
     ) -> ClientResult:
-        client_id = parse_id(id)
+        client_id = key_or_not_found(id, Kind.CLIENT)
         row = await services.update_client(client_id, clean_client_patch(input))
         return Client.from_row(row)
 
@@ -126,5 +127,5 @@ class ClientMutation:
     )
     @maps_errors
     async def delete_client(self, id: ClientId) -> DeleteResult:
-        deleted = await services.delete_client(id_or_not_found(id, "client"))
-        return Deleted(id=strawberry.ID(str(deleted)))
+        deleted = await services.delete_client(key_or_not_found(id, Kind.CLIENT))
+        return Deleted(id=global_id(Kind.CLIENT, deleted))

@@ -13,8 +13,9 @@ import models
 from graphql_api import wake
 from graphql_api.arguments import MailingId
 from graphql_api.decorators import described_mutation
+from graphql_api.ids import Kind, global_id
 from graphql_api.results import Deleted, DeleteResult, MailingResult, maps_errors
-from graphql_api.scalars import id_or_not_found, parse_id
+from graphql_api.scalars import key_or_not_found
 from graphql_api.types import Mailing
 from models import services
 
@@ -24,7 +25,7 @@ Change = Callable[[int, services.Wake], Awaitable[models.Mailing]]
 
 
 async def _changed(id_: strawberry.ID, change: Change) -> Mailing:
-    return Mailing.from_row(await change(parse_id(id_), wake.tend_mailing))
+    return Mailing.from_row(await change(key_or_not_found(id_, Kind.MAILING), wake.tend_mailing))
 
 
 @strawberry.type
@@ -36,16 +37,16 @@ class MailingStatusMutation:
     )
     @maps_errors
     async def delete_mailing(self, id: MailingId) -> DeleteResult:
-        mailing_id = id_or_not_found(id, "mailing")
+        mailing_id = key_or_not_found(id, Kind.MAILING)
         await services.delete_mailing(mailing_id, wake.tend_mailing)
-        return Deleted(id=strawberry.ID(str(mailing_id)))
+        return Deleted(id=global_id(Kind.MAILING, mailing_id))
 
     @described_mutation(
         "Hold a mailing: no new request to the provider starts after about a second; requests "
         "in flight keep their outcome, and `endAt` still applies. `resumeMailing` continues. "
         "Answers the `Mailing` (PAUSED; unchanged if it already was), a `ConflictError` for "
-        "a FINISHED or CANCELLED one, a `NotFoundError`, or a `ValidationError` for an id "
-        "that is not a positive 64-bit integer."
+        "a FINISHED or CANCELLED one, or a `NotFoundError`; never a `ValidationError` (the "
+        "result union is shared)."
     )
     @maps_errors
     async def pause_mailing(self, id: MailingId) -> MailingResult:
@@ -54,8 +55,8 @@ class MailingStatusMutation:
     @described_mutation(
         "Continue a paused mailing: RUNNING again, or SCHEDULED if it had not started. Answers "
         "the `Mailing` (unchanged if it was not paused), a `ConflictError` for a FINISHED or "
-        "CANCELLED one, a `NotFoundError`, or a `ValidationError` for an id that is not a "
-        "positive 64-bit integer."
+        "CANCELLED one, or a `NotFoundError`; never a `ValidationError` (the result union is "
+        "shared)."
     )
     @maps_errors
     async def resume_mailing(self, id: MailingId) -> MailingResult:
@@ -64,8 +65,8 @@ class MailingStatusMutation:
     @described_mutation(
         "Stop a mailing for good: its pending messages become CANCELLED at once; requests in "
         "flight keep their outcome. Answers the `Mailing` (CANCELLED; unchanged if it already "
-        "was), a `ConflictError` for a FINISHED one, a `NotFoundError`, or a "
-        "`ValidationError` for an id that is not a positive 64-bit integer."
+        "was), a `ConflictError` for a FINISHED one, or a "
+        "`NotFoundError`; never a `ValidationError` (the result union is shared)."
     )
     @maps_errors
     async def cancel_mailing(self, id: MailingId) -> MailingResult:

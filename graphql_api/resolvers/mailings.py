@@ -10,10 +10,11 @@ from graphql_api import wake
 from graphql_api.arguments import MailingId, MailingStatusFilter
 from graphql_api.cleaning import clean_mailing, clean_mailing_patch
 from graphql_api.decorators import described_field, described_mutation
+from graphql_api.ids import Kind
 from graphql_api.inputs import MailingInput, MailingPatch
 from graphql_api.pagination import Connection, Paging, connection_field, or_none, paginate
 from graphql_api.results import MailingResult, maps_errors
-from graphql_api.scalars import parse_id, row_by_id
+from graphql_api.scalars import key_or_not_found, row_by_id
 from graphql_api.types import Mailing
 from models import services
 from models.services import live_mailings
@@ -25,7 +26,7 @@ __all__ = ["MailingMutation", "MailingQuery"]
 class MailingQuery:
     @described_field("A mailing by id; null if there is none or it was deleted.")
     async def mailing(self, id: MailingId) -> Mailing | None:
-        row = await row_by_id(live_mailings(), id)
+        row = await row_by_id(live_mailings(), id, Kind.MAILING)
         return None if row is None else Mailing.from_row(row)
 
     @connection_field(
@@ -63,7 +64,7 @@ class MailingMutation:
         id: MailingId,
         input: Annotated[MailingPatch, strawberry.argument(description="What to change.")],
     ) -> MailingResult:
-        mailing_id = parse_id(id)
+        mailing_id = key_or_not_found(id, Kind.MAILING)
         changes = clean_mailing_patch(input)
         row = await services.update_mailing(mailing_id, changes, wake.tend_mailing)
         return Mailing.from_row(row)

@@ -9,8 +9,9 @@ import strawberry
 import models
 from graphql_api.arguments import ClientId
 from graphql_api.decorators import described_mutation
+from graphql_api.ids import Kind
 from graphql_api.results import ClientResult, OptOutResult, OptOutSummary, maps_errors
-from graphql_api.scalars import id_or_not_found
+from graphql_api.scalars import key_or_not_found
 from graphql_api.types import Client
 from models import services
 from models.services.clients import MAX_IMPORT_ROWS, raise_listed
@@ -70,4 +71,4 @@ class OptOutMutation:
     )
     @maps_errors
     async def opt_in_client(self, id: ClientId) -> ClientResult:
-        return Client.from_row(await services.opt_in_client(id_or_not_found(id, "client")))
+        return Client.from_row(await services.opt_in_client(key_or_not_found(id, Kind.CLIENT)))

@@ -21,8 +21,9 @@ from graphql import GraphQLError
 
 import models
 from graphql_api.decorators import described_subscription
+from graphql_api.error_codes import ErrorCode
+from graphql_api.ids import Kind, key_of
 from graphql_api.progress_hub import ProgressHub
-from graphql_api.scalars import find_id
 from graphql_api.types import Mailing, MailingProgress, MessageStats
 from settings import get_settings
 
@@ -44,6 +45,10 @@ async def progress_event(mailing_id: int) -> MailingProgress | None:
         return None
     stats = MessageStats.from_row(await models.MailingStats.get_or_none(mailing_id=mailing_id))
     return MailingProgress(mailing=Mailing.from_row(row, stats), stats=stats, status=row.status)
+
+
+def _not_found(given: object) -> GraphQLError:
+    return GraphQLError(f"mailing {given} not found", extensions={"code": str(ErrorCode.NOT_FOUND)})
 
 
 def _fingerprint(event: MailingProgress) -> tuple[object, ...]:
@@ -91,7 +96,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
             event = await progress_event(mailing_id)
             if event is None:
                 if last is None:
-                    raise GraphQLError(f"mailing {mailing_id} not found")
+                    raise _not_found(mailing_id)
                 return  # deleted while watched: it is over for its watchers too
             fingerprint = _fingerprint(event)
             if fingerprint != last:
@@ -118,9 +123,9 @@ class ProgressSubscription:
             ),
         ],
     ) -> AsyncGenerator[MailingProgress, None]:
-        mailing_id = find_id(id)
+        mailing_id = key_of(id, Kind.MAILING)
         if mailing_id is None:
-            raise GraphQLError(f"mailing {id} not found")
+            raise _not_found(id)
         log.info("progress watched", mailing_id=mailing_id)
         async for event in watch_progress(mailing_id):
             yield event

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from graphql_api.ids import decode
 from models import ClientFilter, Mailing, MessageStatus
 from models.db import connection, execute, fetch
 from models.queries import messages
@@ -35,6 +36,13 @@ def utcnow() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat()
+
+
+def key(id_: str) -> int:
+    """The integer key behind an id the API gave (``graphql_api.ids``: opaque, per type)."""
+    found = decode(id_)
+    assert found is not None, f"not an id of this API: {id_!r}"
+    return found[1]
 
 
 def hours(n: float) -> timedelta:

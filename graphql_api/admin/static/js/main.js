@@ -16,8 +16,8 @@ const sessionBox = document.getElementById("session");
 
 const ROUTES = [
   [/^#\/mailings\/new$/, () => mailingFormView(view), true],
-  [/^#\/mailings\/(\d+)\/edit$/, (m) => mailingFormView(view, { id: m[1] }), true],
-  [/^#\/mailings\/(\d+)$/, (m) => mailingView(view, { id: m[1] })],
+  [/^#\/mailings\/([^/]+)\/edit$/, (m) => mailingFormView(view, { id: m[1] }), true],
+  [/^#\/mailings\/([^/]+)$/, (m) => mailingView(view, { id: m[1] })],
   [/^#\/clients\/import$/, () => importView(view), true],
   [/^#\/clients$/, () => clientsView(view)],
   [/^#\/mailings$/, () => mailingsView(view)],
