@@ -82,9 +82,17 @@ class Settings(BaseSettings):
     # chunk holds its mailing's row, so pause and cancel wait for it.
     audience_chunk_size: int = Field(default=20_000, ge=1, le=1_000_000)
     # API protection.
+    # Limits on a GraphQL document, checked in this order before it is validated
+    # (graphql_api/document_guard.py, docs/protection.md): characters, tokens,
+    # then one walk for depth, aliases, fields once fragments are expanded, cost.
+    # Tokens: the worst document of 1,000 costs about 30-60 ms here (bench/README.md).
+    max_query_length: int = Field(default=100_000, ge=1_000)
+    max_query_tokens: int = Field(default=1_000, ge=100)
     max_query_depth: int = Field(default=10, ge=1)
-    max_query_tokens: int = Field(default=200_000, ge=100)
     max_query_aliases: int = Field(default=30, ge=1)
+    max_query_fields: int = Field(default=1_000, ge=10)
+    # Estimated memory of the parsed documents kept, in each API process.
+    query_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     # List items one request may ask for (graphql_api/query_cost.py): page
     # sizes multiplied through their nesting, every alias counted.
     max_query_nodes: int = Field(default=100_000, ge=1)
