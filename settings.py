@@ -100,6 +100,21 @@ class Settings(BaseSettings):
     # API process (graphql_api/http/persisted_queries.py); 0 turns APQ off.
     persisted_query_cache_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Connections (docs/protection.md). Request headers: their whole size,
+    # refused by the HTTP parser (h11) past it.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    max_header_count: int = Field(default=100, ge=10)
+    # HTTP connections and WebSockets one API process serves at once; over
+    # it, uvicorn answers 503.
+    max_connections: int = Field(default=1000, ge=1)
+    max_websockets: int = Field(default=500, ge=1)
+    max_websockets_per_address: int = Field(default=50, ge=1)
+    # Seconds a WebSocket has to send connection_init; a socket running no
+    # operation this long is closed (0: never).
+    ws_auth_timeout: float = Field(default=5.0, gt=0, le=600)
+    ws_idle_timeout: float = Field(default=300.0, ge=0)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    max_subscriptions_per_caller: int = Field(default=100, ge=1)
     # Browser origins allowed to call the API (CORS) and open its WebSocket;
     # "*" allows any. The API's own origin is always allowed on the WebSocket.
     allowed_origins: _WordList = ()

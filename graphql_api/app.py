@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import orjson
 import structlog
@@ -27,6 +28,7 @@ from graphql_api.graphiql import ServeGraphiQL, graphiql_routes
 from graphql_api.http.body_limit import LimitBody
 from graphql_api.http.exports import MOUNT_NAME as EXPORTS
 from graphql_api.http.exports import export_routes
+from graphql_api.http.header_limit import LimitHeaders
 from graphql_api.http.health import healthz, readyz
 from graphql_api.http.metrics import metrics_endpoint
 from graphql_api.http.origins import cors
@@ -34,10 +36,12 @@ from graphql_api.http.over_http import GraphQLOverHTTP, refusal
 from graphql_api.http.persisted_queries import PersistedQueries
 from graphql_api.http.request_id import RequestId
 from graphql_api.http.websocket import ExpiringTransportWSHandler
+from graphql_api.http.websocket_caps import LimitWebSockets
 from graphql_api.protection import MASKED_MESSAGE
 from graphql_api.reference import reference_routes
 from graphql_api.schema import make_schema
 from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
+from graphql_api.subscription_caps import SubscriptionCaps
 from models.db import close_db, init_db, is_open
 from settings import Settings, get_settings
 
@@ -59,6 +63,8 @@ class GraphQLView(GraphQLOverHTTP):
         *,
         allowed_origins: Sequence[str] = (),
         persisted_queries: PersistedQueries | None = None,
+        ws_auth_timeout: float = 60.0,
+        ws_idle_timeout: float | None = None,
     ) -> None:
         # Only graphql-transport-ws: the legacy graphql-ws protocol has no
         # connection hook in which to check the token. GraphiQL is served in
@@ -70,7 +76,11 @@ class GraphQLView(GraphQLOverHTTP):
             # Browsers apply no CORS to WebSockets: Strawberry refuses a
             # handshake from any origin but the API's own and these (403).
             allowed_origins=allowed_origins,
+            # A socket that sends no connection_init is closed with 4408.
+            connection_init_wait_timeout=timedelta(seconds=ws_auth_timeout),
         )
+        # Read by ExpiringTransportWSHandler: a socket running nothing this long is closed.
+        self.ws_idle_timeout = ws_idle_timeout
         self.authenticator = authenticator
         if persisted_queries is not None:
             self.persisted_queries = persisted_queries
@@ -142,6 +152,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         authenticator,
         allowed_origins=settings.allowed_origins,
         persisted_queries=PersistedQueries(settings.persisted_query_cache_bytes),
+        ws_auth_timeout=settings.ws_auth_timeout,
+        ws_idle_timeout=settings.ws_idle_timeout or None,
+    )
+    websockets = LimitWebSockets(
+        view,
+        per_process=settings.max_websockets,
+        per_address=settings.max_websockets_per_address,
     )
     http_view: ASGIApp = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
     if settings.graphiql:
@@ -149,7 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", http_view),
-            WebSocketRoute("/graphql", view),
+            WebSocketRoute("/graphql", websockets),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
@@ -166,11 +183,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # The operators' admin page at /, a client of /graphql like any other.
             *admin_routes(settings),
         ],
-        middleware=[Middleware(RequestId), *cors(settings)],
+        middleware=[
+            Middleware(LimitHeaders, settings.max_header_count),
+            Middleware(RequestId),
+            *cors(settings),
+        ],
         exception_handlers={HTTPException: _refused, Exception: _failed},
         lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.link_signer = signer
+    app.state.websockets = websockets
+    # Every subscription transport holds its place here (graphql_api.subscription_caps).
+    app.state.subscription_caps = SubscriptionCaps(
+        per_connection=settings.max_subscriptions_per_connection,
+        per_caller=settings.max_subscriptions_per_caller,
+    )
     return app

@@ -23,6 +23,7 @@ import models
 from graphql_api.decorators import described_subscription
 from graphql_api.progress_hub import ProgressHub
 from graphql_api.scalars import find_id
+from graphql_api.subscription_caps import SubscriptionCaps, caller_key
 from graphql_api.types import Mailing, MailingProgress, MessageStats
 from settings import get_settings
 
@@ -117,10 +118,23 @@ class ProgressSubscription:
                 "ends the stream with an error."
             ),
         ],
+        info: strawberry.Info,
     ) -> AsyncGenerator[MailingProgress, None]:
         mailing_id = find_id(id)
         if mailing_id is None:
             raise GraphQLError(f"mailing {id} not found")
-        log.info("progress watched", mailing_id=mailing_id)
-        async for event in watch_progress(mailing_id):
-            yield event
+        with _hold_place(info):
+            log.info("progress watched", mailing_id=mailing_id)
+            async for event in watch_progress(mailing_id):
+                yield event
+
+
+def _hold_place(info: strawberry.Info) -> contextlib.AbstractContextManager[None]:
+    """This subscription's place under the caps of its connection and its caller."""
+    request = getattr(info.context, "request", None)
+    state = getattr(getattr(request, "app", None), "state", None)
+    caps: SubscriptionCaps | None = getattr(state, "subscription_caps", None)
+    if caps is None or request is None:  # a schema run outside the application
+        return contextlib.nullcontext()
+    caller = caller_key(getattr(info.context, "principal", None), request.scope)
+    return caps.hold(request, caller)
