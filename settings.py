@@ -99,7 +99,9 @@ class Settings(BaseSettings):
     # Automatic persisted queries: bytes of documents kept by hash, in each
     # API process (graphql_api/http/persisted_queries.py); 0 turns APQ off.
     persisted_query_cache_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # The largest legal request is an import of 10,000 clients with every
+    # character escaped (\uXXXX): 10.4 MiB (tests/test_input_limits.py).
+    max_body_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)
     # Connections (docs/protection.md). Request headers: their whole size,
     # refused by the HTTP parser (h11) past it.
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)

@@ -7,7 +7,9 @@ In order, each step bounded by the one before it:
 2. its tokens (``MAX_QUERY_TOKENS``), counted by graphql-core's parser as it
    goes, which stops at the first token over the limit;
 3. one walk (``graphql_api.query_cost.measure``), linear in the document, for
-   depth, aliases, fields once fragments are expanded, and cost;
+   depth, aliases, fields once fragments are expanded, and cost; then every
+   list in the variables is cut to one item over its limit
+   (``graphql_api.input_size``) before graphql-core converts a single item;
 4. only then graphql-core's validation, whose rules are not all linear (the
    check that fields of one name can be merged compares them in pairs).
 
@@ -45,6 +47,7 @@ from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 
 from graphql_api.error_codes import ErrorCode
+from graphql_api.input_size import bounded_variables
 from graphql_api.query_cost import Measure, measure
 
 __all__ = ["BYTES_PER_TOKEN", "DocumentCache", "DocumentGuard", "QueryLimits"]
@@ -213,6 +216,11 @@ class DocumentGuard(SchemaExtension):
         refusal = limits.refusal(found)
         if refusal is not None:
             raise _Refused(refusal, document)
+        bounded = bounded_variables(
+            context.schema._schema, document, context.operation_name, context.variables
+        )
+        if bounded is not None:
+            context.variables = bounded
         return document
 
     def on_validate(self) -> Iterator[None]:
