@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     ws_idle_timeout: float = Field(default=300.0, ge=0)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     max_subscriptions_per_caller: int = Field(default=100, ge=1)
+    # Requests per caller (a token, an OIDC subject, or an address when open),
+    # in the `limits` library's notation, ";" between limits; "off" disables.
+    # Generous: the admin page and the test suite never come near it.
+    api_rate_limit: str = "200/second;10000/minute"
+    # Requests refused for their credentials (401), per client address.
+    api_auth_failure_limit: str = "60/minute;600/hour"
     # Browser origins allowed to call the API (CORS) and open its WebSocket;
     # "*" allows any. The API's own origin is always allowed on the WebSocket.
     allowed_origins: _WordList = ()
@@ -205,6 +211,15 @@ class Settings(BaseSettings):
     def _words(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(value.replace(",", " ").split())
+        return value
+
+    @field_validator("api_rate_limit", "api_auth_failure_limit")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip().lower() != "off":
+            parse_many(value)  # a ValueError naming the string when it does not parse
         return value
 
     @field_validator("report_recipients")

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -38,6 +38,7 @@ from graphql_api.http.request_id import RequestId
 from graphql_api.http.websocket import ExpiringTransportWSHandler
 from graphql_api.http.websocket_caps import LimitWebSockets
 from graphql_api.protection import MASKED_MESSAGE
+from graphql_api.rate_limit import LimitFailedSignIns, LimitRate, RateLimits
 from graphql_api.reference import reference_routes
 from graphql_api.schema import make_schema
 from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
@@ -137,6 +138,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.authenticator.aclose()
+        await app.state.rate_limits.aclose()
         if opens_db:
             await close_db()
 
@@ -151,7 +153,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         authenticator,
         allowed_origins=settings.allowed_origins,
-        persisted_queries=PersistedQueries(settings.persisted_query_cache_bytes),
+        persisted_queries=PersistedQueries(
+            settings.persisted_query_cache_bytes, settings.max_query_tokens
+        ),
         ws_auth_timeout=settings.ws_auth_timeout,
         ws_idle_timeout=settings.ws_idle_timeout or None,
     )
@@ -160,7 +164,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         per_process=settings.max_websockets,
         per_address=settings.max_websockets_per_address,
     )
-    http_view: ASGIApp = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
+    requests, failed_sign_ins = RateLimits.from_settings(settings)
+    http_view: ASGIApp = LimitFailedSignIns(
+        RequireToken(LimitRate(LimitBody(view, settings.max_body_bytes), requests), authenticator),
+        failed_sign_ins,
+    )
     if settings.graphiql:
         http_view = ServeGraphiQL(http_view)
     app = Starlette(
@@ -169,12 +177,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", websockets),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
+            # The API's figures need the same credentials as /graphql (SPEC 6): they
+            # tell volumes and statuses, and each scrape reads the database.
+            Route(
+                "/metrics",
+                LimitFailedSignIns(
+                    RequireToken(
+                        LimitRate(request_response(metrics_endpoint), requests), authenticator
+                    ),
+                    failed_sign_ins,
+                ),
+            ),
             # CSV downloads, behind the same credentials as /graphql, or a signed link.
             Mount(
                 "/exports",
                 routes=export_routes(),
-                middleware=[Middleware(AcceptSignedLinks, signer, authenticator)],
+                middleware=[
+                    Middleware(LimitFailedSignIns, failed_sign_ins),
+                    Middleware(AcceptSignedLinks, signer, authenticator),
+                    Middleware(LimitRate, requests),
+                ],
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
@@ -195,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.authenticator = authenticator
     app.state.link_signer = signer
     app.state.websockets = websockets
+    app.state.rate_limits = requests
     # Every subscription transport holds its place here (graphql_api.subscription_caps).
     app.state.subscription_caps = SubscriptionCaps(
         per_connection=settings.max_subscriptions_per_connection,
