@@ -20,7 +20,13 @@ from graphql_api.document_guard import DocumentCache, DocumentGuard, QueryLimits
 from graphql_api.permissions import RequireRole
 from settings import Settings
 
-__all__ = ["MASKED_MESSAGE", "extensions", "is_unexpected", "log_errors", "query_limits"]
+__all__ = [
+    "MASKED_MESSAGE",
+    "extensions",
+    "is_unexpected",
+    "log_errors",
+    "query_limits",
+]
 
 MASKED_MESSAGE = "Unexpected error; it has been logged."
 

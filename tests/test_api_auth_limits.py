@@ -249,7 +249,7 @@ async def test_huge_bodies_are_refused(http: httpx.AsyncClient) -> None:
         "/graphql", content=huge, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 413
-    assert "exceeds 16 MiB" in response.json()["errors"][0]["message"]
+    assert "exceeds 11 MiB" in response.json()["errors"][0]["message"]
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
         for _ in range(17):

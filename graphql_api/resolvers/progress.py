@@ -21,6 +21,7 @@ from graphql import GraphQLError
 
 import models
 from graphql_api.decorators import described_subscription
+from graphql_api.echo import echoed
 from graphql_api.progress_hub import ProgressHub
 from graphql_api.scalars import find_id
 from graphql_api.subscription_caps import SubscriptionCaps, caller_key
@@ -122,7 +123,7 @@ class ProgressSubscription:
     ) -> AsyncGenerator[MailingProgress, None]:
         mailing_id = find_id(id)
         if mailing_id is None:
-            raise GraphQLError(f"mailing {id} not found")
+            raise GraphQLError(f"mailing {echoed(id)} not found")
         with _hold_place(info):
             log.info("progress watched", mailing_id=mailing_id)
             async for event in watch_progress(mailing_id):
