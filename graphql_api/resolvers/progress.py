@@ -3,7 +3,8 @@
 With ``REDIS_URL`` set, workers and API processes announce changes over
 Redis pub/sub (:mod:`tasks.events`) and a subscriber re-reads the counts when
 told, at most every ``COALESCE`` seconds, with a slow poll as a safety net;
-on the embedded defaults it polls the database. :func:`progress_event` is the
+on the embedded defaults one poll per mailing and process reads it every
+``POLL_INTERVAL`` seconds and tells its subscribers when it changed. :func:`progress_event` is the
 one place that builds an event, whatever carries it.
 """
 
@@ -22,19 +23,26 @@ from graphql import GraphQLError
 import models
 from graphql_api.decorators import described_subscription
 from graphql_api.echo import echoed
-from graphql_api.progress_hub import ProgressHub
+from graphql_api.progress_hub import PollingHub, ProgressHub
 from graphql_api.scalars import find_id
 from graphql_api.subscription_caps import SubscriptionCaps, caller_key
 from graphql_api.types import Mailing, MailingProgress, MessageStats
 from settings import get_settings
 
-__all__ = ["POLL_INTERVAL", "ProgressSubscription", "progress_event", "watch_progress"]
+__all__ = [
+    "POLL_INTERVAL",
+    "ProgressSubscription",
+    "polling_hub",
+    "progress_event",
+    "watch_progress",
+]
 
 POLL_INTERVAL = 0.5  # without Redis
 SAFETY_POLL = 5.0  # with Redis, in case an event was lost
 COALESCE = 0.2  # a busy mailing yields at most about five events a second
 
 _hub: ProgressHub | None = None
+_polling: PollingHub | None = None
 
 log = structlog.get_logger(__name__)
 
@@ -60,22 +68,34 @@ def _progress_hub() -> ProgressHub | None:
     return _hub
 
 
+def polling_hub() -> PollingHub:
+    """This process's one poll per watched mailing, without Redis."""
+    global _polling
+    if _polling is None:
+        _polling = PollingHub(_probe, POLL_INTERVAL)
+    return _polling
+
+
+async def _probe(mailing_id: int) -> tuple[object, ...] | None:
+    event = await progress_event(mailing_id)
+    return None if event is None else _fingerprint(event)
+
+
 @contextlib.asynccontextmanager
-async def _changes(mailing_id: int) -> AsyncIterator[asyncio.Event | None]:
+async def _changes(mailing_id: int) -> AsyncIterator[tuple[asyncio.Event, float | None]]:
+    """An event set on news of the mailing, and how long to wait for it before reading anyway."""
     hub = _progress_hub()
     if hub is None:
-        yield None
+        async with polling_hub().listen(mailing_id) as polled:
+            yield polled, None  # the poll is the safety net
         return
     async with hub.listen(mailing_id) as changed:
-        yield changed
+        yield changed, SAFETY_POLL
 
 
-async def _next_change(changed: asyncio.Event | None) -> None:
-    if changed is None:
-        await asyncio.sleep(POLL_INTERVAL)
-        return
+async def _next_change(changed: asyncio.Event, safety: float | None) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(changed.wait(), SAFETY_POLL)
+        await asyncio.wait_for(changed.wait(), safety)
     changed.clear()
     await asyncio.sleep(COALESCE)
 
@@ -88,7 +108,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
     event carries the final counts.
     """
     last: tuple[object, ...] | None = None
-    async with _changes(mailing_id) as changed:
+    async with _changes(mailing_id) as (changed, safety):
         while True:
             event = await progress_event(mailing_id)
             if event is None:
@@ -101,7 +121,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
                 yield event
             if event.status.is_terminal and event.stats.pending == 0:
                 return
-            await _next_change(changed)
+            await _next_change(changed, safety)
 
 
 @strawberry.type
