@@ -42,6 +42,7 @@ from graphql import (
 )
 from graphql import OperationType as AstOperationType
 from graphql.language.parser import Parser
+from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
@@ -190,7 +191,10 @@ class DocumentGuard(SchemaExtension):
             except _Refused as refused:
                 # Raised here, the error would escape a subscription's stream;
                 # as the parse's outcome it is answered like a syntax error.
-                context.graphql_document = refused.document or _stand_in(context)
+                document = refused.document
+                if document is None or get_operation_ast(document, context.operation_name) is None:
+                    document = _stand_in(context)  # no operation to read the type from
+                context.graphql_document = document
                 context.pre_execution_errors = [refused.error]
         yield
 

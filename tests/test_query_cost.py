@@ -137,6 +137,10 @@ async def test_exponential_documents_are_refused_before_validation(gql: GraphQLC
     [error] = (await gql.post(repeated)).json()["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_LARGE"
     assert error["extensions"]["pairs"] > error["extensions"]["limit"] == 2000
+    # Refused as such even where no operation is named among several.
+    two = doubling(30).replace("query {", "query A {") + " query B { __typename }"
+    [error] = (await gql.post(two)).json()["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_LARGE"
     fine = "{ " + "__typename " * 40 + "}"
     assert (await gql.execute(fine)) == {"__typename": "Query"}
 
