@@ -18,6 +18,9 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from settings import get_settings
+
+    settings = get_settings()
     config = uvicorn.Config(
         "graphql_api.app:create_app",
         factory=True,
@@ -27,6 +30,12 @@ def _serve(args: argparse.Namespace) -> None:
         log_config=None,
         proxy_headers=True,
         ws="websockets-sansio",
+        # h11, not httptools: httptools reads request headers of any size
+        # (a 128 MB header took 23 s of CPU); h11 refuses past this many bytes.
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # Connections and WebSockets at once; past it, a 503 (docs/protection.md).
+        limit_concurrency=settings.max_connections,
         # On SIGTERM, open subscriptions get this long before they are closed.
         timeout_graceful_shutdown=5,
     )

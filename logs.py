@@ -245,7 +245,26 @@ def configure_logging(
     # logs every request at INFO, which the engine already logs with its ids.
     logging.getLogger("tortoise").setLevel(level if level <= logging.DEBUG else logging.WARNING)
     logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(known, _WithoutQuery) for known in access.filters):
+        access.addFilter(_WithoutQuery())
     _enable_hot_lines(level)
+
+
+class _WithoutQuery(logging.Filter):
+    """Access lines name the path without its query string.
+
+    A signed export link's query is its credential (``expires`` and
+    ``signature``): written to a log, anyone who reads it downloads phone
+    numbers for as long as the link lives.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: (client, method, path with query, HTTP version, status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], *args[3:])
+        return True
 
 
 def _handler(

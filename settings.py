@@ -87,9 +87,17 @@ class Settings(BaseSettings):
     # chunk holds its mailing's row, so pause and cancel wait for it.
     audience_chunk_size: int = Field(default=20_000, ge=1, le=1_000_000)
     # API protection.
+    # Limits on a GraphQL document, checked in this order before it is validated
+    # (graphql_api/document_guard.py, docs/protection.md): characters, tokens,
+    # then one walk for depth, aliases, fields once fragments are expanded, cost.
+    # Tokens: the worst document of 1,000 costs about 30-60 ms here (bench/README.md).
+    max_query_length: int = Field(default=100_000, ge=1_000)
+    max_query_tokens: int = Field(default=1_000, ge=100)
     max_query_depth: int = Field(default=10, ge=1)
-    max_query_tokens: int = Field(default=200_000, ge=100)
     max_query_aliases: int = Field(default=30, ge=1)
+    max_query_fields: int = Field(default=1_000, ge=10)
+    # Estimated memory of the parsed documents kept, in each API process.
+    query_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     # List items one request may ask for (graphql_api/query_cost.py): page
     # sizes multiplied through their nesting, every alias counted.
     max_query_nodes: int = Field(default=100_000, ge=1)
@@ -100,7 +108,31 @@ class Settings(BaseSettings):
     # a key is remembered, and how long a repeat waits for the first request.
     idempotency_key_ttl: float = Field(default=24 * 3600, gt=0)
     idempotency_wait: float = Field(default=10.0, ge=0)
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # The largest legal request is an import of 10,000 clients with every
+    # character escaped (\uXXXX): 10.4 MiB (tests/test_input_limits.py).
+    max_body_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)
+    # Connections (docs/protection.md). Request headers: their whole size,
+    # refused by the HTTP parser (h11) past it.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    max_header_count: int = Field(default=100, ge=10)
+    # HTTP connections and WebSockets one API process serves at once; over
+    # it, uvicorn answers 503.
+    max_connections: int = Field(default=1000, ge=1)
+    max_websockets: int = Field(default=500, ge=1)
+    max_websockets_per_address: int = Field(default=50, ge=1)
+    # Seconds a WebSocket has to send connection_init; a socket running no
+    # operation this long is closed (0: never).
+    ws_auth_timeout: float = Field(default=5.0, gt=0, le=600)
+    ws_idle_timeout: float = Field(default=300.0, ge=0)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    max_subscriptions_per_caller: int = Field(default=100, ge=1)
+    # Requests per caller (a token, an OIDC subject, or an address when open),
+    # in the `limits` library's notation, ";" between limits; "off" disables.
+    # Generous: the admin page and the test suite (whose graphql-http audit
+    # bursts a few hundred requests) never come near it; docs/protection.md.
+    api_rate_limit: str = "1000/second;20000/minute"
+    # Requests refused for their credentials (401), per client address.
+    api_auth_failure_limit: str = "200/minute"
     # Browser origins allowed to call the API (CORS) and open its WebSocket;
     # "*" allows any. The API's own origin is always allowed on the WebSocket.
     allowed_origins: _WordList = ()
@@ -189,6 +221,15 @@ class Settings(BaseSettings):
     def _words(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(value.replace(",", " ").split())
+        return value
+
+    @field_validator("api_rate_limit", "api_auth_failure_limit")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip().lower() != "off":
+            parse_many(value)  # a ValueError naming the string when it does not parse
         return value
 
     @field_validator("report_recipients")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import orjson
 import structlog
@@ -13,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -32,6 +33,7 @@ from graphql_api.graphiql import ServeGraphiQL, graphiql_routes
 from graphql_api.http.body_limit import LimitBody
 from graphql_api.http.exports import MOUNT_NAME as EXPORTS
 from graphql_api.http.exports import export_routes
+from graphql_api.http.header_limit import LimitHeaders
 from graphql_api.http.health import healthz, readyz
 from graphql_api.http.idempotency import IdempotentMutations
 from graphql_api.http.metrics import metrics_endpoint
@@ -40,10 +42,13 @@ from graphql_api.http.over_http import GraphQLOverHTTP, refusal
 from graphql_api.http.persisted_queries import PersistedQueries
 from graphql_api.http.request_id import RequestId
 from graphql_api.http.websocket import ExpiringTransportWSHandler
+from graphql_api.http.websocket_caps import LimitWebSockets
 from graphql_api.protection import MASKED_MESSAGE
+from graphql_api.rate_limit import LimitFailedSignIns, LimitRate, RateLimits
 from graphql_api.reference import reference_routes
 from graphql_api.schema import make_schema
 from graphql_api.signed_links import AcceptSignedLinks, LinkSigner
+from graphql_api.subscription_caps import SubscriptionCaps
 from models.clock_sync import ClockFollower
 from models.db import close_db, init_db, is_open
 from settings import Settings, get_settings
@@ -66,6 +71,8 @@ class GraphQLView(GraphQLOverHTTP):
         *,
         allowed_origins: Sequence[str] = (),
         persisted_queries: PersistedQueries | None = None,
+        ws_auth_timeout: float = 60.0,
+        ws_idle_timeout: float | None = None,
     ) -> None:
         # Over a WebSocket only graphql-transport-ws: the legacy graphql-ws
         # protocol has no connection hook in which to check the token. Over
@@ -83,7 +90,11 @@ class GraphQLView(GraphQLOverHTTP):
             # Browsers apply no CORS to WebSockets: Strawberry refuses a
             # handshake from any origin but the API's own and these (403).
             allowed_origins=allowed_origins,
+            # A socket that sends no connection_init is closed with 4408.
+            connection_init_wait_timeout=timedelta(seconds=ws_auth_timeout),
         )
+        # Read by ExpiringTransportWSHandler: a socket running nothing this long is closed.
+        self.ws_idle_timeout = ws_idle_timeout
         self.authenticator = authenticator
         if persisted_queries is not None:
             self.persisted_queries = persisted_queries
@@ -149,6 +160,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         following.cancel()
         await app.state.authenticator.aclose()
+        await app.state.rate_limits.aclose()
         if opens_db:
             await close_db()
 
@@ -163,24 +175,51 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         authenticator,
         allowed_origins=settings.allowed_origins,
-        persisted_queries=PersistedQueries(settings.persisted_query_cache_bytes),
+        persisted_queries=PersistedQueries(
+            settings.persisted_query_cache_bytes, settings.max_query_tokens
+        ),
+        ws_auth_timeout=settings.ws_auth_timeout,
+        ws_idle_timeout=settings.ws_idle_timeout or None,
+    )
+    websockets = LimitWebSockets(
+        view,
+        per_process=settings.max_websockets,
+        per_address=settings.max_websockets_per_address,
+    )
+    requests, failed_sign_ins = RateLimits.from_settings(settings)
+    http_view: ASGIApp = LimitFailedSignIns(
+        RequireToken(LimitRate(LimitBody(view, settings.max_body_bytes), requests), authenticator),
+        failed_sign_ins,
     )
     view.idempotency = IdempotentMutations(settings.idempotency_key_ttl, settings.idempotency_wait)
-    http_view: ASGIApp = RequireToken(LimitBody(view, settings.max_body_bytes), authenticator)
     if settings.graphiql:
         http_view = ServeGraphiQL(http_view)
     app = Starlette(
         routes=[
             Route("/graphql", http_view),
-            WebSocketRoute("/graphql", view),
+            WebSocketRoute("/graphql", websockets),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
+            # The API's figures need the same credentials as /graphql (SPEC 6): they
+            # tell volumes and statuses, and each scrape reads the database.
+            Route(
+                "/metrics",
+                LimitFailedSignIns(
+                    RequireToken(
+                        LimitRate(request_response(metrics_endpoint), requests), authenticator
+                    ),
+                    failed_sign_ins,
+                ),
+            ),
             # CSV downloads, behind the same credentials as /graphql, or a signed link.
             Mount(
                 "/exports",
                 routes=export_routes(),
-                middleware=[Middleware(AcceptSignedLinks, signer, authenticator)],
+                middleware=[
+                    Middleware(LimitFailedSignIns, failed_sign_ins),
+                    Middleware(AcceptSignedLinks, signer, authenticator),
+                    Middleware(LimitRate, requests),
+                ],
                 name=EXPORTS,
             ),
             *(graphiql_routes() if settings.graphiql else []),
@@ -189,11 +228,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # The operators' admin page at /, a client of /graphql like any other.
             *admin_routes(settings),
         ],
-        middleware=[Middleware(RequestId), *cors(settings)],
+        middleware=[
+            Middleware(LimitHeaders, settings.max_header_count),
+            Middleware(RequestId),
+            *cors(settings),
+        ],
         exception_handlers={HTTPException: _refused, Exception: _failed},
         lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.link_signer = signer
+    app.state.websockets = websockets
+    app.state.rate_limits = requests
+    # Every subscription transport holds its place here (graphql_api.subscription_caps).
+    app.state.subscription_caps = SubscriptionCaps(
+        per_connection=settings.max_subscriptions_per_connection,
+        per_caller=settings.max_subscriptions_per_caller,
+    )
     return app

@@ -27,6 +27,7 @@ _BY_STATUS = {
     403: ErrorCode.FORBIDDEN,
     404: ErrorCode.NOT_FOUND,
     413: ErrorCode.REQUEST_TOO_LARGE,
+    431: ErrorCode.REQUEST_TOO_LARGE,
     429: ErrorCode.RATE_LIMITED,
     503: ErrorCode.SERVICE_UNAVAILABLE,
 }

@@ -39,6 +39,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from graphql_api.decorators import described_field
+from graphql_api.echo import echoed
 from graphql_api.ids import legacy_key
 
 __all__ = [
@@ -228,7 +229,7 @@ def decode_cursor(cursor: str, argument: str = "after") -> int:
     except (UnicodeError, binascii.Error):
         key = None
     if key is None:
-        raise GraphQLError(f"`{argument}` is not a cursor from this API: {cursor!r}")
+        raise GraphQLError(f"`{argument}` is not a cursor from this API: {echoed(cursor)}")
     return key
 
 

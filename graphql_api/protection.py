@@ -13,29 +13,24 @@ from collections.abc import Callable
 import structlog
 from graphql import GraphQLError
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
+from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 from strawberry.types import ExecutionContext
 
-from graphql_api.coded_errors import ErrorCodes, coded, coded_rule
+from graphql_api.coded_errors import ErrorCodes, coded
+from graphql_api.document_guard import DocumentCache, DocumentGuard, QueryLimits
 from graphql_api.error_codes import ErrorCode
 from graphql_api.permissions import RequireRole
-from graphql_api.query_cost import CostLimit
 from settings import Settings
 
-__all__ = ["MASKED_MESSAGE", "extensions", "is_unexpected", "log_errors"]
+__all__ = [
+    "MASKED_MESSAGE",
+    "extensions",
+    "is_unexpected",
+    "log_errors",
+    "query_limits",
+]
 
 MASKED_MESSAGE = "Unexpected error; it has been logged."
-# Distinct documents whose parse and validation are kept; clients send few.
-_CACHED_DOCUMENTS = 256
 
 log = structlog.get_logger(__name__)
 
@@ -72,33 +67,34 @@ class _MaskErrors(MaskErrors):
         return coded(super().anonymise_error(error), ErrorCode.INTERNAL_SERVER_ERROR)
 
 
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(
+        max_length=settings.max_query_length,
+        max_tokens=settings.max_query_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_fields=settings.max_query_fields,
+        max_nodes=settings.max_query_nodes,
+    )
+
+
 def extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Fresh extension instances per operation, configured from ``settings``.
 
-    The depth and alias rules are what ``QueryDepthLimiter`` and
-    ``MaxAliasesLimiter`` install, made once here rather than per request:
-    the validation cache recognises a document's rules by identity, and
-    parsing and validating cost most of a small query.
+    The limits, the document cache and the validation rules are made once
+    here: the cache belongs to this schema, whose rules a cached document
+    passed.
     """
-    limits: list[type[ASTValidationRule]] = [
-        coded_rule(
-            query_depth_limiter.create_validator(settings.max_query_depth, should_ignore=None),
-            ErrorCode.QUERY_TOO_DEEP,
-        ),
-        coded_rule(
-            max_aliases.create_validator(settings.max_query_aliases), ErrorCode.TOO_MANY_ALIASES
-        ),
-    ]
+    limits = query_limits(settings)
+    cache = DocumentCache(settings.query_cache_bytes)
+    rules: list[type[ASTValidationRule]] = []
     if not settings.introspection:
-        limits.append(NoSchemaIntrospectionCustomRule)
+        rules.append(NoSchemaIntrospectionCustomRule)
     return [
         # First: its hooks close last, once every other extension has made its errors.
         ErrorCodes,
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: DocumentGuard(limits, cache),
         RequireRole,
-        lambda: CostLimit(settings.max_query_nodes),
-        lambda: ParserCache(maxsize=_CACHED_DOCUMENTS),
-        lambda: AddValidationRules(limits),
-        lambda: ValidationCache(maxsize=_CACHED_DOCUMENTS),
+        lambda: AddValidationRules(rules),
         lambda: _MaskErrors(should_mask_error=is_unexpected, error_message=MASKED_MESSAGE),
     ]

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 SETTINGS = {name.upper() for name in Settings.model_fields}
 # Variables only docker-compose.yml reads (listed in .env.example too).
-COMPOSE_ONLY = {"POSTGRES_PASSWORD", "API_PORT", "WORKER_PROCESSES"}
+COMPOSE_ONLY = {"POSTGRES_PASSWORD", "API_HOST", "API_PORT", "WORKER_PROCESSES"}
 APP_SERVICES = {"migrate", "api", "worker", "provider-sim"}
 IMAGE_UID = 10001
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?\}")
@@ -127,7 +127,8 @@ def test_compose_services_commands_and_health() -> None:
     # The API listens where its port mapping and its health check look.
     api = services["api"]
     port = api["command"][api["command"].index("--port") + 1]
-    assert api["ports"] == [f"8000:{port}"]
+    # Published on loopback only unless .env says otherwise (an open API by default).
+    assert api["ports"] == [f"127.0.0.1:8000:{port}"]
     assert f"127.0.0.1:{port}/readyz" in " ".join(api["healthcheck"]["test"])
     assert "/readyz" in _app_routes()
     # The worker serves its probes where its health check looks, on every interface.

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -132,18 +133,25 @@ def request(query: str | None, sha256: str) -> GraphQLRequestData:
 
 
 def test_the_store_is_an_lru_bounded_by_bytes() -> None:
-    store = PersistedQueries(max_bytes=800)
     documents = [f"{{ clients(first: {i}) {{ totalCount }} }}".ljust(90) for i in range(20)]
+    # What an entry takes in memory: both strings and the entry, far more than 90 bytes.
+    entry = sys.getsizeof(sha(documents[0])) + sys.getsizeof(documents[0]) + 120
+    assert entry > 3 * 90
+    store = PersistedQueries(max_bytes=8 * entry + 10)
     for document in documents[:8]:
         store.resolve(request(document, sha(document)))
-    assert (len(store), store.size) == (8, 720)
+    assert (len(store), store.size) == (8, 8 * entry)
     assert store.resolve(request(None, sha(documents[0]))).query == documents[0]  # now the newest
     store.resolve(request(documents[8], sha(documents[8])))
-    assert store.size <= 800
+    assert store.size <= store.max_bytes
     assert store.get(sha(documents[1])) is None  # the least recently used went first
     assert store.get(sha(documents[0])) == documents[0]
+    # A document that does not parse runs (and is refused) but is never kept.
+    broken = "{ clients { totalCount "
+    assert store.resolve(request(broken, sha(broken))).query == broken
+    assert store.get(sha(broken)) is None
     # A document over an eighth of the store runs but is not kept.
-    big = "{ clients { totalCount } }" + " " * 200
+    big = "{ clients { totalCount } }" + " " * 2 * entry
     assert store.resolve(request(big, sha(big))).query == big
     assert store.get(sha(big)) is None
     with pytest.raises(PersistedQueryError) as missing:

@@ -37,6 +37,7 @@ from graphql_api.principal import principal_of
 from models import clock
 from models.db import connection
 from models.queries.idempotency import claim_key, complete_key, read_key, release_key
+from settings import get_settings
 
 __all__ = ["ABANDONED", "HEADER", "IdempotentMutations"]
 
@@ -155,8 +156,15 @@ async def _mutation_fingerprint(request: Request) -> str | None:
     if not isinstance(data, dict) or not isinstance(data.get("query"), str):
         return None
     operation_name = data.get("operationName")
+    settings = get_settings()
+    if len(data["query"]) > settings.max_query_length:
+        return None  # the view refuses it, before any parse
     try:
-        document = parse(data["query"])
+        # Bounded as the view's own parse is (graphql_api.document_guard).
+        document = parse(
+            data["query"],
+            max_tokens=settings.max_query_tokens,
+        )
     except GraphQLError:
         return None
     operation = get_operation_ast(

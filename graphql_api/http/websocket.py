@@ -1,4 +1,9 @@
-"""graphql-transport-ws connections that end when the token they were opened with expires.
+"""graphql-transport-ws connections that end when the token they were opened with expires, or idle.
+
+A socket that runs no operation for the view's ``ws_idle_timeout`` seconds
+(``WS_IDLE_TIMEOUT``) is closed with 1000 and a reason that says so: an idle
+socket costs the server memory and a file descriptor, and a client opens
+another when it has something to watch (graphql-ws' lazy mode does just that).
 
 A connection is authenticated once, at ``connection_init``; an OIDC token
 carries an ``exp`` (``API_TOKEN`` does not, and open access has no token). At
@@ -28,10 +33,16 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 
 from graphql_api.principal import Principal
 
-__all__ = ["EXPIRED_CLOSE_CODE", "EXPIRED_CLOSE_REASON", "ExpiringTransportWSHandler"]
+__all__ = [
+    "EXPIRED_CLOSE_CODE",
+    "EXPIRED_CLOSE_REASON",
+    "IDLE_CLOSE_CODE",
+    "ExpiringTransportWSHandler",
+]
 
 EXPIRED_CLOSE_CODE = 4403
 EXPIRED_CLOSE_REASON = "Forbidden: the access token has expired"
+IDLE_CLOSE_CODE = 1000
 
 log = structlog.get_logger(__name__)
 
@@ -40,9 +51,15 @@ class ExpiringTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     """Strawberry's graphql-transport-ws handler, closing the socket at the token's ``exp``."""
 
     _expiry: asyncio.Task[None] | None = None
+    _idle: asyncio.Task[None] | None = None
+    _last_busy = 0.0
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
+        idle_timeout: float | None = getattr(self.view, "ws_idle_timeout", None)
+        if self.connection_acknowledged and idle_timeout and self._idle is None:
+            self._last_busy = time.monotonic()
+            self._idle = asyncio.create_task(self._close_when_idle(idle_timeout))
         principal = getattr(self.context, "principal", None)
         if (
             self.connection_acknowledged
@@ -64,9 +81,26 @@ class ExpiringTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
                 await task
         await self.websocket.close(code=EXPIRED_CLOSE_CODE, reason=EXPIRED_CLOSE_REASON)
 
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._last_busy = time.monotonic()
+        await super().cleanup_operation(operation_id)
+
+    async def _close_when_idle(self, timeout: float) -> None:
+        while True:
+            await asyncio.sleep(max(0.0, self._last_busy + timeout - time.monotonic()))
+            if self.operations:
+                self._last_busy = time.monotonic()
+            elif time.monotonic() >= self._last_busy + timeout:
+                break
+        log.info("WebSocket closed: idle", seconds=timeout)
+        await self.websocket.close(
+            code=IDLE_CLOSE_CODE, reason=f"Idle: no operation for {timeout:g} s"
+        )
+
     async def shutdown(self) -> None:
-        if self._expiry is not None and not self._expiry.done():
-            self._expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry
+        for task in (self._expiry, self._idle):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await super().shutdown()

@@ -3,7 +3,8 @@
 With ``REDIS_URL`` set, workers and API processes announce changes over
 Redis pub/sub (:mod:`tasks.events`) and a subscriber re-reads the counts when
 told, at most every ``COALESCE`` seconds, with a slow poll as a safety net;
-on the embedded defaults it polls the database. :func:`progress_event` is the
+on the embedded defaults one poll per mailing and process reads it every
+``POLL_INTERVAL`` seconds and tells its subscribers when it changed. :func:`progress_event` is the
 one place that builds an event, whatever carries it.
 """
 
@@ -21,19 +22,28 @@ from graphql import GraphQLError
 
 import models
 from graphql_api.decorators import described_subscription
+from graphql_api.echo import echoed
 from graphql_api.error_codes import ErrorCode
 from graphql_api.ids import Kind, key_of
-from graphql_api.progress_hub import ProgressHub
+from graphql_api.progress_hub import PollingHub, ProgressHub
+from graphql_api.subscription_caps import SubscriptionCaps, caller_key
 from graphql_api.types import Mailing, MailingProgress, MessageStats
 from settings import get_settings
 
-__all__ = ["POLL_INTERVAL", "ProgressSubscription", "progress_event", "watch_progress"]
+__all__ = [
+    "POLL_INTERVAL",
+    "ProgressSubscription",
+    "polling_hub",
+    "progress_event",
+    "watch_progress",
+]
 
 POLL_INTERVAL = 0.5  # without Redis
 SAFETY_POLL = 5.0  # with Redis, in case an event was lost
 COALESCE = 0.2  # a busy mailing yields at most about five events a second
 
 _hub: ProgressHub | None = None
+_polling: PollingHub | None = None
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +58,9 @@ async def progress_event(mailing_id: int) -> MailingProgress | None:
 
 
 def _not_found(given: object) -> GraphQLError:
-    return GraphQLError(f"mailing {given} not found", extensions={"code": str(ErrorCode.NOT_FOUND)})
+    return GraphQLError(
+        f"mailing {echoed(str(given))} not found", extensions={"code": str(ErrorCode.NOT_FOUND)}
+    )
 
 
 def _fingerprint(event: MailingProgress) -> tuple[object, ...]:
@@ -63,22 +75,34 @@ def _progress_hub() -> ProgressHub | None:
     return _hub
 
 
+def polling_hub() -> PollingHub:
+    """This process's one poll per watched mailing, without Redis."""
+    global _polling
+    if _polling is None:
+        _polling = PollingHub(_probe, POLL_INTERVAL)
+    return _polling
+
+
+async def _probe(mailing_id: int) -> tuple[object, ...] | None:
+    event = await progress_event(mailing_id)
+    return None if event is None else _fingerprint(event)
+
+
 @contextlib.asynccontextmanager
-async def _changes(mailing_id: int) -> AsyncIterator[asyncio.Event | None]:
+async def _changes(mailing_id: int) -> AsyncIterator[tuple[asyncio.Event, float | None]]:
+    """An event set on news of the mailing, and how long to wait for it before reading anyway."""
     hub = _progress_hub()
     if hub is None:
-        yield None
+        async with polling_hub().listen(mailing_id) as polled:
+            yield polled, None  # the poll is the safety net
         return
     async with hub.listen(mailing_id) as changed:
-        yield changed
+        yield changed, SAFETY_POLL
 
 
-async def _next_change(changed: asyncio.Event | None) -> None:
-    if changed is None:
-        await asyncio.sleep(POLL_INTERVAL)
-        return
+async def _next_change(changed: asyncio.Event, safety: float | None) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(changed.wait(), SAFETY_POLL)
+        await asyncio.wait_for(changed.wait(), safety)
     changed.clear()
     await asyncio.sleep(COALESCE)
 
@@ -91,7 +115,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
     event carries the final counts.
     """
     last: tuple[object, ...] | None = None
-    async with _changes(mailing_id) as changed:
+    async with _changes(mailing_id) as (changed, safety):
         while True:
             event = await progress_event(mailing_id)
             if event is None:
@@ -104,7 +128,7 @@ async def watch_progress(mailing_id: int) -> AsyncGenerator[MailingProgress, Non
                 yield event
             if event.status.is_terminal and event.stats.pending == 0:
                 return
-            await _next_change(changed)
+            await _next_change(changed, safety)
 
 
 @strawberry.type
@@ -122,10 +146,23 @@ class ProgressSubscription:
                 "ends the stream with an error."
             ),
         ],
+        info: strawberry.Info,
     ) -> AsyncGenerator[MailingProgress, None]:
         mailing_id = key_of(id, Kind.MAILING)
         if mailing_id is None:
             raise _not_found(id)
-        log.info("progress watched", mailing_id=mailing_id)
-        async for event in watch_progress(mailing_id):
-            yield event
+        with _hold_place(info):
+            log.info("progress watched", mailing_id=mailing_id)
+            async for event in watch_progress(mailing_id):
+                yield event
+
+
+def _hold_place(info: strawberry.Info) -> contextlib.AbstractContextManager[None]:
+    """This subscription's place under the caps of its connection and its caller."""
+    request = getattr(info.context, "request", None)
+    state = getattr(getattr(request, "app", None), "state", None)
+    caps: SubscriptionCaps | None = getattr(state, "subscription_caps", None)
+    if caps is None or request is None:  # a schema run outside the application
+        return contextlib.nullcontext()
+    caller = caller_key(getattr(info.context, "principal", None), request.scope)
+    return caps.hold(request, caller)
