@@ -72,6 +72,7 @@ os.environ.update(TEST_ENV)
 from models.db import close_db, connection, init_db, is_postgres, migrate  # noqa: E402
 
 _TABLES = (
+    "timeline_count",
     "message",
     "mailing_stats",
     "mailing",
