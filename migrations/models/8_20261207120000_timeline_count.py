@@ -14,8 +14,10 @@ message becomes final (a new row already final too), -1 at its old
 beside each statement: every finalising statement, a test's and a backfill's
 included, is counted, and the count of a revived message needs the
 ``finished_at`` the statement clears. On PostgreSQL one trigger per
-statement (transition tables: one upsert per second touched, not one per
-row); SQLite has only row triggers. Final messages without a time (before
+statement (transition tables: +1 for each new row final, -1 for each old
+row final, so a final row changed in another column counts nothing; no join
+of the two, which cost 36 µs a row of every claim; one upsert per second
+touched, not one per row); SQLite has only row triggers. Final messages without a time (before
 ``finished_at`` existed) are not counted: the timeline's ``undated`` is
 ``mailing_stats``' final counts minus these.
 
@@ -52,13 +54,11 @@ BEGIN
     INSERT INTO timeline_count (mailing_id, second, status, n)
     SELECT mailing_id, second, status, SUM(n) FROM (
         SELECT a.mailing_id, {_POSTGRES_SECOND.format("a")} AS second, a.status, 1 AS n
-            FROM new_rows a JOIN old_rows b ON b.id = a.id
-            WHERE a.status <> b.status AND a.status <> 'PENDING' AND a.finished_at IS NOT NULL
+            FROM new_rows a WHERE a.status <> 'PENDING' AND a.finished_at IS NOT NULL
         UNION ALL
         SELECT b.mailing_id, {_POSTGRES_SECOND.format("b")}, b.status, -1
-            FROM new_rows a JOIN old_rows b ON b.id = a.id
-            WHERE a.status <> b.status AND b.status <> 'PENDING' AND b.finished_at IS NOT NULL
-    ) changed GROUP BY 1, 2, 3
+            FROM old_rows b WHERE b.status <> 'PENDING' AND b.finished_at IS NOT NULL
+    ) changed GROUP BY 1, 2, 3 HAVING SUM(n) <> 0
     ON CONFLICT (mailing_id, second, status) DO UPDATE SET n = timeline_count.n + EXCLUDED.n;
     RETURN NULL;
 END $$;
