@@ -13,7 +13,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY requirements.prod.lock ./
 RUN pip install --no-compile --require-hashes -r requirements.prod.lock
-COPY pyproject.toml README.md cli.py settings.py logs.py ./
+COPY pyproject.toml README.md cli.py settings.py logs.py tallies.py ./
 COPY models ./models
 COPY tasks ./tasks
 COPY graphql_api ./graphql_api

@@ -61,11 +61,11 @@ class Settings(BaseSettings):
     # runs) apart on one Redis.
     queue_name: str = "mailings"
     # Sending engine knobs; the defaults suit the provider-sim on one machine.
-    # Which HTTP stack carries requests to the send API. aiohttp by default:
-    # measured against the simulator (bench/bench_http_clients.py) httpx over
-    # aiohttp costs about 3x the CPU a request and pure httpx far more, which
-    # caps a worker well below the throughput the engine is asked for.
-    provider_http: Literal["httpx", "aiohttp"] = "aiohttp"
+    # Which HTTP stack carries requests to the send API. pyreqwest by default:
+    # measured against the simulator (bench/bench_http_clients.py) it costs the
+    # worker's process about a third of aiohttp's CPU a request (its I/O runs on
+    # a Rust thread); httpx costs far more than aiohttp.
+    provider_http: Literal["pyreqwest", "aiohttp", "httpx"] = "pyreqwest"
     send_concurrency: int = Field(default=256, ge=1, le=10_000)
     send_timeout: float = Field(default=10.0, gt=0)
     send_connect_timeout: float = Field(default=3.0, gt=0)

@@ -1,5 +1,10 @@
 """Requests/s of each send-API client stack against the simulator, next to raw aiohttp.
 
+Beside the ``PROVIDER_HTTP`` stacks, the raw loops of candidate clients
+(``bench/http_candidates.py``: aiosonic, pyreqwest, rnet, pycurl's multi
+interface), each where it is installed: a candidate worth adopting must cost
+less CPU a request than raw aiohttp before it has a stack of its own.
+
 The simulator runs as a subprocess, pinned to its own core when there are
 two, so client and server don't share one. For each simulated latency (0 and
 50 ms by default) it measures the raw limit (:func:`bench.raw_client.raw_limit`)
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.http_candidates import CANDIDATES, available
 from bench.ports import free_port, wait_for_port
 from bench.raw_client import raw_limit
 from settings import Settings
@@ -33,7 +39,7 @@ from tasks.provider import ProviderClient, make_provider_client
 
 __all__ = ["main"]
 
-STACKS = ("httpx", "aiohttp")
+STACKS = ("pyreqwest", "aiohttp", "httpx")
 LOG_DIR = Path("data/bench")
 
 
@@ -53,7 +59,9 @@ async def _drive(client: ProviderClient, n: int, concurrency: int) -> float:
             if message_id > n:
                 return
             result = await client.send(message_id, "79000000000", "bench")
-            failures += result.kind != "sent"
+            if result.kind != "sent":
+                failures += 1
+                print(f"  {type(client).__name__}: {result.kind}: {result.error}", file=sys.stderr)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
@@ -85,6 +93,10 @@ async def _bench(args: argparse.Namespace, url: str) -> None:
     }
     runs: dict[str, Callable[[int], Awaitable[float]]] = {
         "raw aiohttp": lambda n: raw_limit(url, n, args.concurrency),
+        **{
+            name: _candidate(run, url, args.concurrency)
+            for name, run in available(args.candidates).items()
+        },
         **{name: _runner(client, args.concurrency) for name, client in clients.items()},
     }
     try:
@@ -105,6 +117,12 @@ async def _bench(args: argparse.Namespace, url: str) -> None:
 
 def _runner(client: ProviderClient, concurrency: int) -> Callable[[int], Awaitable[float]]:
     return lambda n: _drive(client, n, concurrency)
+
+
+def _candidate(
+    run: Callable[[str, int, int], Awaitable[float]], url: str, concurrency: int
+) -> Callable[[int], Awaitable[float]]:
+    return lambda n: run(url, n, concurrency)
 
 
 def _print_table(
@@ -137,6 +155,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stacks", type=lambda s: s.split(","), default=list(STACKS), help="e.g. httpx,aiohttp"
+    )
+    parser.add_argument(
+        "--candidates",
+        type=lambda s: [name for name in s.split(",") if name],
+        default=list(CANDIDATES),
+        help="raw loops of other clients, e.g. 'raw pycurl,raw rnet' ('' for none)",
     )
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--no-pin", action="store_true", help="don't pin client and server")

@@ -1,10 +1,13 @@
-"""Latency of ``mailing { stats }`` and ``statistics { totals }`` with a million messages.
+"""Latency of ``mailing { stats }``, ``statistics { totals }`` and ``mailing { timeline }``
+with a million messages (``--messages 10000000`` for the timeline's target).
 
 One mailing gets 1,000,000 messages (inserted by ``generate_series``, in a
-mix of statuses, its counters set to match), beside 200 small mailings; a
-real ``mailings serve`` answers the queries, one at a time, and the median
-and 95th percentile are printed. Counting the same messages with GROUP BY is
-timed too, to show what the counters save.
+mix of statuses, finished 5,000 a second as a worker sends them, its
+counters set to match), beside 200 small mailings; a real ``mailings serve``
+answers the queries, one at a time, and the median and 95th percentile are
+printed. Counting the same messages with GROUP BY, by status and by the
+timeline's buckets as the timeline did before ``timeline_count``, is timed
+too, to show what the counters save.
 
 Run: ``python -m bench.bench_stats [--messages 1000000] [--repeat 200]``.
 """
@@ -34,7 +37,17 @@ QUERIES = {
         f"{{ statistics {{ mailings(first: 50) {{ totalCount edges {{ node"
         f" {{ mailing {{ id }} stats {{ {STATS} }} }} }} }} }} }}"
     ),
+    "mailing(id) { timeline } (AUTO)": (
+        '{ mailing(id: "1") { timeline { bucketSeconds undated ratePerSecond'
+        " buckets { start sent failed expired cancelled } } } }"
+    ),
+    "mailing(id) { timeline(bucket: MINUTE) }": (
+        '{ mailing(id: "1") { timeline(bucket: MINUTE) { bucketSeconds undated'
+        " buckets { start sent failed expired cancelled } } } }"
+    ),
 }
+# Messages finished a second, as one worker sends them.
+_RATE = 5000
 
 
 async def _populate(messages: int) -> None:
@@ -51,12 +64,15 @@ async def _populate(messages: int) -> None:
     await execute(
         conn,
         "INSERT INTO message (mailing_id, client_id, phone, timezone, status, attempts,"
-        " next_attempt_at, created_at)"
+        " next_attempt_at, created_at, finished_at)"
         " SELECT 1, NULL, (79000000000 + g)::text, 'UTC',"
         " (ARRAY['SENT','SENT','SENT','SENT','SENT','SENT','PENDING','FAILED','EXPIRED',"
-        "'CANCELLED'])[g % 10 + 1], 1, $1, $1 FROM generate_series(1, $2) AS g",
+        "'CANCELLED'])[g % 10 + 1], 1, $1, $1,"
+        " CASE WHEN g % 10 <> 6 THEN $1::timestamptz + make_interval(secs => g / $3) END"
+        " FROM generate_series(1, $2) AS g",
         now,
         messages,
+        _RATE,
     )
     await execute(conn, "ANALYZE message")
     print(f"  inserted {messages:,} messages in {time.perf_counter() - started:.1f} s")
@@ -83,6 +99,14 @@ async def _count_into_stats(
         *(counts.get(s, 0) for s in ("pending", "sent", "failed", "expired", "cancelled")),
     )
     print(f"  for comparison, GROUP BY status over them took {counted * 1000:.0f} ms")
+    started = time.perf_counter()
+    await fetch(
+        conn,
+        "SELECT FLOOR(date_part('epoch', finished_at) / 60)::bigint AS bucket, status,"
+        " COUNT(*) AS n FROM message WHERE mailing_id = 1 AND status <> 'PENDING' GROUP BY 1, 2",
+    )
+    scanned = time.perf_counter() - started
+    print(f"  and by minute and status (the timeline's old statement) {scanned * 1000:.0f} ms")
 
 
 async def _time(http: httpx.AsyncClient, query: str, repeat: int) -> list[float]:

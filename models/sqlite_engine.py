@@ -11,25 +11,51 @@ waiting for it under the busy timeout, so the transaction's reads and writes
 see one state. Every transaction here writes (reads go outside them), so
 none pays for a lock it does not need.
 
+A statement's count of changed rows is its own: Tortoise's SQLite client
+counts ``total_changes``, which includes what triggers did (``timeline_count``,
+migration 8), so an ``UPDATE`` of one message would count as two. The
+cursor's ``rowcount`` counts only the statement's rows, as PostgreSQL does.
+
 Named by ``models.tortoise_config`` as the engine of ``sqlite://`` URLs.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from tortoise.backends.base.client import TransactionContext
 from tortoise.backends.sqlite.client import (
     SqliteClient,
     SqliteTransactionContext,
     SqliteTransactionWrapper,
+    translate_exceptions,
 )
 from tortoise.exceptions import TransactionManagementError
 
 __all__ = ["ImmediateSqliteClient", "client_class"]
 
 
+@translate_exceptions
+async def _execute_query(
+    self: SqliteClient, query: str, values: list[Any] | None = None
+) -> tuple[int, Sequence[dict[str, Any]]]:
+    """Tortoise's ``execute_query``, counting the rows the statement itself changed."""
+    query = query.replace("\x00", "'||CHAR(0)||'")
+    async with self.acquire_connection() as connection:
+        cursor = await connection.execute(query, values)
+        try:
+            rows = await cursor.fetchall()
+            changed = cursor.rowcount  # -1 for a statement that changes nothing
+        finally:
+            await cursor.close()
+    return max(changed, 0) or len(rows), rows
+
+
 class _ImmediateTransaction(SqliteTransactionWrapper):
+    execute_query = _execute_query
+
     async def begin(self) -> None:
         try:
             await self._connection.commit()
@@ -39,6 +65,8 @@ class _ImmediateTransaction(SqliteTransactionWrapper):
 
 
 class ImmediateSqliteClient(SqliteClient):
+    execute_query = _execute_query
+
     def _in_transaction(self) -> TransactionContext:
         return SqliteTransactionContext(_ImmediateTransaction(self), self._lock)
 

@@ -1,7 +1,9 @@
 """A mailing's timeline: what became of its messages, bucket by bucket, its rate and its end.
 
-Built from the rows (``message.finished_at``), so it shows a mailing's whole
-life whenever it is asked, not only what a watcher saw. The number of
+Built from the counts per second kept as messages finish (``timeline_count``,
+by ``message.finished_at``), so it shows a mailing's whole life whenever it
+is asked, not only what a watcher saw, at a cost that does not grow with
+the mailing's size. The number of
 buckets is bounded: a bucket too small for the span is widened to the next
 size that fits (the answer says which size it used).
 """
@@ -19,6 +21,7 @@ from models.queries.messages.timeline import (
     answered_span,
     finished_span,
     outcomes_by_bucket,
+    undated,
 )
 from models.status import MailingStatus
 
@@ -133,12 +136,8 @@ async def build_timeline(
             index: TimelineBucket(start=datetime.fromtimestamp(index * size, UTC))
             for index in range(first, last + 1)
         }
-    undated = 0
     for row in await outcomes_by_bucket(conn, mailing_id, size):
         if row.status not in _OUTCOMES:
-            continue
-        if row.index is None:
-            undated += row.count
             continue
         # The database's and Python's float arithmetic may disagree at an edge.
         bucket = buckets[min(max(row.index, first), last)]
@@ -148,7 +147,7 @@ async def build_timeline(
     return Timeline(
         bucket_seconds=size,
         buckets=tuple(buckets[index] for index in sorted(buckets)),
-        undated=undated,
+        undated=await undated(conn, mailing_id),
         rate=rate,
         estimated_done_at=estimated_done_at(
             status=status, pending=pending, rate=rate, now=now, end_at=end_at

@@ -37,7 +37,9 @@ the checks.
   sliding window over the arrivals let through (throttled ones do not
   count), so "at most R in any second" holds exactly; beyond it, 429 with
   ``Retry-After: 1``. A client pacing at exactly R a second sees a few 429s
-  from jitter.
+  from jitter. ``max_rps_fixed`` R: the other common kind, a counter per
+  whole second of the simulator's clock that lets R through and restarts on
+  the second (so 2R may pass across its edge); 429 beyond, the same way.
 - ``down``: every connection to the send port is reset as it arrives;
   ``outage_every``/``outage_for`` (s): a periodic outage. Going down resets
   every open send connection. The port stays bound through an outage (no

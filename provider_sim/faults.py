@@ -49,6 +49,9 @@ class Faults:
     max_rps: int = _fault(
         0, "count", "let at most N requests through in any one second (sliding); 429 beyond"
     )
+    max_rps_fixed: int = _fault(
+        0, "count", "let at most N requests through in each whole second (fixed); 429 beyond"
+    )
     down: bool = _fault(False, "flag", "start down (every send connection reset at once)")
     outage_every: float = _fault(0.0, "seconds", "an outage starts every S seconds...")
     outage_for: float = _fault(0.0, "seconds", "...and lasts S seconds")

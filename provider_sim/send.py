@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import time
 from collections import deque
@@ -34,7 +35,7 @@ _EFFECTS: dict[str, tuple[str, Action | None]] = {
 class SendApi:
     """Decides each send request's fate from the faults, and records it.
 
-    The checks run in this order: ``max_rps``, the ``unauthorized_for`` and
+    The checks run in this order: ``max_rps``, ``max_rps_fixed``, the ``unauthorized_for`` and
     ``forbidden_for`` windows, the token, the body, ``retry_after_first``, one
     random draw over :data:`faults.CASCADE` (the accepting ones only for ids
     that ``reject_rate`` spares), ``reject_rate``; what is left is accepted.
@@ -57,6 +58,8 @@ class SendApi:
         self.forbidden = False
         self._attempts: dict[int, int] = {}
         self._admitted: deque[float] = deque()
+        self._fixed_second = -1  # the whole second max_rps_fixed counts in, and its count
+        self._fixed_count = 0
         self._cascade: list[tuple[float, str, Action | None]] = []
         self._expected_auth: bytes | None = None
         self._seed_bytes = b"None"
@@ -81,6 +84,7 @@ class SendApi:
         """Forget the attempts counted and the requests let through so far."""
         self._attempts.clear()
         self._admitted.clear()
+        self._fixed_second, self._fixed_count = -1, 0
 
     def decide(self, raw_id: bytes, auth: bytes | None, body: bytes) -> tuple[float, Action]:
         """(seconds to wait, what to answer) for one send request; records it."""
@@ -92,6 +96,9 @@ class SendApi:
             records.request(None, "not_found", now)
             return 0.0, answers.NOT_FOUND
         if faults.max_rps and not self._admit(faults.max_rps):
+            records.request(message_id, "throttled", now)
+            return self._latency(), answers.THROTTLED
+        if faults.max_rps_fixed and not self._admit_fixed(faults.max_rps_fixed):
             records.request(message_id, "throttled", now)
             return self._latency(), answers.THROTTLED
         if self.unauthorized:
@@ -153,6 +160,17 @@ class SendApi:
         if len(admitted) >= limit:
             return False
         admitted.append(now)
+        return True
+
+    def _admit_fixed(self, limit: int) -> bool:
+        """Let the request through if fewer than ``limit`` were let through in this whole
+        second (a counter that restarts on the second, as many providers count)."""
+        second = math.floor(self._monotonic())
+        if second != self._fixed_second:
+            self._fixed_second, self._fixed_count = second, 0
+        if self._fixed_count >= limit:
+            return False
+        self._fixed_count += 1
         return True
 
     def _latency(self) -> float:

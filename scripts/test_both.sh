@@ -7,7 +7,10 @@
 # messages to go out), so on two cores the two runs side by side take little
 # more than the slower one, not the sum (CONVENTIONS.md, "Tests"). Each run
 # has its own database, data directory, queue and ports, as any two runs on
-# one machine do. Exits non-zero if either run failed.
+# one machine do. Tests that touch no database run once, in the PostgreSQL
+# run: the SQLite run keeps only the tests that use the backend
+# (MAILINGS_TEST_ONLY_PER_BACKEND, tests/conftest.py). Exits non-zero if
+# either run failed.
 set -uo pipefail
 
 log="$(mktemp -t mailings-test-sqlite.XXXXXX)"
@@ -15,7 +18,7 @@ log="$(mktemp -t mailings-test-sqlite.XXXXXX)"
 # default (a background command starts with it ignored), so that one SIGINT
 # to the group stops that run as Ctrl-C stops the other: pytest tears down,
 # drops its database and stops the processes it started.
-MAILINGS_TEST_BACKEND=sqlite setsid env --default-signal=INT "$@" >"$log" 2>&1 </dev/null &
+MAILINGS_TEST_BACKEND=sqlite MAILINGS_TEST_ONLY_PER_BACKEND=1 setsid env --default-signal=INT "$@" >"$log" 2>&1 </dev/null &
 sqlite=$!
 stop_sqlite() {
   # pytest-asyncio takes a first SIGINT as "cancel this test" and a second
@@ -29,7 +32,7 @@ stop_sqlite() {
 }
 trap stop_sqlite INT TERM
 
-echo "== PostgreSQL + Redis (SQLite + SQLite Huey runs beside it, printed when it ends)"
+echo "== PostgreSQL + Redis, every test (SQLite + SQLite Huey runs the tests that use the backend beside it, printed when it ends)"
 MAILINGS_TEST_BACKEND=postgres "$@"
 postgres_rc=$?
 

@@ -1,16 +1,22 @@
 """This worker's own request rate limit, learnt from 429s, and the grants the pacer hands out.
 
-A 429 cuts the rate to ``0.7`` times what the worker was achieving and holds
-every start until ``Retry-After``; without 429s the limit grows back along
-CUBIC's curve (RFC 8312) and is lifted once it no longer binds. Plain state
-with an injectable clock; :class:`tasks.pacing.SendPacer` combines it with
-the shared cap.
+A 429 says the provider's window is full: what it let through in the last
+second is its limit (exactly, for a sliding window; at least, for a fixed
+one, which a burst across its edge fills twice). So a round of 429s sets
+the limit a little under the answers of the last second (``margin``, and
+never above the limit already in force), and holds every start until
+``Retry-After``. Without 429s the limit grows back along CUBIC's curve
+(RFC 8312) towards the ceiling that was measured, stays near it, and then
+probes beyond it; it is lifted once it no longer binds. Plain state with an
+injectable clock; :class:`tasks.pacing.SendPacer` combines it with the
+shared cap.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,8 +29,10 @@ __all__ = ["AdaptiveRateLimit", "Grant"]
 
 log = structlog.get_logger(__name__)
 
-# CUBIC's constants (RFC 8312): the cut keeps 0.7 of the rate; C sets how
-# fast the rate comes back (here in requests a second per second cubed).
+# CUBIC's constants (RFC 8312): the curve is the one of a cut to 0.7 of the
+# ceiling; C sets how fast the rate comes back (here in requests a second per
+# second cubed). The limit never goes below ``margin`` times the ceiling
+# measured, so it starts there and meets the curve on its way up.
 _DECREASE = 0.7
 _CUBIC_C = 0.4
 
@@ -60,6 +68,7 @@ class AdaptiveRateLimit:
         window: float = 1.0,
         guard: float = 1.0,
         burst: float = 0.1,
+        margin: float = 0.97,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``min_rate``: the lowest limit a cut may set (requests a second).
@@ -67,17 +76,24 @@ class AdaptiveRateLimit:
         ``guard``: after a cut, 429s of requests started before it (or, when
         the caller does not say, that come within ``guard`` seconds) do not
         cut again: they answer the old rate. ``burst``: with a shared cap,
-        seconds of this limit that may be asked of the cap at once."""
-        if not (min_rate > 0 and window > 0 and guard >= 0 and burst >= 0):
-            raise ValueError("min_rate and window must be > 0, guard and burst >= 0")
+        seconds of this limit that may be asked of the cap at once.
+        ``margin``: a cut sets the limit to this share of the answers of the
+        last ``window``."""
+        if not (min_rate > 0 and window > 0 and guard >= 0 and burst >= 0 and 0 < margin <= 1):
+            raise ValueError(
+                "min_rate and window must be > 0, guard and burst >= 0, margin in (0, 1]"
+            )
         self.min_rate = min_rate
         self.window = window
         self.guard = guard
         self.burst = burst
+        self.margin = margin
         self._clock = clock
         now = clock()
         self._active = False
-        self._peak = 0.0  # the rate that was cut, W_max in RFC 8312
+        self._peak = 0.0  # the ceiling measured at the cut, W_max in RFC 8312
+        self._floor = 0.0  # margin * _peak: the limit grows from here
+        self._recent: deque[float] = deque()  # when the answers of the last window came
         self._k = 0.0  # seconds after the cut at which the limit is back to _peak
         self._cut_at = -math.inf
         self._blocked_until = -math.inf
@@ -111,6 +127,15 @@ class AdaptiveRateLimit:
     def answered(self) -> None:
         """A request was answered (a 429 too: :meth:`rate_limited` counts those itself)."""
         self._answers += 1
+        self._recent.append(self._clock())
+
+    def _answered_lately(self, now: float) -> int:
+        """Answers other than 429s in the last ``window`` seconds."""
+        recent = self._recent
+        since = now - self.window
+        while recent and recent[0] <= since:
+            recent.popleft()
+        return len(recent)
 
     def rate_limited(
         self, retry_after: float | None = None, *, started_at: float | None = None
@@ -134,12 +159,15 @@ class AdaptiveRateLimit:
             if answers_old_rate:
                 return
         achieved = self._achieved(now)
-        # The first cut starts from what the worker achieved; later ones from
-        # the limit in force. The achieved rate of a window that a Retry-After
-        # held still is no measure of the provider: cutting from it spiralled
-        # a worker down to min_rate against a provider that takes 300/s.
-        base = self._limit_at(now) if self._active else achieved
-        self._peak = max(base, self.min_rate)
+        # What the provider let through in its window is its limit, whatever
+        # a Retry-After held still meanwhile (a rate achieved over such a
+        # window spiralled a worker down to min_rate against one that takes
+        # 300/s). A limit in force is never raised by a cut.
+        ceiling = float(self._answered_lately(now)) / self.window
+        if self._active:
+            ceiling = min(ceiling, self._limit_at(now))
+        self._peak = max(ceiling, self.min_rate)
+        self._floor = max(self.margin * self._peak, self.min_rate)
         self._k = (self._peak * (1 - _DECREASE) / _CUBIC_C) ** (1 / 3)
         self._cut_at = now
         self._active = True
@@ -211,7 +239,7 @@ class AdaptiveRateLimit:
         self._tat = max(self._tat + count * interval, first_at + count * interval, last + interval)
 
     def _limit_at(self, now: float) -> float:
-        return max(self.min_rate, self._peak + _CUBIC_C * (now - self._cut_at - self._k) ** 3)
+        return max(self._floor, self._peak + _CUBIC_C * (now - self._cut_at - self._k) ** 3)
 
     def _achieved(self, now: float) -> float:
         # A window just begun says little: count it as at least a tenth of a second.
@@ -219,6 +247,7 @@ class AdaptiveRateLimit:
         return max(self._last_rate, current)
 
     def _roll(self, now: float) -> None:
+        self._answered_lately(now)  # forget the answers of windows past
         self._last_rate = self._answers / (now - self._window_start)
         self._last_window_start = self._window_start
         self._answers = 0

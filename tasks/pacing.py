@@ -19,9 +19,10 @@ which answers were 429s. Every slot it grants satisfies two limits:
   reserves a batch at a time, at most ``horizon`` ahead, so the store sees a
   few calls per second per worker, not one per request.
 - **This worker's adaptive limit** (``tasks/adaptive_rate.py``), which needs
-  no setting: a 429 cuts the worker's rate to ``0.7`` times what it was
-  actually achieving, and nothing starts until its ``Retry-After`` has passed
-  (for every message, not only the one that got it). Without 429s the limit
+  no setting: a 429 sets the worker's rate a little under what the provider
+  let through in the last second, and nothing starts until its
+  ``Retry-After`` has passed (for every message, not only the one that got
+  it). Without 429s the limit
   grows back along CUBIC's curve (RFC 8312, as the AWS SDKs' adaptive retry
   mode does): quickly to the rate that was cut, slowly around it, then faster
   past it; once it is twice what the worker achieves it no longer binds, and
@@ -30,7 +31,8 @@ which answers were 429s. Every slot it grants satisfies two limits:
 Cost: with no cap and no 429 lately, :meth:`SendPacer.reserve` reads the
 clock, makes a few comparisons and returns one :class:`Grant` for the
 whole batch: no I/O and nothing per message. :meth:`SendPacer.accepted`
-adds one to a counter (``bench/bench_pacing.py`` measures both).
+adds one to a counter and its time to a queue of the last second's
+answers (``bench/bench_pacing.py`` measures both).
 
 Failures: if the store of the shared cap fails (Redis or the database down),
 :meth:`SendPacer.reserve` grants nothing and says to ask again in a second,

@@ -23,6 +23,7 @@ import aiohttp
 import httpcore
 import httpx
 import orjson
+import pyreqwest.exceptions
 
 from models import clock
 
@@ -160,7 +161,28 @@ def _specific_reason(exc: BaseException) -> str | None:
         return f"protocol error: {_snippet(str(exc), 120)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"connect error: {_snippet(str(exc.os_error), 120)}"
+    if isinstance(exc, pyreqwest.exceptions.RequestError):
+        return _pyreqwest_reason(exc)
     return None
+
+
+def _pyreqwest_reason(exc: pyreqwest.exceptions.RequestError) -> str:
+    # pyreqwest names the innermost cause (hyper's, then the OS's) in its details.
+    if isinstance(exc, pyreqwest.exceptions.RequestTimeoutError):
+        return "timeout"
+    details = exc.details if isinstance(exc.details, dict) else {}
+    causes = [str(cause.get("message", "")) for cause in details.get("causes") or []]
+    innermost = causes[-1] if causes else str(exc)
+    if "Connection refused" in innermost:
+        return "connection refused"
+    if any(
+        sign in innermost
+        for sign in ("Connection reset", "Broken pipe", "connection closed before message")
+    ):
+        return "connection reset"
+    if isinstance(exc, pyreqwest.exceptions.ConnectError) and "tcp connect" in " ".join(causes):
+        return f"connect error: {_snippet(innermost, 120)}"
+    return f"protocol error: {_snippet(innermost, 120)}"
 
 
 def _snippet(data: bytes | str, limit: int = _BODY_LIMIT) -> str:

@@ -6,7 +6,9 @@ of its processes in prometheus-client's multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR``, set up by ``tasks/consumer.py``), so one port
 shows all of them, and the counts of a process that ended stay in the sums:
 a counter goes down only when the whole worker restarts, which Prometheus
-reads as the reset it is.
+reads as the reset it is. The per-request figures are counted in plain
+Python and handed over once a second (``tallies.py``): a scrape may be up
+to a second behind the engine.
 
 The heartbeat row in ``worker_heartbeat`` only says which workers are alive
 (the API's ``mailings_workers_alive``). No counter is read from it: deleting
@@ -26,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from models import clock
 from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
+from tallies import CounterTally, HistogramTally
 
 if TYPE_CHECKING:
     from tasks.breaker import CircuitBreaker
@@ -129,16 +132,22 @@ class WorkerMetrics:
         self.started_at = started_at
         self.breaker_state = "closed"
         self.in_flight = 0
-        # Labelled children looked up once: observe_send runs for every request.
-        self._requests = {outcome: SEND_REQUESTS.labels(outcome) for outcome in OUTCOMES}
+        for outcome in OUTCOMES:  # every outcome shows from the start, at 0
+            SEND_REQUESTS.labels(outcome)
+        # observe_send runs for every request: it counts in plain Python, and
+        # flush() hands the totals to prometheus-client (tallies.py).
+        self._requests = CounterTally(SEND_REQUESTS)
+        self._latency = HistogramTally(SEND_LATENCY)
         self._breaker_openings_seen = 0
 
     def observe_send(self, outcome: str, latency: float) -> None:
-        counter = self._requests.get(outcome)
-        if counter is None:
-            counter = self._requests[outcome] = SEND_REQUESTS.labels(outcome)
-        counter.inc()
-        SEND_LATENCY.observe(latency)
+        self._requests.inc(outcome)
+        self._latency.observe(latency)
+
+    def flush(self) -> None:
+        """Add what was counted since the last flush to the Prometheus figures."""
+        self._requests.flush()
+        self._latency.flush()
 
     def leases_reaped(self, count: int) -> None:
         if count:
@@ -147,7 +156,8 @@ class WorkerMetrics:
     def sample(
         self, breaker: CircuitBreaker, in_flight: int, pacer: SendPacer | None = None
     ) -> None:
-        """Set the gauges from the engine's state, and stamp the loop's heartbeat."""
+        """Set the gauges from the engine's state, flush the counts, stamp the heartbeat."""
+        self.flush()
         self.breaker_state = breaker.state
         self.in_flight = in_flight
         for state in BREAKER_STATES:
@@ -171,7 +181,12 @@ class WorkerMetrics:
         return {"breaker_state": self.breaker_state, "in_flight": self.in_flight}
 
     async def beat(self, now: datetime, *, stopping: bool = False) -> None:
-        """Write this worker's row; forget workers that stopped long ago."""
+        """Write this worker's row; forget workers that stopped long ago.
+
+        The counts are flushed first, so the last ones of a stopping process
+        stay in the multiprocess sums.
+        """
+        self.flush()
         updated = await WorkerHeartbeat.filter(id=self.worker_id).update(
             seen_at=now, metrics=self.snapshot(), stopped_at=now if stopping else None
         )

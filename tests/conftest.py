@@ -72,6 +72,7 @@ os.environ.update(TEST_ENV)
 from models.db import close_db, connection, init_db, is_postgres, migrate  # noqa: E402
 
 _TABLES = (
+    "timeline_count",
     "message",
     "mailing_stats",
     "mailing",
@@ -106,7 +107,36 @@ def port_of(sock: socket.socket) -> int:
 
 @pytest.fixture(scope="session")
 def backend() -> str:
+    """This run's backend; a fixture that builds something of it asks for this one (or
+    ``database``), so that its tests run on both backends (``pytest_collection_modifyitems``)."""
     return BACKEND
+
+
+# Tests that touch no database run once, not once per backend (SPEC 6): with
+# MAILINGS_TEST_ONLY_PER_BACKEND=1 (the second run of scripts/test_both.sh)
+# a run keeps only the tests that use this run's backend, which are the
+# tests that use the ``database`` or ``backend`` fixture, directly or through
+# another fixture, or are marked ``per_backend``.
+ONLY_PER_BACKEND = os.environ.get("MAILINGS_TEST_ONLY_PER_BACKEND", "0") == "1"
+
+
+def uses_the_backend(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return (
+        "database" in names
+        or "backend" in names
+        or item.get_closest_marker("per_backend") is not None
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ONLY_PER_BACKEND:
+        return
+    kept = [item for item in items if uses_the_backend(item)]
+    if len(kept) < len(items):
+        dropped = [item for item in items if not uses_the_backend(item)]
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,7 @@ async def test_refused_credentials_hold_sending_and_fail_nothing(
     async with engine_driver(sim.url, clock, provider_token="a-revoked-one") as driver:
         await driver.step()
         assert await _statuses(mailing["id"]) == [MessageStatus.PENDING] * 20
+        driver.engine.metrics.flush()  # as the worker does every second
         assert _unauthorized_counted() > counted_before  # in the worker's /metrics
         refused = sim.stats()["by_outcome"]["unauthorized"]
         for _ in range(4):  # held: nothing more reaches the provider meanwhile...

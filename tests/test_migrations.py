@@ -50,7 +50,7 @@ async def _built(how: str, url: str, models_dir: Path | None = None) -> Schema:
 
 
 @pytest.fixture(scope="module")
-async def scratch() -> AsyncIterator[MakeDatabase]:
+async def scratch(backend: str) -> AsyncIterator[MakeDatabase]:
     """Makes empty databases of this run's backend; drops them at the end."""
     made: list[str] = []
 

@@ -138,7 +138,7 @@ async def test_metrics_show_the_workers_sends(sim: Simulator, served_api: str) -
     try:
         mailing = await start_mailing()
         await wait_for_status(mailing.id, MailingStatus.FINISHED)
-        sent = worker.metrics()
+        sent = await worker.metrics_once_sent(50)
     finally:
         worker.stop()
     async with httpx.AsyncClient(base_url=served_api) as http:

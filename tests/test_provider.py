@@ -17,7 +17,12 @@ import structlog.testing
 
 import tasks.provider as provider
 from settings import Settings
-from tasks.provider import AiohttpProviderClient, HttpxProviderClient, make_provider_client
+from tasks.provider import (
+    AiohttpProviderClient,
+    HttpxProviderClient,
+    PyreqwestProviderClient,
+    make_provider_client,
+)
 from tasks.send_results import SendResult, classify_failure, classify_response, parse_retry_after
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.s1gnature"
@@ -325,6 +330,7 @@ def test_classify_response_redacts() -> None:
 @pytest.mark.parametrize(
     ("name", "cls"),
     [
+        ("pyreqwest", PyreqwestProviderClient),
         ("httpx", HttpxProviderClient),
         ("aiohttp", AiohttpProviderClient),
     ],

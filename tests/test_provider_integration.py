@@ -17,7 +17,7 @@ PHONE = "79001234567"
 MakeClient = Callable[..., ProviderClient]
 
 
-@pytest.fixture(params=["httpx", "aiohttp"])
+@pytest.fixture(params=["pyreqwest", "httpx", "aiohttp"])
 async def make_client(request: pytest.FixtureRequest) -> AsyncIterator[MakeClient]:
     """``make_client(url, **settings)``: a client of the parametrised stack, closed afterwards."""
     clients: list[ProviderClient] = []

@@ -503,6 +503,24 @@ def test_max_rps_is_a_sliding_second() -> None:
     assert statuses == [200, 200, 200, 429, 429, 200, 429, 200, 429, 200, 200]
 
 
+def test_max_rps_fixed_counts_each_whole_second() -> None:
+    now = [0.0]
+    api = SendApi(Recorder(), clock=time.time, monotonic=lambda: now[0])
+    api.configure(Faults(max_rps_fixed=3))
+
+    def status() -> int:
+        _, answer = api.decide(b"7", None, orjson.dumps(_message(7)))
+        assert isinstance(answer, bytes)
+        return int(answer.split(b" ", 2)[1])
+
+    statuses = []
+    for instant in (0.5, 0.6, 0.7, 0.8, 0.99, 1.0, 1.01, 1.02, 1.03, 2.5):
+        now[0] = instant
+        statuses.append(status())
+    # Three in [0, 1), three more at once in [1, 2): six within 0.53 s across the edge.
+    assert statuses == [200, 200, 200, 429, 429, 200, 200, 200, 429, 200]
+
+
 @pytest.mark.parametrize(
     ("window", "status", "outcome", "by_outcome"),
     [

@@ -6,6 +6,7 @@ for the engine's own outcomes the real engine against a real simulator.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from models import MailingStatus, MessageStatus
+from models.db import MIGRATIONS_DIR, connection, execute
+from models.queries.counters import count_finalised, count_revived
 from models.timeline import AUTO_BUCKETS, MAX_BUCKETS, bucket_size_for
 from provider_sim import SimulatorServer, running_simulator
 from tests.conftest import GraphQLClient
@@ -258,3 +261,76 @@ async def test_the_engine_records_when_each_message_finished(
     assert [b["start"] for b in whole["buckets"]] == [iso(at(0)), iso(at(60))]
     assert whole["buckets"][1]["cancelled"] == totals["cancelled"]
     assert whole["buckets"][1]["sent"] == whole["buckets"][1]["failed"] == 0
+
+
+async def test_a_revived_message_leaves_the_timeline(api: GraphQLClient) -> None:
+    mailing_id = await mailing_with_history()
+    conn = connection()
+    # The cancelled client matches again: its message waits again, with no time.
+    changed = await execute(
+        conn,
+        "UPDATE message SET status = 'PENDING', finished_at = NULL"
+        " WHERE mailing_id = $1 AND status = 'CANCELLED'",
+        mailing_id,
+    )
+    assert changed == 1  # the statement's own row, not what the triggers wrote too
+    await count_revived(conn, mailing_id, changed)
+    minutes = await timeline(api, mailing_id, "MINUTE")
+    assert minutes["buckets"][-1] == {
+        "start": iso(at(120)),
+        "sent": 0,
+        "failed": 0,
+        "expired": 1,
+        "cancelled": 0,
+    }
+    assert minutes["undated"] == 0
+
+
+async def test_final_messages_without_a_time_are_undated(api: GraphQLClient) -> None:
+    mailing_id = await mailing_with_history()
+    await finalise(mailing_id, MessageStatus.FAILED, 2, at=at(200))
+    # As before finished_at existed: a final message without a time.
+    await finalise_undated(mailing_id, 1)
+    whole = await timeline(api, mailing_id, "HOUR")
+    assert whole["undated"] == 1
+    assert sum(b["failed"] for b in whole["buckets"]) == 4
+
+
+async def finalise_undated(mailing_id: int, count: int) -> None:
+    conn = connection()
+    changed = await execute(
+        conn,
+        "UPDATE message SET status = 'FAILED' WHERE id IN (SELECT id FROM message"
+        " WHERE mailing_id = $1 AND status = 'PENDING' ORDER BY id LIMIT $2)",
+        mailing_id,
+        count,
+    )
+    await count_finalised(conn, mailing_id, MessageStatus.FAILED, changed)
+
+
+async def test_the_migration_counts_the_messages_already_final(api: GraphQLClient) -> None:
+    mailing_id = await mailing_with_history()
+    before = await timeline(api, mailing_id, "SECOND")
+    migration = _timeline_migration()
+    conn = connection()
+    await conn.execute_script(await migration.downgrade(conn))
+    try:
+        # Outcomes while the counts did not exist: the backfill must find them.
+        await finalise(mailing_id, MessageStatus.SENT, 1, at=at(140))
+    finally:
+        await conn.execute_script(await migration.upgrade(conn))
+    after = await timeline(api, mailing_id, "SECOND")
+    assert after["buckets"][: len(before["buckets"])] == before["buckets"]
+    assert after["buckets"][-1]["start"] == iso(at(140))
+    assert after["buckets"][-1]["sent"] == 1
+    assert after["undated"] == 0
+
+
+def _timeline_migration() -> Any:
+    [path] = MIGRATIONS_DIR.glob("models/*_timeline_count.py")
+    spec = importlib.util.spec_from_file_location("timeline_count_migration", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -76,7 +76,7 @@ async def test_probes_and_figures_of_one_worker(sim: Simulator) -> None:
 
         mailing = await start_mailing()
         await wait_for_status(mailing.id, MailingStatus.FINISHED)
-        values = worker.metrics()
+        values = await worker.metrics_once_sent(30)
         assert (await _probe(f"{worker.metrics_url}/nowhere")).status_code == 404
     finally:
         worker.stop()
@@ -99,7 +99,7 @@ async def test_two_processes_one_port_and_their_sum(sim: Simulator) -> None:
         assert list(processes.values()) == ["ok", "ok"]
         mailing = await start_mailing()
         await wait_for_status(mailing.id, MailingStatus.FINISHED)
-        values = worker.metrics()
+        values = await worker.metrics_once_sent(400)
     finally:
         worker.stop()
     # Both processes took part, and the one port adds them up.
@@ -172,6 +172,7 @@ async def test_no_counter_goes_down_across_a_heartbeat_clean_up(
         await _healthy(worker)
         mailing = await start_mailing()
         await wait_for_status(mailing.id, MailingStatus.FINISHED)
+        await worker.metrics_once_sent(40)
         # A worker that stopped a while ago, with figures of its own, as the
         # rows of stopped workers used to carry.
         long_ago = utcnow() - timedelta(hours=20)

@@ -25,6 +25,7 @@ from models import MessageStatus, WorkerHeartbeat, clock
 from models.db import connection
 from models.queries.counters import summed_counters
 from models.queries.mailings import mailings_by_status
+from tallies import CounterTally, HistogramTally
 from tasks import hooks
 
 __all__ = ["OperationMetrics", "metrics_endpoint"]
@@ -42,6 +43,15 @@ GRAPHQL_LATENCY = Histogram(
     "Time to execute a GraphQL operation in this API process.",
     ["type"],
 )
+# Counted in plain Python on every operation, handed over at each scrape (tallies.py).
+_OPERATIONS = CounterTally(GRAPHQL_OPERATIONS)
+_LATENCIES: dict[str, HistogramTally] = {}
+
+
+def _flush_operations() -> None:
+    _OPERATIONS.flush()
+    for tally in _LATENCIES.values():
+        tally.flush()
 
 
 class OperationMetrics(SchemaExtension):
@@ -54,8 +64,11 @@ class OperationMetrics(SchemaExtension):
         kind = context.operation_type.value if context.operation_type else "invalid"
         errors = context.result.errors if context.result is not None else None
         outcome = "error" if errors or context.pre_execution_errors else "ok"
-        GRAPHQL_OPERATIONS.labels(kind, outcome).inc()
-        GRAPHQL_LATENCY.labels(kind).observe(time.perf_counter() - started)
+        _OPERATIONS.inc(kind, outcome)
+        latency = _LATENCIES.get(kind)
+        if latency is None:
+            latency = _LATENCIES[kind] = HistogramTally(GRAPHQL_LATENCY.labels(kind))
+        latency.observe(time.perf_counter() - started)
 
 
 class _Snapshot(Collector):
@@ -113,5 +126,6 @@ async def metrics_endpoint(_: Request) -> Response:
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))
+    _flush_operations()
     body = generate_latest(REGISTRY) + generate_latest(registry)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

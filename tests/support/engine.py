@@ -121,6 +121,19 @@ class Worker:
         """``/metrics`` as ``{'name{labels}': value}``."""
         return metric_values(httpx.get(f"{self.metrics_url}/metrics", timeout=10).text)
 
+    async def metrics_once_sent(self, sent: int, timeout: float = 30) -> dict[str, float]:
+        """``/metrics`` once it counts ``sent`` messages sent: the worker hands
+        its counts to prometheus-client about once a second, not at each request."""
+        values: dict[str, float] = {}
+
+        async def counted() -> bool:
+            nonlocal values
+            values = self.metrics()
+            return values.get('mailings_send_requests_total{outcome="sent"}') == sent
+
+        await wait_until(counted, timeout=timeout)
+        return values
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()

@@ -43,6 +43,10 @@ ALLOWED_EXTRAS: dict[tuple[str, str], str] = {
         "finds leases whose worker died (a partial index: WHERE leased_until IS NOT NULL);"
         " models cannot declare one"
     ),
+    ("timeline_count", "table"): (
+        "a mailing's outcomes per second, kept by triggers on message (migration 8); its"
+        " primary key is (mailing_id, second, status), which a model cannot declare"
+    ),
     ("send_schedule", "table"): (
         "the pacing schedule: only raw SQL in tasks/send_schedule.py touches it, and it is"
         " UNLOGGED on PostgreSQL, which a model cannot declare"
