@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.async_api import Browser, expect
 
+from graphql_api.ids import Kind, global_id
 from models import MailingStatus, MessageStatus
 from models.db import connection
 from models.queries.messages.timeline import answered_since, answered_span
@@ -176,8 +177,8 @@ async def test_the_pace_is_true_three_seconds_into_a_fast_send(
     start = utcnow() - timedelta(seconds=50)
     mailing = await make_mailing(text="Fast", start_at=start, end_at=start + timedelta(hours=1))
     page = admin.page
-    await page.goto(f"/#/mailings/{mailing.id}")
-    await expect(page.locator("h1")).to_have_text(f"Mailing {mailing.id}")
+    await page.goto(f"/#/mailings/{global_id(Kind.MAILING, mailing.id)}")
+    await expect(page.locator("h1")).to_have_text(f"Mailing {global_id(Kind.MAILING, mailing.id)}")
     pace = page.locator("#pace")
     worker = await asyncio.to_thread(Worker, fast_sim)
     try:
