@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     # as the server runs it (PostgreSQL's statement_timeout; 0: none). Redis:
     # connect and each command. Migrations run unbounded.
     database_connect_timeout: float = Field(default=5.0, gt=0)
-    database_command_timeout: float = Field(default=60.0, gt=0)
-    database_statement_timeout: float = Field(default=45.0, ge=0)
+    database_command_timeout: float = Field(default=30.0, gt=0)
+    database_statement_timeout: float = Field(default=25.0, ge=0)
     redis_timeout: float = Field(default=2.0, gt=0)
     # Liveness is progress: a worker whose dispatcher, sweeper or recorder has
     # not finished a round for loop_stall_unready seconds is not ready

@@ -25,6 +25,7 @@ from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
 from tasks.engine import Engine
 from tasks.events import ProgressNotifier
+from tasks.liveness import StallWatch
 from tasks.pacing import SendPacer
 from tasks.provider import make_provider_client
 from tasks.worker_metrics import sample_forever
@@ -82,6 +83,8 @@ class EngineRuntime:
         sampler = asyncio.create_task(
             sample_forever(self._engine, breaker, pacer), name="metrics sampler"
         )
+        watch = StallWatch(self._engine.progress, self._settings.loop_stall_exit)
+        watch.start()
         try:
             await self._engine.run()
         except Exception:
@@ -91,6 +94,7 @@ class EngineRuntime:
             os.kill(os.getpid(), signal.SIGTERM)
             raise
         finally:
+            watch.stop()
             sampler.cancel()
             await notifier.aclose()
             await pacer.aclose()
@@ -115,8 +119,14 @@ class EngineRuntime:
             raise RuntimeError("the engine is not running")
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming, let in-flight requests finish and be recorded, then return."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, let in-flight requests finish and be recorded, then return.
+
+        By default it waits for the requests in flight, the loops, and the
+        outcomes held for up to ``STOP_GRACE`` (the database may be down).
+        """
+        if timeout is None:
+            timeout = self._settings.stop_grace + 30.0
         if self._loop is not None and self._engine is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._engine.stop)
         self._thread.join(timeout)

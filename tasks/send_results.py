@@ -24,6 +24,8 @@ import httpcore
 import httpx
 import orjson
 
+from tasks.retry import MAX_RETRY_AFTER
+
 __all__ = [
     "SendResult",
     "body_excerpt",
@@ -100,7 +102,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if not math.isfinite(seconds):
         return None
-    return max(0.0, seconds)
+    # Bounded for every reader (the message's next attempt, the pacer): a
+    # provider asking for more is more likely wrong than right.
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def _bad_success_reason(body: bytes) -> str | None:

@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
@@ -29,16 +30,20 @@ from models.worker import LATENCY_BUCKETS, WorkerHeartbeat
 if TYPE_CHECKING:
     from tasks.breaker import CircuitBreaker
     from tasks.engine import Engine
+    from tasks.liveness import LoopProgress
     from tasks.pacing import SendPacer
 
 __all__ = [
     "HEARTBEAT",
+    "LOOP_PROGRESS",
     "OUTCOMES",
     "REGISTRY",
     "WorkerMetrics",
     "forget_stopped_workers",
     "sample_forever",
 ]
+
+log = structlog.get_logger(__name__)
 
 OUTCOMES = ("sent", "rejected", "rate_limited", "unauthorized", "transient")
 BREAKER_STATES = ("closed", "half_open", "open")
@@ -110,6 +115,21 @@ HEARTBEAT = Gauge(
     multiprocess_mode="liveall",
     registry=REGISTRY,
 )
+LOOP_FAILURES = Counter(
+    "mailings_loop_failures",
+    "Rounds of the engine's long-lived loops (dispatcher, recorder, sweeper, builder) that"
+    " failed; each loop goes on.",
+    ["loop"],
+    registry=REGISTRY,
+)
+LOOP_PROGRESS = Gauge(
+    "mailings_loop_progress_timestamp_seconds",
+    "When each loop of each worker process last finished a round well (Unix time);"
+    " /readyz fails past LOOP_STALL_UNREADY.",
+    ["loop"],
+    multiprocess_mode="liveall",
+    registry=REGISTRY,
+)
 
 
 class WorkerMetrics:
@@ -120,6 +140,7 @@ class WorkerMetrics:
         self.started_at = started_at
         self.breaker_state = "closed"
         self.in_flight = 0
+        self.loops: dict[str, dict[str, object]] = {}
         # Labelled children looked up once: observe_send runs for every request.
         self._requests = {outcome: SEND_REQUESTS.labels(outcome) for outcome in OUTCOMES}
         self._breaker_openings_seen = 0
@@ -130,6 +151,15 @@ class WorkerMetrics:
             counter = self._requests[outcome] = SEND_REQUESTS.labels(outcome)
         counter.inc()
         SEND_LATENCY.observe(latency)
+
+    def loop_failed(self, loop: str) -> None:
+        LOOP_FAILURES.labels(loop).inc()
+
+    def sample_progress(self, progress: LoopProgress) -> None:
+        """Each loop's last good round, as Unix time, for the probes."""
+        now = time.time()
+        for loop, seconds in progress.ages().items():
+            LOOP_PROGRESS.labels(loop).set(now - seconds)
 
     def leases_reaped(self, count: int) -> None:
         if count:
@@ -156,7 +186,11 @@ class WorkerMetrics:
 
     def snapshot(self) -> dict[str, object]:
         """What the heartbeat row shows a person reading the table; nothing adds it up."""
-        return {"breaker_state": self.breaker_state, "in_flight": self.in_flight}
+        return {
+            "breaker_state": self.breaker_state,
+            "in_flight": self.in_flight,
+            "loops": self.loops,
+        }
 
     async def beat(self, now: datetime, *, stopping: bool = False) -> None:
         """Write this worker's row; forget workers that stopped long ago."""
@@ -183,5 +217,9 @@ async def forget_stopped_workers(now: datetime) -> None:
 async def sample_forever(engine: Engine, breaker: CircuitBreaker, pacer: SendPacer) -> None:
     """Every second, on the engine's loop: the gauges, and the proof that the loop answers."""
     while True:
-        engine.metrics.sample(breaker, len(engine.in_flight), pacer)
+        try:
+            engine.metrics.sample(breaker, len(engine.in_flight), pacer)
+            engine.metrics.sample_progress(engine.progress)
+        except Exception:
+            log.exception("worker figures not sampled")
         await asyncio.sleep(_SAMPLE_INTERVAL)
