@@ -170,3 +170,37 @@ async def test_a_mutation_answers_while_redis_holds_every_byte(db: str) -> None:
         finally:
             redis_proxy.restore()
             stop_process(proc)
+
+
+async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_flight(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Frozen (SIGSTOP, a VM pause), its leases end and the other worker sends
+    # those messages; resumed, it must not start what its lease no longer covers.
+    await add_clients(_MESSAGES)
+    frozen, other = _workers(sim, pg_proxy)
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Past its lease (3 s) and the other worker's REAP_GRACE: the other
+        # worker takes its messages and finishes the mailing.
+        await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=180)
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    await wait_until(lambda: _ready(frozen), timeout=120)
+    accepted = await _accepted_per_id(sim)
+    assert len(accepted) == _MESSAGES
+    repeats = sum(n - 1 for n in accepted.values())
+    assert repeats <= int(_ENV["SEND_CONCURRENCY"]), repeats
+    assert frozen.proc.poll() is None
+    assert other.proc.poll() is None
+
+
+async def _ready(worker: Worker) -> bool:
+    # Resumed, its loops have gone round again: /readyz says so.
+    async with httpx.AsyncClient(timeout=10) as client:
+        try:
+            return (await client.get(f"{worker.metrics_url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
