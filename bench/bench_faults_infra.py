@@ -37,7 +37,13 @@ import httpx
 from bench.stack import Stack, bench_stack, stop
 from tests.support.fault_proxy import FaultProxy, fault_proxy
 
-_ENV = {"SEND_LEASE": "20", "SEND_TIMEOUT": "5", "SEND_CONCURRENCY": "60"}
+_ENV = {
+    "SEND_LEASE": "20",
+    "SEND_TIMEOUT": "5",
+    "SEND_CONCURRENCY": "60",
+    # Two workers on one machine: no probe port to share.
+    "WORKER_METRICS_PORT": "0",
+}
 
 
 async def _storm(proxy: FaultProxy, _workers: list[Any]) -> None:

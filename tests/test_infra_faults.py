@@ -204,3 +204,34 @@ async def _ready(worker: Worker) -> bool:
             return (await client.get(f"{worker.metrics_url}/readyz")).status_code == 200
         except httpx.HTTPError:
             return False
+
+
+async def _readyz(worker: Worker) -> tuple[int, dict[str, object]]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{worker.metrics_url}/readyz")
+    body: dict[str, object] = response.json()
+    return response.status_code, body
+
+
+async def test_a_worker_whose_loops_make_no_progress_is_not_ready_then_exits(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Before: the heartbeat kept going while every loop failed, so no probe
+    # noticed a worker alive and idle.
+    worker = Worker(
+        sim,
+        DATABASE_URL=pg_proxy.url(DATABASE_URL),
+        **{**_ENV, "LOOP_STALL_UNREADY": "3", "LOOP_STALL_EXIT": "20"},
+    )
+    await wait_until(lambda: _ready(worker), timeout=120)
+    pg_proxy.refuse()
+
+    async def names_a_stalled_loop() -> bool:
+        status, body = await _readyz(worker)
+        return status == 503 and "dispatcher" in str(body.get("loops"))
+
+    await wait_until(names_a_stalled_loop, timeout=120)
+    assert any("mailings_loop_failures" in key for key in worker.metrics())
+    # Past LOOP_STALL_EXIT it stops itself, for its supervisor to start another.
+    await asyncio.to_thread(worker.proc.wait, 180)
+    assert "a worker loop made no progress" in worker.log()
