@@ -102,6 +102,8 @@ class Engine:
         # A claim outlives any request: a message comes back by itself only
         # when its worker is surely gone.
         self._lease_seconds = max(settings.send_lease, 2 * settings.send_timeout + 1)
+        # A request that took this long had its time limit fire late: frozen.
+        self._frozen_after = settings.send_timeout + 2.0
         # Who holds a lease; random, so a restarted worker is someone else.
         self.worker = random.getrandbits(62)
         self._running: dict[int, RunningMailing] = {}
@@ -409,6 +411,7 @@ class Engine:
                 return
             self.requests_started += 1
             started = self._monotonic()
+            started_real = time.monotonic()  # a freeze is real time, whatever clock a test moves
             result = await self._provider.send(message.id, message.phone, mailing.text)
         except asyncio.CancelledError:
             # The worker is stopping with this request unanswered: it may have
@@ -421,7 +424,18 @@ class Engine:
             # Never expected; the message waits again rather than for its lease.
             self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
             raise
-        self._breaker.record(result, ticket)
+        if result.kind == "transient" and time.monotonic() - started_real > self._frozen_after:
+            # Its time limit fired far too late: the worker was frozen (SIGSTOP,
+            # a VM pause) with the answer waiting. That says nothing of the
+            # provider, so the breaker does not hear of it.
+            log.warning(
+                "request timed out across a freeze; not held against the provider",
+                message_id=message.id,
+                mailing_id=message.mailing_id,
+                client_id=message.client_id,
+            )
+        else:
+            self._breaker.record(result, ticket)
         self.metrics.observe_send(result.kind, result.latency)
         try:
             self._recorder.record_answer(message, mailing.end_at, result, started)

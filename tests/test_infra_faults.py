@@ -193,6 +193,8 @@ async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_fl
     assert len(accepted) == _MESSAGES
     repeats = sum(n - 1 for n in accepted.values())
     assert repeats <= int(_ENV["SEND_CONCURRENCY"]), repeats
+    # A freeze is not the provider's fault: its breaker never opened.
+    assert frozen.metrics().get("mailings_breaker_openings_total", 0.0) == 0.0
     assert frozen.proc.poll() is None
     assert other.proc.poll() is None
 
