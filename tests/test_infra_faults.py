@@ -237,3 +237,21 @@ async def test_a_worker_whose_loops_make_no_progress_is_not_ready_then_exits(
     # Past LOOP_STALL_EXIT it stops itself, for its supervisor to start another.
     await asyncio.to_thread(worker.proc.wait, 180)
     assert "a worker loop made no progress" in worker.log()
+
+
+async def test_a_worker_whose_stop_grace_ends_in_an_outage_says_how_many_outcomes_it_lost(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # The outage outlasts its STOP_GRACE: it exits, and the log says what it could not write.
+    await add_clients(_MESSAGES)
+    worker = Worker(sim, DATABASE_URL=pg_proxy.url(DATABASE_URL), **{**_ENV, "STOP_GRACE": "3"})
+    await sim.faults(latency=800)  # requests still in flight when the outage begins
+    await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    pg_proxy.black_hole()
+    worker.proc.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(worker.proc.wait, 120)
+    pg_proxy.restore()
+    lines = [line for line in worker.log().splitlines() if "stop grace ended" in line]
+    assert len(lines) == 1, worker.log()[-3000:]
+    assert '"unwritten":' in lines[0]
