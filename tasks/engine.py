@@ -162,17 +162,17 @@ class Engine:
             log.info("engine stopped", worker_id=self.metrics.worker_id)
 
     async def _write_held(self, grace: float) -> None:
-        """Write the outcomes held, trying again until they land or ``grace`` ends."""
-        deadline = self._monotonic() + grace
+        """Write the outcomes held, trying again until they land or ``grace`` (real time) ends."""
+        deadline = time.monotonic() + grace
         while True:
-            left = deadline - self._monotonic()
+            left = deadline - time.monotonic()
             try:
                 await asyncio.wait_for(self.record_now(), max(left, 1.0))
             except Exception:
                 log.warning("outcomes not written yet; trying again", exc_info=True)
             if not self._recorder.holding:
                 return
-            left = deadline - self._monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
                 break
             await asyncio.sleep(min(1.0, left))
@@ -393,7 +393,7 @@ class Engine:
                 opening = next_window_opening(mailing.window, message.timezone, now)
                 self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
                 return
-            if lease_ends - self._monotonic() < self._settings.send_timeout + 1.0:
+            if lease_ends - self._monotonic() < self._settings.send_timeout:
                 # Its lease may end before the answer (the worker was frozen,
                 # or waited long for its start): another worker may have it.
                 self._recorder.reschedule(message, now, None, refund=True)
