@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=8002, ge=0, le=65535)
 
+    # Every call to the database and to Redis is bounded (docs/sending.md,
+    # "When the infrastructure fails"): seconds to open a connection (or wait
+    # for one from the pool), for a statement as the client waits for it, and
+    # as the server runs it (PostgreSQL's statement_timeout; 0: none). Redis:
+    # connect and each command. Migrations run unbounded.
+    database_connect_timeout: float = Field(default=5.0, gt=0)
+    database_command_timeout: float = Field(default=30.0, gt=0)
+    database_statement_timeout: float = Field(default=25.0, ge=0)
+    redis_timeout: float = Field(default=2.0, gt=0)
+    # Liveness is progress: a worker whose dispatcher, sweeper or recorder has
+    # not finished a round for loop_stall_unready seconds is not ready
+    # (/readyz), and past loop_stall_exit it exits for its supervisor.
+    loop_stall_unready: float = Field(default=30.0, gt=0)
+    loop_stall_exit: float = Field(default=180.0, gt=0)
+    # Seconds a stopping worker keeps trying to write the outcomes it holds
+    # (the database may be down); Compose and Kubernetes give it this and more.
+    stop_grace: float = Field(default=60.0, ge=0)
+    # Seconds the database must have answered a worker before its sweep hands
+    # back ended leases: every live worker writes the outcomes it held through
+    # an outage first, so none of them is sent again.
+    reap_grace: float = Field(default=15.0, ge=0)
     # Where the embedded defaults (SQLite database, SQLite Huey) keep their files.
     data_dir: Path = _DATA_DIR
     # Huey's queue name: separate names keep several deployments (or test

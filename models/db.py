@@ -86,7 +86,8 @@ async def migrate(settings: Settings | None = None) -> list[str]:
 
     settings = settings or get_settings()
     _make_sqlite_dir(settings)
-    command = Command(tortoise_config(settings), app=APP, location=str(MIGRATIONS_DIR))
+    config = tortoise_config(settings, bounded=False)
+    command = Command(config, app=APP, location=str(MIGRATIONS_DIR))
     async with command:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)

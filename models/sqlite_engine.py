@@ -16,6 +16,12 @@ counts ``total_changes``, which includes what triggers did (``timeline_count``,
 migration 8), so an ``UPDATE`` of one message would count as two. The
 cursor's ``rowcount`` counts only the statement's rows, as PostgreSQL does.
 
+A ``BEGIN`` that fails (the lock not had within the busy timeout) undoes
+what entering the transaction did: Tortoise's context would keep the task's
+connection context variable set and the process's transaction lock held, so
+every later transaction of the process would wait forever (the same defect
+as ``models/postgres_engine.py`` guards against).
+
 Named by ``models.tortoise_config`` as the engine of ``sqlite://`` URLs.
 """
 
@@ -25,13 +31,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from tortoise.backends.base.client import TransactionContext
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
 from tortoise.backends.sqlite.client import (
     SqliteClient,
     SqliteTransactionContext,
     SqliteTransactionWrapper,
     translate_exceptions,
 )
+from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
 
 __all__ = ["ImmediateSqliteClient", "client_class"]
@@ -64,11 +71,30 @@ class _ImmediateTransaction(SqliteTransactionWrapper):
             raise TransactionManagementError(exc) from exc
 
 
+class _GuardedTransaction(SqliteTransactionContext):
+    async def __aenter__(self) -> TransactionalDBClient:
+        await self._trxlock.acquire()
+        try:
+            await self.ensure_connection()
+            self.token = get_connections().set(self.connection_name, self.connection)
+        except BaseException:
+            self._trxlock.release()
+            raise
+        try:
+            await self.connection.begin()
+        except BaseException:
+            get_connections().reset(self.token)
+            self._trxlock.release()
+            raise
+        client: TransactionalDBClient = self.connection
+        return client
+
+
 class ImmediateSqliteClient(SqliteClient):
     execute_query = _execute_query
 
     def _in_transaction(self) -> TransactionContext:
-        return SqliteTransactionContext(_ImmediateTransaction(self), self._lock)
+        return _GuardedTransaction(_ImmediateTransaction(self), self._lock)
 
 
 # What Tortoise looks up in an engine module.

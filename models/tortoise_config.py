@@ -33,20 +33,40 @@ def tortoise_url(url: str) -> str:
     return url
 
 
-def connection_info(url: str) -> dict[str, Any]:
-    """The connection ``DATABASE_URL`` names, as Tortoise's ``engine`` and ``credentials``."""
+def connection_info(url: str, timeouts: Settings | None = None) -> dict[str, Any]:
+    """The connection ``DATABASE_URL`` names, as Tortoise's ``engine`` and ``credentials``.
+
+    With ``timeouts``, every PostgreSQL call is bounded by its settings.
+    """
     info: dict[str, Any] = expand_db_url(tortoise_url(url))
     if info["engine"] == "tortoise.backends.sqlite":
         # Transactions that take the write lock as they begin: see the module.
         info["engine"] = "models.sqlite_engine"
+    elif info["engine"] == "tortoise.backends.asyncpg":
+        # Transactions that cannot poison their task: see the module.
+        info["engine"] = "models.postgres_engine"
+        if timeouts is not None:
+            info["credentials"].update(
+                timeout=timeouts.database_connect_timeout,
+                acquire_timeout=timeouts.database_connect_timeout
+                + timeouts.database_command_timeout,
+                command_timeout=timeouts.database_command_timeout,
+                server_settings={
+                    "statement_timeout": str(int(timeouts.database_statement_timeout * 1000)),
+                },
+            )
     return info
 
 
-def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
-    """The config for ``settings`` (by default the process's own)."""
+def tortoise_config(settings: Settings | None = None, *, bounded: bool = True) -> dict[str, Any]:
+    """The config for ``settings`` (by default the process's own).
+
+    ``bounded``: with the settings' time limits on every call (not for migrations).
+    """
     settings = settings or get_settings()
+    info = connection_info(settings.database_url, settings if bounded else None)
     return {
-        "connections": {"default": connection_info(settings.database_url)},
+        "connections": {"default": info},
         "apps": {
             APP: {
                 "models": ["models", "aerich.models"],
@@ -74,7 +94,7 @@ def __getattr__(name: str) -> dict[str, Any]:
     # Built when aerich asks for it, not at import: importing the models must
     # not read the environment before a test or a command has set it.
     if name == "TORTOISE_ORM":
-        config = tortoise_config()
+        config = tortoise_config(bounded=False)
         _require_sqlite_dir(config["connections"]["default"])
         return config
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

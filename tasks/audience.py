@@ -51,6 +51,7 @@ from models.queries.messages import (
     revive_rematched,
 )
 from settings import Settings
+from tasks.liveness import LoopProgress
 
 __all__ = ["AudienceBuilder", "begin_audience", "build_audience_chunk"]
 
@@ -154,7 +155,9 @@ class AudienceBuilder:
         settings: Settings,
         clock: Callable[[], datetime],
         on_chunk: Callable[[int, bool], None],
+        progress: LoopProgress | None = None,
     ) -> None:
+        self._progress = progress or LoopProgress()
         self._largest = settings.audience_chunk_size
         self._smallest = min(_FIRST_CHUNK, self._largest)
         self._interval = settings.sweep_interval
@@ -184,8 +187,10 @@ class AudienceBuilder:
         while not self._stopping:
             try:
                 more = await self.build_once()
-            except Exception:
+                self._progress.done("builder", "built a chunk" if more else "idle")
+            except Exception as exc:
                 log.exception("audience build failed; retrying")
+                self._progress.failed("builder", exc)
                 more = False
                 await asyncio.sleep(1.0)
             if not more:

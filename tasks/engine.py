@@ -20,6 +20,15 @@ revision the engine read, a client the filter still matches), and in Python
 right before each request starts (the mailing still running as read, ``end_at``
 not come, the client's send window open, the circuit breaker lets it through).
 
+Each loop survives any exception it meets and reports every round to
+:class:`tasks.liveness.LoopProgress` (liveness is progress, not a live
+process). When the database fails, outcomes come first: the dispatcher
+claims nothing while the recorder cannot write what it holds, and the
+sweeper writes them before it hands back any ended lease, and hands back
+none until the database has answered for ``REAP_GRACE`` seconds, so that
+every live worker has written what it held through the outage
+(docs/sending.md, "When the infrastructure fails").
+
 Each step is also a public method (:meth:`dispatch_once`, :meth:`record_now`,
 :meth:`sweep_once`), so a test can drive the engine step by step under a
 clock it moves.
@@ -50,6 +59,7 @@ from settings import Settings
 from tasks.audience import AudienceBuilder
 from tasks.breaker import CircuitBreaker
 from tasks.events import ProgressNotifier
+from tasks.liveness import LoopProgress
 from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient
 from tasks.recorder import Recorder
@@ -64,6 +74,7 @@ log = structlog.get_logger(__name__)
 _ACTIVE_REFRESH = 0.3  # seconds; pause and cancel take effect within this
 _IDLE_POLL = 0.25  # seconds between claims when nothing was due
 _HEARTBEAT_INTERVAL = 5.0  # seconds between two writes of this worker's counters
+_HELPERS_STOP = 5.0  # seconds a stopping engine waits for its loops between two calls
 
 
 class Engine:
@@ -91,6 +102,8 @@ class Engine:
         # A claim outlives any request: a message comes back by itself only
         # when its worker is surely gone.
         self._lease_seconds = max(settings.send_lease, 2 * settings.send_timeout + 1)
+        # A request that took this long had its time limit fire late: frozen.
+        self._frozen_after = settings.send_timeout + 2.0
         # Who holds a lease; random, so a restarted worker is someone else.
         self.worker = random.getrandbits(62)
         self._running: dict[int, RunningMailing] = {}
@@ -101,6 +114,10 @@ class Engine:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._sweep_soon = asyncio.Event()
+        self.progress = LoopProgress(monotonic)
+        self.progress.on_failure = self._loop_failed
+        # Since when the database has answered (monotonic), None while it fails.
+        self._answering_since: float | None = None
         self._recorder = Recorder(
             batch=self._batch,
             worker=self.worker,
@@ -108,8 +125,12 @@ class Engine:
             on_recorded=self._recorded,
             pacer=self._pacer,
             settings=settings,
+            progress=self.progress,
+            on_written=self._database_answered,
         )
-        self._builder = AudienceBuilder(settings, self._clock, on_chunk=self._built_chunk)
+        self._builder = AudienceBuilder(
+            settings, self._clock, on_chunk=self._built_chunk, progress=self.progress
+        )
         self.requests_started = 0
         self.metrics = WorkerMetrics(self._clock())
 
@@ -125,19 +146,41 @@ class Engine:
         try:
             await self._dispatch_forever()
         finally:
-            # The helpers stop by themselves between two database calls:
-            # cancelling one mid-statement could leave its connection unusable
-            # for the last flush.
+            # The helpers stop by themselves between two database calls; one
+            # held in a call by an outage is cancelled (a connection that
+            # breaks so is closed, not reused: models/postgres_engine.py).
             self.stop()
             await self.drain()
             self._recorder.stop()
-            await asyncio.gather(sweeper, heart, builder, recorder, return_exceptions=True)
-            try:
-                await self.record_now()
-            except Exception:
-                log.exception("last outcomes not recorded; their leases will hand them back")
+            helpers = {sweeper, heart, builder, recorder}
+            _, late = await asyncio.wait(helpers, timeout=_HELPERS_STOP)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._write_held(self._settings.stop_grace)
             await self._beat(stopping=True)
             log.info("engine stopped", worker_id=self.metrics.worker_id)
+
+    async def _write_held(self, grace: float) -> None:
+        """Write the outcomes held, trying again until they land or ``grace`` (real time) ends."""
+        deadline = time.monotonic() + grace
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(self.record_now(), max(left, 1.0))
+            except Exception:
+                log.warning("outcomes not written yet; trying again", exc_info=True)
+            if not self._recorder.holding:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(1.0, left))
+        log.error(
+            "outcomes not written before the stop grace ended; their leases will hand them back",
+            unwritten=self._recorder.holding,
+            grace_s=grace,
+        )
 
     def stop(self) -> None:
         """Stop claiming; in-flight requests finish (or are handed back) and are recorded."""
@@ -163,6 +206,22 @@ class Engine:
         """The send tasks running now, each with its message id."""
         return self._inflight
 
+    def _loop_failed(self, loop: str) -> None:
+        self.metrics.loop_failed(loop)
+        if loop in ("dispatcher", "recorder", "sweeper"):
+            # Most likely the database: nothing is reaped until it has
+            # answered again for REAP_GRACE.
+            self._answering_since = None
+
+    def _database_answered(self) -> None:
+        if self._answering_since is None:
+            self._answering_since = self._monotonic()
+
+    def may_reap(self) -> bool:
+        """Whether the database has answered long enough for every live worker to write."""
+        since = self._answering_since
+        return since is not None and self._monotonic() - since >= self._settings.reap_grace
+
     async def _beat_forever(self) -> None:
         while not self._stopping.is_set():
             await self._beat()
@@ -172,6 +231,7 @@ class Engine:
     async def _beat(self, *, stopping: bool = False) -> None:
         self.metrics.breaker_state = self._breaker.state
         self.metrics.in_flight = len(self._inflight)
+        self.metrics.loops = self.progress.snapshot()
         try:
             await self.metrics.beat(self._clock(), stopping=stopping)
         except Exception:
@@ -196,8 +256,11 @@ class Engine:
         while not self._stopping.is_set():
             try:
                 claimed = await self.dispatch_once()
-            except Exception:
+                self.progress.done("dispatcher", f"claimed {claimed}" if claimed > 0 else "idle")
+                self._database_answered()
+            except Exception as exc:
                 log.exception("dispatch failed; retrying")
+                self.progress.failed("dispatcher", exc)
                 claimed = 0
                 await self._pause(1.0)
             if claimed == 0:
@@ -223,6 +286,9 @@ class Engine:
             await self._load_running()
             self._running_loaded_at = self._monotonic()
         if not self._running:
+            return 0
+        if self._recorder.failing:
+            # Outcomes first: what this worker holds lands before it claims more.
             return 0
         state = self._breaker.state
         if state == "open":
@@ -291,15 +357,22 @@ class Engine:
                 opens_at=opening.isoformat(),
             )
             return
-        task = asyncio.create_task(self._send(mailing, message, start_at))
+        lease_ends = self._monotonic() + self._lease_seconds
+        task = asyncio.create_task(self._send(mailing, message, start_at, lease_ends))
         self._inflight[task] = message.id
         task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
         self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            # _send hands its message back first; retrieved here, so that no
+            # exception is ever left for asyncio to report.
+            log.error("a send failed unexpectedly", exc_info=task.exception())
 
-    async def _send(self, mailing: RunningMailing, message: Claimed, start_at: float) -> None:
+    async def _send(
+        self, mailing: RunningMailing, message: Claimed, start_at: float, lease_ends: float
+    ) -> None:
         try:
             delay = start_at - self._monotonic()
             if delay > 0:
@@ -320,6 +393,17 @@ class Engine:
                 opening = next_window_opening(mailing.window, message.timezone, now)
                 self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
                 return
+            if lease_ends - self._monotonic() < self._settings.send_timeout:
+                # Its lease may end before the answer (the worker was frozen,
+                # or waited long for its start): another worker may have it.
+                self._recorder.reschedule(message, now, None, refund=True)
+                log.warning(
+                    "lease too short to send; handed back unsent",
+                    message_id=message.id,
+                    mailing_id=message.mailing_id,
+                    client_id=message.client_id,
+                )
+                return
             ticket = self._breaker.allow()
             if ticket is None:
                 due = now + timedelta(seconds=self._breaker.seconds_until_probe())
@@ -327,6 +411,7 @@ class Engine:
                 return
             self.requests_started += 1
             started = self._monotonic()
+            started_real = time.monotonic()  # a freeze is real time, whatever clock a test moves
             result = await self._provider.send(message.id, message.phone, mailing.text)
         except asyncio.CancelledError:
             # The worker is stopping with this request unanswered: it may have
@@ -335,15 +420,34 @@ class Engine:
                 message, self._clock(), "worker stopped mid-request", refund=False
             )
             raise
-        self._breaker.record(result, ticket)
+        except Exception:
+            # Never expected; the message waits again rather than for its lease.
+            self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
+            raise
+        if result.kind == "transient" and time.monotonic() - started_real > self._frozen_after:
+            # Its time limit fired far too late: the worker was frozen (SIGSTOP,
+            # a VM pause) with the answer waiting. That says nothing of the
+            # provider, so the breaker does not hear of it.
+            log.warning(
+                "request timed out across a freeze; not held against the provider",
+                message_id=message.id,
+                mailing_id=message.mailing_id,
+                client_id=message.client_id,
+            )
+        else:
+            self._breaker.record(result, ticket)
         self.metrics.observe_send(result.kind, result.latency)
-        self._recorder.record_answer(message, mailing.end_at, result, started)
+        try:
+            self._recorder.record_answer(message, mailing.end_at, result, started)
+        except Exception:
+            self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
+            raise
 
     # -- recording -----------------------------------------------------------
 
-    async def record_now(self) -> None:
-        """Write every outcome gathered so far (:meth:`Recorder.record_now`)."""
-        await self._recorder.record_now()
+    async def record_now(self) -> int:
+        """Write every outcome gathered so far (:meth:`Recorder.record_now`); how many."""
+        return await self._recorder.record_now()
 
     def _built_chunk(self, mailing_id: int, done: bool) -> None:
         # New messages are due now; the notifier coalesces its events.
@@ -365,8 +469,10 @@ class Engine:
         while not self._stopping.is_set():
             try:
                 await self.sweep_once()
-            except Exception:
+                self.progress.done("sweeper", "swept")
+            except Exception as exc:
                 log.exception("sweep failed; retrying")
+                self.progress.failed("sweeper", exc)
             self._sweep_soon.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_soon.wait(), self._settings.sweep_interval)
@@ -374,9 +480,15 @@ class Engine:
             await asyncio.sleep(0.2)
 
     async def sweep_once(self) -> None:
-        """Release dead workers' messages, then tend every mailing that may need it."""
-        async with in_transaction() as conn:
-            reaped = await reap_ended_leases(conn)
+        """Release dead workers' messages, then tend every mailing that may need it.
+
+        This worker's own outcomes are written first, and no lease is
+        released until the database has answered for ``REAP_GRACE``.
+        """
+        await self.record_now()
+        if self.may_reap():
+            async with in_transaction() as conn:
+                reaped = await reap_ended_leases(conn)
             self.metrics.leases_reaped(len(reaped))
             for row in reaped:
                 log.warning(
@@ -395,3 +507,4 @@ class Engine:
                 self._wake.set()
         self._running_loaded_at = -1.0
         self._builder.wake()
+        self._database_answered()

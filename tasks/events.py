@@ -29,6 +29,11 @@ _PREFIX = "mailings:progress:"
 CHANNEL_PATTERN = _PREFIX + "*"
 
 
+def _bounded_redis(url: str) -> Redis:
+    timeout = get_settings().redis_timeout
+    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
 def channel(mailing_id: int) -> str:
     return f"{_PREFIX}{mailing_id}"
 
@@ -43,7 +48,7 @@ class ProgressNotifier:
     """Publishes "mailing changed" at most every ``interval`` seconds per mailing."""
 
     def __init__(self, redis_url: str | None, interval: float = 0.25) -> None:
-        self._redis = Redis.from_url(redis_url) if redis_url else None
+        self._redis = _bounded_redis(redis_url) if redis_url else None
         self._interval = interval
         self._due: set[int] = set()
         self._flusher: asyncio.Task[None] | None = None
@@ -81,7 +86,7 @@ async def publish_now(mailing_id: int) -> None:
     url = get_settings().redis_url
     if not url:
         return
-    redis = Redis.from_url(url)
+    redis = _bounded_redis(url)
     try:
         await redis.publish(channel(mailing_id), b"")
     finally:

@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
+from redis import ConnectionPool
 
 from models import clock
 from settings import get_settings
 
 __all__ = ["huey"]
+
+_READ_TIMEOUT = 1  # seconds the consumer's blocking read of the queue waits (Huey's default)
 
 
 class _OnDatabaseClock:
@@ -50,7 +53,16 @@ class _SqliteHuey(_OnDatabaseClock, SqliteHuey):  # type: ignore[misc]
 def _make_huey() -> Huey:
     settings = get_settings()
     if settings.redis_url:
-        return _RedisHuey(settings.queue_name, url=settings.redis_url, utc=True)
+        # Every Redis call is bounded; the consumer's blocking read (1 s) fits
+        # inside the socket's limit.
+        pool = ConnectionPool.from_url(
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout,
+            socket_timeout=settings.redis_timeout + _READ_TIMEOUT,
+        )
+        return _RedisHuey(
+            settings.queue_name, connection_pool=pool, read_timeout=_READ_TIMEOUT, utc=True
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return _SqliteHuey(
         settings.queue_name, filename=str(settings.huey_sqlite_path), utc=True, timeout=30

@@ -4,7 +4,8 @@ One transaction per flush (every ``_FLUSH_INTERVAL``, or as soon as a batch
 is full). The recorder never lets one row block the others: a batch the
 database refuses is split until the row at fault is alone, and that row is
 stored without its reason. If the database itself is unreachable, every
-outcome goes back to the buffer, and the leases keep other workers away.
+outcome goes back to the buffer, and the leases keep other workers away;
+while it is down, :attr:`Recorder.failing` tells the engine to claim nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from models.queries.messages import (
     settle_returned,
 )
 from settings import Settings
+from tasks.liveness import LoopProgress
 from tasks.pacing import SendPacer
-from tasks.retry import retry_delay
+from tasks.retry import MAX_RETRY_AFTER, retry_delay
 from tasks.send_results import SendResult
 
 __all__ = ["Recorder", "database_answers"]
@@ -63,7 +65,13 @@ class Recorder:
         on_recorded: Callable[[set[int], bool], None],
         pacer: SendPacer,
         settings: Settings,
+        progress: LoopProgress | None = None,
+        on_written: Callable[[], None] = lambda: None,
     ) -> None:
+        self._progress = progress or LoopProgress()
+        self._on_written = on_written
+        # The last write found the database unreachable: outcomes are held.
+        self.failing = False
         self._pacer = pacer
         self._settings = settings
         self._batch = batch
@@ -74,6 +82,11 @@ class Recorder:
         self._reschedules: list[Reschedule] = []
         self._flush_now = asyncio.Event()
         self._stopping = False
+
+    @property
+    def holding(self) -> int:
+        """How many outcomes wait to be written."""
+        return len(self._finals) + len(self._reschedules)
 
     def stop(self) -> None:
         """End :meth:`run` after its current flush."""
@@ -133,7 +146,8 @@ class Recorder:
             # "Slower", not "down", and not this message's fault: no backoff,
             # no attempt counted; the pacer slows every send down.
             self._pacer.rate_limited(result.retry_after, started_at=started)
-            wait = result.retry_after if result.retry_after is not None else _RATE_LIMITED_RETRY
+            wait = _RATE_LIMITED_RETRY if result.retry_after is None else result.retry_after
+            wait = min(wait, MAX_RETRY_AFTER)
             self.reschedule(message, now + timedelta(seconds=wait), result.error, refund=True)
             log.warning("message rate limited", **ids, retry_in_s=round(wait, 2))
             return
@@ -176,15 +190,17 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), _FLUSH_INTERVAL)
             try:
-                await self.record_now()
-            except Exception:
+                written = await self.record_now()
+                self._progress.done("recorder", f"wrote {written}" if written else "idle")
+            except Exception as exc:
                 # The outcomes went back to the buffer: nothing is lost, and
                 # the leases keep other workers away until the database is back.
-                log.exception("recording outcomes failed; retrying")
+                log.exception("recording outcomes failed; retrying", holding=self.holding)
+                self._progress.failed("recorder", exc)
                 await asyncio.sleep(1.0)
 
-    async def record_now(self) -> None:
-        """Write every outcome gathered so far.
+    async def record_now(self) -> int:
+        """Write every outcome gathered so far; how many.
 
         A batch the database refuses is split until the row at fault is
         alone; that row is stored without its reason, the rest lands. If the
@@ -193,14 +209,16 @@ class Recorder:
         finals, self._finals = self._finals, []
         reschedules, self._reschedules = self._reschedules, []
         if not finals and not reschedules:
-            return
+            return 0
         touched: set[int] = set()
         try:
             await self._write(finals, reschedules, touched)
-        except Exception:
-            if not await database_answers():
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or not await database_answers():
+                # Unreachable (or this task cancelled): hold them all.
                 self._finals[:0] = finals
                 self._reschedules[:0] = reschedules
+                self.failing = isinstance(exc, Exception)
                 raise
             log.warning(
                 "a batch of outcomes was refused; recording them apart",
@@ -209,7 +227,10 @@ class Recorder:
                 exc_info=True,
             )
             await self._write_apart([*finals, *reschedules], touched)
+        self.failing = False
+        self._on_written()
         self._on_recorded(touched, bool(finals))
+        return len(finals) + len(reschedules)
 
     async def _write(
         self, finals: list[Finalise], reschedules: list[Reschedule], touched: set[int]

@@ -28,6 +28,7 @@ from settings import Settings, get_settings
 from tasks.breaker import CircuitBreaker
 from tasks.engine import Engine
 from tasks.events import ProgressNotifier
+from tasks.liveness import StallWatch
 from tasks.pacing import SendPacer
 from tasks.provider import make_provider_client
 from tasks.worker_metrics import sample_forever
@@ -94,6 +95,8 @@ class EngineRuntime:
             sample_forever(self._engine, breaker, pacer), name="metrics sampler"
         )
         following = asyncio.create_task(follower.run(), name="clock follower")
+        watch = StallWatch(self._engine.progress, self._settings.loop_stall_exit)
+        watch.start()
         try:
             # No decision on this host's clock alone: the engine starts on the database's.
             while not follower.measured.is_set() and not self._stop_asked.is_set():
@@ -108,6 +111,7 @@ class EngineRuntime:
             os.kill(os.getpid(), signal.SIGTERM)
             raise
         finally:
+            watch.stop()
             sampler.cancel()
             following.cancel()
             await notifier.aclose()
@@ -135,8 +139,14 @@ class EngineRuntime:
             raise RuntimeError("the engine is not running")
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming, let in-flight requests finish and be recorded, then return."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, let in-flight requests finish and be recorded, then return.
+
+        By default it waits for the requests in flight, the loops, and the
+        outcomes held for up to ``STOP_GRACE`` (the database may be down).
+        """
+        if timeout is None:
+            timeout = self._settings.stop_grace + 30.0
         self._stop_asked.set()
         if self._loop is not None and self._engine is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._engine.stop)

@@ -26,6 +26,7 @@ import orjson
 import pyreqwest.exceptions
 
 from models import clock
+from tasks.retry import MAX_RETRY_AFTER
 
 __all__ = [
     "SendResult",
@@ -103,7 +104,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         seconds = (when - (now or clock.now())).total_seconds()
     if not math.isfinite(seconds):
         return None
-    return max(0.0, seconds)
+    # Bounded for every reader (the message's next attempt, the pacer): a
+    # provider asking for more is more likely wrong than right.
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def _bad_success_reason(body: bytes) -> str | None:

@@ -9,7 +9,10 @@ others still answer.
 - ``/healthz`` (liveness): 200 while every process of the worker runs and
   its event loop stamped a heartbeat in the last ``STALE_AFTER`` seconds;
   else 503, naming the process.
-- ``/readyz``: the same, and the database and the queue answer; it reports
+- ``/readyz``: the same, the database and the queue answer, and every
+  process's dispatcher, recorder, sweeper and builder finished a round in
+  the last ``LOOP_STALL_UNREADY`` seconds (liveness is progress:
+  ``tasks/liveness.py``); it reports
   each process's circuit breaker state, which never makes it fail (an open
   breaker is the worker doing its job while the provider is down), and the
   largest offset of a process's clock from the database's
@@ -38,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from models.db import connection, fetch
+from settings import get_settings
 from tasks.runtime import EngineRuntime
 
 __all__ = ["PATHS", "STALE_AFTER", "WorkerProbes", "WorkerServer"]
@@ -110,6 +114,9 @@ class WorkerProbes:
                 # The reason stays in the log: the body is public.
                 log.warning("worker not ready", dependency=name, error=type(exc).__name__)
                 body[name] = "unavailable"
+        stalled = self._stalled_loops()
+        if stalled:
+            body["loops"] = stalled
         breakers = self._samples("mailings_breaker_state")
         body["breaker"] = {
             labels["state"]: int(value) for labels, value in breakers if labels.get("state")
@@ -118,9 +125,21 @@ class WorkerProbes:
         offsets = [value for _, value in self._samples("mailings_clock_offset_seconds")]
         largest = max(offsets, key=lambda offset: abs(offset), default=None)
         body["clock_offset_seconds"] = None if largest is None else round(largest, 3)
-        ready = healthy and all(body[name] == "ok" for name in dependencies)
+        ready = healthy and not stalled and all(body[name] == "ok" for name in dependencies)
         body["status"] = "ok" if ready else "unavailable"
         return ready, body
+
+    def _stalled_loops(self) -> dict[str, str]:
+        """``pid/loop`` -> how long it has gone without a good round, for those past the bound."""
+        bound = get_settings().loop_stall_unready
+        now = time.time()
+        stalled: dict[str, str] = {}
+        for labels, value in self._samples("mailings_loop_progress_timestamp_seconds"):
+            age = now - value
+            if age > bound:
+                where = f"{labels.get('pid')}/{labels.get('loop')}"
+                stalled[where] = f"no progress for {age:.0f} s"
+        return stalled
 
     def _database(self) -> None:
         self._runtime.run(fetch(connection(), "SELECT 1 AS ok"), _TIMEOUT)

@@ -24,6 +24,7 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from models import clock
@@ -33,17 +34,21 @@ from tallies import CounterTally, HistogramTally
 if TYPE_CHECKING:
     from tasks.breaker import CircuitBreaker
     from tasks.engine import Engine
+    from tasks.liveness import LoopProgress
     from tasks.pacing import SendPacer
 
 __all__ = [
     "CLOCK_OFFSET",
     "HEARTBEAT",
+    "LOOP_PROGRESS",
     "OUTCOMES",
     "REGISTRY",
     "WorkerMetrics",
     "forget_stopped_workers",
     "sample_forever",
 ]
+
+log = structlog.get_logger(__name__)
 
 OUTCOMES = ("sent", "rejected", "rate_limited", "unauthorized", "transient")
 BREAKER_STATES = ("closed", "half_open", "open")
@@ -122,6 +127,21 @@ HEARTBEAT = Gauge(
     multiprocess_mode="liveall",
     registry=REGISTRY,
 )
+LOOP_FAILURES = Counter(
+    "mailings_loop_failures",
+    "Rounds of the engine's long-lived loops (dispatcher, recorder, sweeper, builder) that"
+    " failed; each loop goes on.",
+    ["loop"],
+    registry=REGISTRY,
+)
+LOOP_PROGRESS = Gauge(
+    "mailings_loop_progress_timestamp_seconds",
+    "When each loop of each worker process last finished a round well (Unix time);"
+    " /readyz fails past LOOP_STALL_UNREADY.",
+    ["loop"],
+    multiprocess_mode="liveall",
+    registry=REGISTRY,
+)
 
 
 class WorkerMetrics:
@@ -132,6 +152,7 @@ class WorkerMetrics:
         self.started_at = started_at
         self.breaker_state = "closed"
         self.in_flight = 0
+        self.loops: dict[str, dict[str, object]] = {}
         for outcome in OUTCOMES:  # every outcome shows from the start, at 0
             SEND_REQUESTS.labels(outcome)
         # observe_send runs for every request: it counts in plain Python, and
@@ -148,6 +169,15 @@ class WorkerMetrics:
         """Add what was counted since the last flush to the Prometheus figures."""
         self._requests.flush()
         self._latency.flush()
+
+    def loop_failed(self, loop: str) -> None:
+        LOOP_FAILURES.labels(loop).inc()
+
+    def sample_progress(self, progress: LoopProgress) -> None:
+        """Each loop's last good round, as Unix time, for the probes."""
+        now = time.time()
+        for loop, seconds in progress.ages().items():
+            LOOP_PROGRESS.labels(loop).set(now - seconds)
 
     def leases_reaped(self, count: int) -> None:
         if count:
@@ -178,7 +208,11 @@ class WorkerMetrics:
 
     def snapshot(self) -> dict[str, object]:
         """What the heartbeat row shows a person reading the table; nothing adds it up."""
-        return {"breaker_state": self.breaker_state, "in_flight": self.in_flight}
+        return {
+            "breaker_state": self.breaker_state,
+            "in_flight": self.in_flight,
+            "loops": self.loops,
+        }
 
     async def beat(self, now: datetime, *, stopping: bool = False) -> None:
         """Write this worker's row; forget workers that stopped long ago.
@@ -210,5 +244,9 @@ async def forget_stopped_workers(now: datetime) -> None:
 async def sample_forever(engine: Engine, breaker: CircuitBreaker, pacer: SendPacer) -> None:
     """Every second, on the engine's loop: the gauges, and the proof that the loop answers."""
     while True:
-        engine.metrics.sample(breaker, len(engine.in_flight), pacer)
+        try:
+            engine.metrics.sample(breaker, len(engine.in_flight), pacer)
+            engine.metrics.sample_progress(engine.progress)
+        except Exception:
+            log.exception("worker figures not sampled")
         await asyncio.sleep(_SAMPLE_INTERVAL)

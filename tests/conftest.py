@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import shutil
 import socket
@@ -86,6 +87,54 @@ _TABLES = (
 )
 
 
+# No task exception is ever left for asyncio to report ("Task exception was
+# never retrieved"), in this process or in any process a test starts: each
+# test fails on what appeared while it ran (``no_unretrieved_task_exceptions``).
+_UNRETRIEVED = "exception was never retrieved"
+_started_logs: dict[Path, int] = {}  # log of each process started -> bytes already checked
+
+
+class _UnretrievedSeen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if _UNRETRIEVED in message:
+            self.seen.append(message[:500])
+
+
+def _unretrieved_in_process_logs() -> list[str]:
+    found = []
+    for path, checked in list(_started_logs.items()):
+        try:
+            with open(path, "rb") as log:
+                log.seek(checked)
+                text = log.read()
+        except FileNotFoundError:
+            continue
+        _started_logs[path] = checked + len(text)
+        if _UNRETRIEVED.encode() in text:
+            found.append(f"{path.name}: {_UNRETRIEVED}")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_unretrieved_task_exceptions() -> Iterator[None]:
+    """Fail a test during which any process of the suite left a task exception unretrieved."""
+    handler = _UnretrievedSeen()
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(handler)
+    try:
+        yield
+    finally:
+        asyncio_log.removeHandler(handler)
+    found = handler.seen + _unretrieved_in_process_logs()
+    if found:
+        pytest.fail(f"a task exception was never retrieved: {found}")
+
+
 def bound_socket() -> socket.socket:
     """A loopback TCP socket bound to a port of its own, not listening yet.
 
@@ -150,6 +199,8 @@ async def database() -> AsyncIterator[str]:
     await init_db()
     yield DATABASE_URL
     await close_db()
+    # The processes still running when the last test ended (session servers).
+    assert not _unretrieved_in_process_logs(), "a task exception was never retrieved"
     if BACKEND == "postgres":
         admin = await asyncpg.connect(PG_ADMIN_URL)
         await admin.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
@@ -237,6 +288,7 @@ def start_command(
         for sock in sockets:
             sock.close()
     proc.log_path = log_path  # type: ignore[attr-defined]
+    _started_logs[log_path] = 0
     if port is not None:
         _wait_for_port(port, proc)
     return proc

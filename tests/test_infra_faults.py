@@ -1,0 +1,257 @@
+"""The service's own infrastructure fails, and the promise holds (issue 19, SPEC section 3).
+
+Real workers reach PostgreSQL (and the API reaches Redis) through a
+fault-injecting proxy (``tests/support/fault_proxy.py``) that resets,
+black-holes or refuses connections. The oracle is the simulator's ledger:
+how many times the provider accepted each msgId. Every message must end
+SENT, accepted exactly once, with every worker still alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from models import MailingStatus
+from tests.conftest import BACKEND, DATABASE_URL, REDIS_URL, serve_api, stop_process
+from tests.support.api import MAILING_RESULT, hours, iso, utcnow
+from tests.support.engine import (
+    Simulator,
+    Worker,
+    add_clients,
+    start_mailing,
+    stats_of,
+    wait_for_status,
+    wait_until,
+)
+from tests.support.fault_proxy import FaultProxy, fault_proxy
+
+pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL and Redis over TCP")
+
+_MESSAGES = 300
+# Short leases and time limits, so that an outage of a few seconds outlasts them.
+_ENV = {
+    "SEND_CONCURRENCY": "40",
+    "SEND_TIMEOUT": "1.0",
+    "SEND_LEASE": "3",
+    "REAP_GRACE": "2",
+    "DATABASE_CONNECT_TIMEOUT": "1",
+    "DATABASE_COMMAND_TIMEOUT": "2",
+    "DATABASE_STATEMENT_TIMEOUT": "2",
+    "STOP_GRACE": "60",
+}
+
+
+@pytest.fixture
+async def sim(db: str) -> AsyncIterator[Simulator]:
+    # Answers take a while, so that requests are in flight when the faults land.
+    simulator = Simulator("--seed", "19", "--latency", "150")
+    yield simulator
+    await simulator.close()
+
+
+@pytest.fixture
+def pg_proxy(db: str) -> Iterator[FaultProxy]:
+    with fault_proxy(DATABASE_URL) as proxy:
+        yield proxy
+
+
+def _workers(sim: Simulator, proxy: FaultProxy, n: int = 2) -> list[Worker]:
+    return [Worker(sim, DATABASE_URL=proxy.url(DATABASE_URL), **_ENV) for _ in range(n)]
+
+
+async def _accepted_per_id(sim: Simulator) -> Counter[int]:
+    return Counter(
+        int(message_id)
+        for message_id, _arrived, _outcome, accepted in await sim.requests()
+        if message_id is not None and accepted
+    )
+
+
+async def _sent_at_least(sim: Simulator, n: int) -> bool:
+    return sum((await _accepted_per_id(sim)).values()) >= n
+
+
+async def _every_message_sent_once(sim: Simulator, mailing_id: int, workers: list[Worker]) -> None:
+    await wait_for_status(mailing_id, MailingStatus.FINISHED, timeout=180)
+    stats = await stats_of(mailing_id)
+    assert stats["sent"] == _MESSAGES, stats
+    accepted = await _accepted_per_id(sim)
+    assert len(accepted) == _MESSAGES
+    twice = {message_id: n for message_id, n in accepted.items() if n > 1}
+    assert not twice, f"accepted more than once: {twice}"
+    for worker in workers:
+        assert worker.proc.poll() is None, worker.log()[-3000:]
+
+
+async def test_a_reset_storm_on_the_database_sends_each_message_once(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Before: a reset during BEGIN left a loop's task naming a dead connection
+    # for good; the workers stayed alive, idle, and their leases ran out.
+    await add_clients(_MESSAGES)
+    workers = _workers(sim, pg_proxy)
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    for _ in range(16):
+        pg_proxy.reset()
+        await asyncio.sleep(0.5)  # the storm's rhythm, not a wait for anything
+    await _every_message_sent_once(sim, mailing.id, workers)
+    assert any("mailings_loop_failures" in key for w in workers for key in w.metrics())
+
+
+async def test_a_black_hole_longer_than_the_lease_sends_nothing_twice(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Before: answers that arrived during the outage waited in a recorder's
+    # memory; at restore the sweeps reaped those leases and sent them again.
+    await add_clients(_MESSAGES)
+    workers = _workers(sim, pg_proxy)
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    pg_proxy.black_hole()
+    await asyncio.sleep(8)  # the outage: longer than the 3 s lease
+    pg_proxy.reset()
+    pg_proxy.restore()
+    await _every_message_sent_once(sim, mailing.id, workers)
+
+
+async def test_a_worker_stopped_during_an_outage_writes_its_outcomes_when_the_database_returns(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Before: SIGTERM during an outage exited with the outcomes in memory
+    # ("engine did not stop in time"); the other worker sent them again.
+    await add_clients(_MESSAGES)
+    stopping, staying = _workers(sim, pg_proxy)
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    pg_proxy.black_hole()
+    stopping.proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(6)  # the outage goes on while the worker stops
+    assert stopping.proc.poll() is None, "it waits for the database, within STOP_GRACE"
+    pg_proxy.reset()
+    pg_proxy.restore()
+    await asyncio.to_thread(stopping.proc.wait, 120)
+    assert "outcomes not written before the stop grace ended" not in stopping.log()
+    await _every_message_sent_once(sim, mailing.id, [staying])
+
+
+async def test_a_mutation_answers_while_redis_holds_every_byte(db: str) -> None:
+    # Before: the engine's wake was awaited after the commit, for as long as
+    # redis-py waited on a socket that never answered.
+    assert REDIS_URL is not None
+    with fault_proxy(REDIS_URL) as redis_proxy:
+        # Redis's own calls may wait ten minutes here: only the wake's bound
+        # can answer the mutation in time.
+        env = {"REDIS_URL": redis_proxy.url(REDIS_URL), "REDIS_TIMEOUT": "600"}
+        url, proc = serve_api(env, log_name="api-redis")
+        try:
+            redis_proxy.black_hole()
+            query = f"""mutation($input: MailingInput!) {{
+                createMailing(input: $input) {{ {MAILING_RESULT} }} }}"""
+            start = utcnow()
+            variables = {
+                "input": {"text": "hi", "startAt": iso(start), "endAt": iso(start + hours(1))}
+            }
+            async with httpx.AsyncClient(timeout=60) as client:
+                # Bounded only so that a hang fails: the wake gets about a second.
+                response = await asyncio.wait_for(
+                    client.post(f"{url}/graphql", json={"query": query, "variables": variables}),
+                    30,
+                )
+            assert response.json()["data"]["createMailing"]["__typename"] == "Mailing"
+            log = proc.log_path.read_text()  # type: ignore[attr-defined]
+            assert "could not wake the engine" in log
+        finally:
+            redis_proxy.restore()
+            stop_process(proc)
+
+
+async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_flight(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Frozen (SIGSTOP, a VM pause), its leases end and the other worker sends
+    # those messages; resumed, it must not start what its lease no longer covers.
+    await add_clients(_MESSAGES)
+    frozen, other = _workers(sim, pg_proxy)
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Past its lease (3 s) and the other worker's REAP_GRACE: the other
+        # worker takes its messages and finishes the mailing.
+        await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=180)
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    await wait_until(lambda: _ready(frozen), timeout=120)
+    accepted = await _accepted_per_id(sim)
+    assert len(accepted) == _MESSAGES
+    repeats = sum(n - 1 for n in accepted.values())
+    assert repeats <= int(_ENV["SEND_CONCURRENCY"]), repeats
+    # A freeze is not the provider's fault: its breaker never opened.
+    assert frozen.metrics().get("mailings_breaker_openings_total", 0.0) == 0.0
+    assert frozen.proc.poll() is None
+    assert other.proc.poll() is None
+
+
+async def _ready(worker: Worker) -> bool:
+    # Resumed, its loops have gone round again: /readyz says so.
+    async with httpx.AsyncClient(timeout=10) as client:
+        try:
+            return (await client.get(f"{worker.metrics_url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+async def _readyz(worker: Worker) -> tuple[int, dict[str, object]]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{worker.metrics_url}/readyz")
+    body: dict[str, object] = response.json()
+    return response.status_code, body
+
+
+async def test_a_worker_whose_loops_make_no_progress_is_not_ready_then_exits(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # Before: the heartbeat kept going while every loop failed, so no probe
+    # noticed a worker alive and idle.
+    worker = Worker(
+        sim,
+        DATABASE_URL=pg_proxy.url(DATABASE_URL),
+        **{**_ENV, "LOOP_STALL_UNREADY": "3", "LOOP_STALL_EXIT": "20"},
+    )
+    await wait_until(lambda: _ready(worker), timeout=120)
+    pg_proxy.refuse()
+
+    async def names_a_stalled_loop() -> bool:
+        status, body = await _readyz(worker)
+        return status == 503 and "dispatcher" in str(body.get("loops"))
+
+    await wait_until(names_a_stalled_loop, timeout=120)
+    assert any("mailings_loop_failures" in key for key in worker.metrics())
+    # Past LOOP_STALL_EXIT it stops itself, for its supervisor to start another.
+    await asyncio.to_thread(worker.proc.wait, 180)
+    assert "a worker loop made no progress" in worker.log()
+
+
+async def test_a_worker_whose_stop_grace_ends_in_an_outage_says_how_many_outcomes_it_lost(
+    sim: Simulator, pg_proxy: FaultProxy
+) -> None:
+    # The outage outlasts its STOP_GRACE: it exits, and the log says what it could not write.
+    await add_clients(_MESSAGES)
+    worker = Worker(sim, DATABASE_URL=pg_proxy.url(DATABASE_URL), **{**_ENV, "STOP_GRACE": "3"})
+    await sim.faults(latency=800)  # requests still in flight when the outage begins
+    await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    pg_proxy.black_hole()
+    worker.proc.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(worker.proc.wait, 120)
+    pg_proxy.restore()
+    lines = [line for line in worker.log().splitlines() if "stop grace ended" in line]
+    assert len(lines) == 1, worker.log()[-3000:]
+    assert '"unwritten":' in lines[0]
