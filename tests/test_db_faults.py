@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -147,3 +148,10 @@ async def test_a_begin_refused_on_sqlite_leaves_the_process_able_to_open_transac
     assert await asyncio.wait_for(_one_transaction(), 120) == 1
     other = asyncio.get_running_loop().create_task(_one_transaction(), context=before)
     assert await asyncio.wait_for(other, 120) == 1
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A transport left unclosed shows in the test that left it, not in a later one's setup."""
+    yield
+    gc.collect()

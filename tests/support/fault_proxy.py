@@ -123,6 +123,16 @@ class FaultProxy:
     async def _close(self) -> None:
         await self._stop_listening()
         await self._reset()
+        # The connections' tasks end, and the loop turns a few more times:
+        # abort() closes a socket only on the loop's next turn, and a loop
+        # stopped before it leaves the socket to the garbage collector, whose
+        # "unclosed transport" warning then fails whichever test runs next.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def _stop_listening(self) -> None:
         if self._server is not None:
