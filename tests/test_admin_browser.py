@@ -515,7 +515,7 @@ async def test_a_running_mailing_s_buttons_leave_its_text_room(admin: Watched) -
     mailing = await make_mailing(text=text, status=MailingStatus.RUNNING)
     page = admin.page
     await page.goto("/#/mailings")
-    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    row = page.locator(f"#mailings-table tr[data-id='{global_id(Kind.MAILING, mailing.id)}']")
     await expect(row.locator("[data-action]")).to_have_count(4)
     # Measured in one step: the row's cells are drawn again as its progress
     # comes in. An inline link has one box per line it takes.

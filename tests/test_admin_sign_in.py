@@ -19,6 +19,7 @@ import jwt
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
+from graphql_api.ids import Kind, global_id
 from tests.conftest import serve_api, stop_process
 from tests.support.admin import (
     AUDIENCE,
@@ -120,7 +121,7 @@ async def test_api_token_is_asked_once_and_kept_for_the_tab(
     assert "Scheduled" in await download_by_clicking(page, "#statistics-csv")
 
     # The subscription's connection_init carries the token too.
-    await page.click(f"#mailings-table tr[data-id='{mailing.id}'] a")
+    await page.click(f"#mailings-table tr[data-id='{global_id(Kind.MAILING, mailing.id)}'] a")
     await expect(page.locator("#live")).to_have_text("● live")
     await page.reload()
     await expect(page.locator("h1")).to_have_text(f"Mailing {mailing.id}")
@@ -227,7 +228,7 @@ async def test_oidc_sign_in_with_pkce_and_roles(
     await expect(page.locator("#new-client")).to_have_count(0)
     await expect(page.locator("#clients-table button")).to_have_count(0)
     await page.click("nav >> text=Mailings")
-    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    row = page.locator(f"#mailings-table tr[data-id='{global_id(Kind.MAILING, mailing.id)}']")
     await expect(row).to_be_visible()
     await expect(row.locator("[data-action]")).to_have_count(0)
     await expect(page.locator("#new-mailing")).to_have_count(0)
@@ -243,7 +244,7 @@ async def test_oidc_sign_in_with_pkce_and_roles(
     await page.click("#oidc-sign-in")
     await expect(page.locator("#who")).to_have_text("ada")
     await expect(page.locator("#new-mailing")).to_be_visible()
-    row = page.locator(f"#mailings-table tr[data-id='{mailing.id}']")
+    row = page.locator(f"#mailings-table tr[data-id='{global_id(Kind.MAILING, mailing.id)}']")
     # A scheduled mailing: edit, pause, cancel, delete.
     await expect(row.locator("[data-action]")).to_have_count(4)
     await row.locator("[data-action=pause]").click()
@@ -305,7 +306,7 @@ async def test_an_oidc_session_is_renewed_before_its_token_expires(
         )
     assert refused.status_code == 401
     await page.click("nav >> text=Mailings")
-    await page.click(f"#mailings-table tr[data-id='{mailing.id}'] a")
+    await page.click(f"#mailings-table tr[data-id='{global_id(Kind.MAILING, mailing.id)}'] a")
     await expect(page.locator("h1")).to_have_text(f"Mailing {mailing.id}")
     await expect(page.locator("#live")).to_have_text("\u25cf live")
     await expect(page.locator("#who")).to_have_text("ada")

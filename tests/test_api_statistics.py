@@ -235,7 +235,7 @@ async def test_progress_of_a_missing_mailing(gql: GraphQLClient, served_api: str
         message = await subscription.receive()
         # An execution error, so a result with errors (not a protocol "error").
         assert message["type"] == "next"
-        assert message["payload"]["errors"][0]["message"] == "mailing 123456 not found"
+        assert message["payload"]["errors"][0]["message"] == "mailing '123456' not found"
         assert await subscription.receive() == {"id": "1", "type": "complete"}
     finally:
         await subscription.close()
