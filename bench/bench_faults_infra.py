@@ -46,10 +46,14 @@ _ENV = {
 }
 
 
-async def _storm(proxy: FaultProxy, _workers: list[Any]) -> None:
-    for _ in range(20):
+async def _resets(proxy: FaultProxy, times: int) -> None:
+    for _ in range(times):
         proxy.reset()
         await asyncio.sleep(3)
+
+
+async def _storm(proxy: FaultProxy, _workers: list[Any]) -> None:
+    await _resets(proxy, 20)
 
 
 async def _black_hole(proxy: FaultProxy, _workers: list[Any]) -> None:
@@ -60,9 +64,7 @@ async def _black_hole(proxy: FaultProxy, _workers: list[Any]) -> None:
 
 
 async def _burst(proxy: FaultProxy, _workers: list[Any]) -> None:
-    for _ in range(3):
-        proxy.reset()
-        await asyncio.sleep(3)
+    await _resets(proxy, 3)
 
 
 async def _sigterm(proxy: FaultProxy, workers: list[Any]) -> None:
