@@ -67,22 +67,23 @@ async def _burst(proxy: FaultProxy, _workers: list[Any]) -> None:
     await _resets(proxy, 3)
 
 
-async def _sigterm(proxy: FaultProxy, workers: list[Any]) -> None:
+async def _signal_in_outage(
+    proxy: FaultProxy, worker: Any, signum: signal.Signals, before: float, after: float
+) -> None:
     proxy.black_hole()
-    await asyncio.sleep(5)
-    workers[0].send_signal(signal.SIGTERM)
-    await asyncio.sleep(35)
+    await asyncio.sleep(before)
+    worker.send_signal(signum)
+    await asyncio.sleep(after)
     proxy.reset()
     proxy.restore()
+
+
+async def _sigterm(proxy: FaultProxy, workers: list[Any]) -> None:
+    await _signal_in_outage(proxy, workers[0], signal.SIGTERM, 5, 35)
 
 
 async def _sigstop(proxy: FaultProxy, workers: list[Any]) -> None:
-    proxy.black_hole()
-    await asyncio.sleep(2)
-    workers[0].send_signal(signal.SIGSTOP)
-    await asyncio.sleep(28)
-    proxy.reset()
-    proxy.restore()
+    await _signal_in_outage(proxy, workers[0], signal.SIGSTOP, 2, 28)
     await asyncio.sleep(5)
     workers[0].send_signal(signal.SIGCONT)
 
