@@ -183,22 +183,21 @@ async def many_aliases(server: Server) -> Outcome:
     return await _graphql(server.url, _json(document))
 
 
-async def big_import(server: Server) -> Outcome:
-    rows = ",".join(['{"phone":"79000000000"}'] * 400_000)
+async def _import(server: Server, count: int) -> Outcome:
+    rows = ",".join(['{"phone":"79000000000"}'] * count)
     query = (
         "mutation($r: [ClientInput!]!) "
         "{ importClients(input: $r) { ... on ValidationError { message } } }"
     )
     return await _graphql(server.url, _json(query, '{"r":[' + rows + "]}"))
+
+
+async def big_import(server: Server) -> Outcome:
+    return await _import(server, 400_000)
 
 
 async def huge_import(server: Server) -> Outcome:
-    rows = ",".join(['{"phone":"79000000000"}'] * 800_000)
-    query = (
-        "mutation($r: [ClientInput!]!) "
-        "{ importClients(input: $r) { ... on ValidationError { message } } }"
-    )
-    return await _graphql(server.url, _json(query, '{"r":[' + rows + "]}"))
+    return await _import(server, 800_000)
 
 
 async def many_tags(server: Server) -> Outcome:

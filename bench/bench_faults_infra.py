@@ -46,10 +46,14 @@ _ENV = {
 }
 
 
-async def _storm(proxy: FaultProxy, _workers: list[Any]) -> None:
-    for _ in range(20):
+async def _resets(proxy: FaultProxy, times: int) -> None:
+    for _ in range(times):
         proxy.reset()
         await asyncio.sleep(3)
+
+
+async def _storm(proxy: FaultProxy, _workers: list[Any]) -> None:
+    await _resets(proxy, 20)
 
 
 async def _black_hole(proxy: FaultProxy, _workers: list[Any]) -> None:
@@ -60,27 +64,26 @@ async def _black_hole(proxy: FaultProxy, _workers: list[Any]) -> None:
 
 
 async def _burst(proxy: FaultProxy, _workers: list[Any]) -> None:
-    for _ in range(3):
-        proxy.reset()
-        await asyncio.sleep(3)
+    await _resets(proxy, 3)
+
+
+async def _signal_in_outage(
+    proxy: FaultProxy, worker: Any, signum: signal.Signals, before: float, after: float
+) -> None:
+    proxy.black_hole()
+    await asyncio.sleep(before)
+    worker.send_signal(signum)
+    await asyncio.sleep(after)
+    proxy.reset()
+    proxy.restore()
 
 
 async def _sigterm(proxy: FaultProxy, workers: list[Any]) -> None:
-    proxy.black_hole()
-    await asyncio.sleep(5)
-    workers[0].send_signal(signal.SIGTERM)
-    await asyncio.sleep(35)
-    proxy.reset()
-    proxy.restore()
+    await _signal_in_outage(proxy, workers[0], signal.SIGTERM, 5, 35)
 
 
 async def _sigstop(proxy: FaultProxy, workers: list[Any]) -> None:
-    proxy.black_hole()
-    await asyncio.sleep(2)
-    workers[0].send_signal(signal.SIGSTOP)
-    await asyncio.sleep(28)
-    proxy.reset()
-    proxy.restore()
+    await _signal_in_outage(proxy, workers[0], signal.SIGSTOP, 2, 28)
     await asyncio.sleep(5)
     workers[0].send_signal(signal.SIGCONT)
 

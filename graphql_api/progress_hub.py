@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 
 import structlog
 from redis.asyncio import Redis
@@ -28,6 +28,22 @@ from tasks import hooks
 __all__ = ["PollingHub", "ProgressHub"]
 
 log = structlog.get_logger(__name__)
+
+
+@contextlib.contextmanager
+def _listening(
+    listeners: dict[int, set[asyncio.Event]], mailing_id: int
+) -> Iterator[asyncio.Event]:
+    """A new event among the mailing's listeners, removed again (its set too, once empty)."""
+    changed = asyncio.Event()
+    listeners.setdefault(mailing_id, set()).add(changed)
+    try:
+        yield changed
+    finally:
+        events = listeners.get(mailing_id, set())
+        events.discard(changed)
+        if not events:
+            listeners.pop(mailing_id, None)
 
 
 class ProgressHub:
@@ -45,17 +61,10 @@ class ProgressHub:
     @contextlib.asynccontextmanager
     async def listen(self, mailing_id: int) -> AsyncIterator[asyncio.Event]:
         """An event set whenever the mailing is announced as changed."""
-        changed = asyncio.Event()
-        self._listeners.setdefault(mailing_id, set()).add(changed)
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name="progress-hub")
-        try:
+        with _listening(self._listeners, mailing_id) as changed:
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="progress-hub")
             yield changed
-        finally:
-            events = self._listeners.get(mailing_id, set())
-            events.discard(changed)
-            if not events:
-                self._listeners.pop(mailing_id, None)
 
     async def _read(self) -> None:
         """Serve while anyone listens, then unsubscribe and close.
@@ -116,20 +125,13 @@ class PollingHub:
 
     @contextlib.asynccontextmanager
     async def listen(self, mailing_id: int) -> AsyncIterator[asyncio.Event]:
-        changed = asyncio.Event()
-        self._listeners.setdefault(mailing_id, set()).add(changed)
-        poller = self._pollers.get(mailing_id)
-        if poller is None or poller.done():
-            self._pollers[mailing_id] = asyncio.create_task(
-                self._poll(mailing_id), name=f"progress-poll-{mailing_id}"
-            )
-        try:
+        with _listening(self._listeners, mailing_id) as changed:
+            poller = self._pollers.get(mailing_id)
+            if poller is None or poller.done():
+                self._pollers[mailing_id] = asyncio.create_task(
+                    self._poll(mailing_id), name=f"progress-poll-{mailing_id}"
+                )
             yield changed
-        finally:
-            events = self._listeners.get(mailing_id, set())
-            events.discard(changed)
-            if not events:
-                self._listeners.pop(mailing_id, None)
 
     async def _poll(self, mailing_id: int) -> None:
         last: Hashable = None

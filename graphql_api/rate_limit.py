@@ -150,8 +150,8 @@ async def _answer_429(
     await response(scope, receive, send)
 
 
-class LimitRate:
-    """ASGI middleware, after the credentials are checked: one hit per request of its caller."""
+class _LimitMiddleware:
+    """ASGI middleware that counts HTTP requests against ``limits``; the rest pass untouched."""
 
     def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
         self.app = app
@@ -161,6 +161,16 @@ class LimitRate:
         if scope["type"] != "http" or not self.limits.enabled:
             await self.app(scope, receive, send)
             return
+        await self._limit(scope, receive, send)
+
+    async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class LimitRate(_LimitMiddleware):
+    """ASGI middleware, after the credentials are checked: one hit per request of its caller."""
+
+    async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = scope.get(PRINCIPAL_SCOPE_KEY)
         key = caller_key(principal if isinstance(principal, Principal) else None, scope)
         refused = await self.limits.hit(key)
@@ -174,17 +184,10 @@ class LimitRate:
         await self.app(scope, receive, send)
 
 
-class LimitFailedSignIns:
+class LimitFailedSignIns(_LimitMiddleware):
     """ASGI middleware, before the credentials are checked: an address refused too often waits."""
 
-    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limits.enabled:
-            await self.app(scope, receive, send)
-            return
+    async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = caller_key(None, scope)
         refused = await self.limits.exhausted(key)
         if refused is not None:

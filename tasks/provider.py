@@ -117,6 +117,16 @@ class _BaseClient:
         # No provider can ever deliver it: a permanent rejection, never sent.
         return SendResult("rejected", f"invalid phone {phone[:20]!r}", None, None, 0.0)
 
+    def _answered(
+        self, status: int, body: bytes, retry_after: str | None, started: float
+    ) -> SendResult:
+        return classify_response(
+            status, body, retry_after, time.perf_counter() - started, secret=self._secret
+        )
+
+    def _failed(self, exc: BaseException, started: float) -> SendResult:
+        return classify_failure(exc, time.perf_counter() - started, secret=self._secret)
+
     def _log_attempt(self, message_id: int, result: SendResult, body: bytes | None) -> None:
         if _stdlib_log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -160,15 +170,11 @@ class HttpxProviderClient(_BaseClient):
             async with asyncio.timeout(self._total_timeout):
                 response = await self._client.post(url, content=content)
         except _NETWORK_ERRORS as exc:
-            result = classify_failure(exc, time.perf_counter() - started, secret=self._secret)
+            result = self._failed(exc, started)
         else:
             body = response.content
-            result = classify_response(
-                response.status_code,
-                body,
-                response.headers.get("retry-after"),
-                time.perf_counter() - started,
-                secret=self._secret,
+            result = self._answered(
+                response.status_code, body, response.headers.get("retry-after"), started
             )
         self._log_attempt(message_id, result, body)
         return result
@@ -245,7 +251,7 @@ class AiohttpProviderClient(_BaseClient):
                 retry_after = response.headers.get("Retry-After")
         except _NETWORK_ERRORS as exc:
             body = None
-            result = classify_failure(exc, time.perf_counter() - started, secret=self._secret)
+            result = self._failed(exc, started)
         except asyncio.CancelledError:
             # Ours only if the watchdog cancelled it and nobody else did too.
             if token not in self._expired or task.uncancel() > cancelling:
@@ -253,9 +259,7 @@ class AiohttpProviderClient(_BaseClient):
             body = None
             result = classify_failure(TimeoutError(), time.perf_counter() - started)
         else:
-            result = classify_response(
-                status, body, retry_after, time.perf_counter() - started, secret=self._secret
-            )
+            result = self._answered(status, body, retry_after, started)
         finally:
             self._out.pop(token, None)
             self._expired.discard(token)
@@ -332,14 +336,10 @@ class PyreqwestProviderClient(_BaseClient):
             response = await request.build().send()
             body = bytes(await response.bytes())
         except _NETWORK_ERRORS as exc:
-            result = classify_failure(exc, time.perf_counter() - started, secret=self._secret)
+            result = self._failed(exc, started)
         else:
-            result = classify_response(
-                response.status,
-                body,
-                response.headers.get("retry-after"),
-                time.perf_counter() - started,
-                secret=self._secret,
+            result = self._answered(
+                response.status, body, response.headers.get("retry-after"), started
             )
         self._log_attempt(message_id, result, body)
         return result

@@ -17,16 +17,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Dialog, FilePayload, Page, Request, Route, expect
+from playwright.async_api import Dialog, FilePayload, Page, Request, Route, expect
 
 from graphql_api.ids import Kind, global_id
 from models import MailingStatus, MessageStatus
 from tests.conftest import GraphQLClient
-from tests.support.admin import (
+from tests.support.admin import (  # noqa: F401 (fixtures)
     Watched,
-    chromium,
+    admin_page,
+    chromium_browser,
     download_by_clicking,
-    open_page,
     requires_chromium,
     screenshot,
 )
@@ -67,20 +67,6 @@ def good_csv(count: int) -> str:
         f"{79050000000 + n};vip;{'Europe/Moscow' if n % 2 else 'Asia/Tokyo'}" for n in range(count)
     ]
     return "phone;tag;timezone\n" + "\n".join(rows) + "\n"
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-async def admin(browser: Browser, served_api: str, db: str) -> AsyncIterator[Watched]:
-    watched = await open_page(browser, served_api)
-    yield watched
-    await watched.context.close()
-    watched.assert_clean()
 
 
 @pytest.fixture

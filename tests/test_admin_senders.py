@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from playwright.async_api import Browser, Dialog, Request, expect
+from playwright.async_api import Dialog, Request, expect
 
 from tests.conftest import GraphQLClient
-from tests.support.admin import Watched, chromium, open_page, requires_chromium
+from tests.support.admin import Watched, admin_page, chromium_browser, requires_chromium  # noqa: F401 (fixtures)
 from tests.support.factories import make_client
 
 pytestmark = [pytest.mark.slow, requires_chromium]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-async def admin(browser: Browser, served_api: str, db: str) -> AsyncIterator[Watched]:
-    watched = await open_page(browser, served_api)
-    yield watched
-    await watched.context.close()
-    watched.assert_clean()
 
 
 async def accept(dialog: Dialog) -> None:

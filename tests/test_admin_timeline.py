@@ -15,32 +15,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from graphql_api.ids import Kind, global_id
 from models import MailingStatus, MessageStatus
 from models.db import connection
 from models.queries.messages.timeline import answered_since, answered_span
-from tests.support.admin import Watched, chromium, open_page, requires_chromium, screenshot
+from tests.support.admin import Watched, admin_page, chromium_browser, requires_chromium, screenshot  # noqa: F401 (fixtures)
 from tests.support.api import add_audience, finalise
 from tests.support.engine import Simulator, Worker, add_clients, utcnow
 from tests.support.factories import make_client, make_mailing
 
 pytestmark = [pytest.mark.slow, requires_chromium]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-async def admin(browser: Browser, served_api: str, db: str) -> AsyncIterator[Watched]:
-    watched = await open_page(browser, served_api)
-    yield watched
-    await watched.context.close()
-    watched.assert_clean()
 
 
 def minute(moment: datetime) -> datetime:

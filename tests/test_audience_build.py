@@ -8,8 +8,8 @@ chunks. A real worker killed in the middle of a build is in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,9 +22,12 @@ from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT, key
 from tests.support.engine import Simulator, Worker, add_clients, start_mailing, wait_until
 from tests.support.factories import make_client
-from tests.support.inprocess import FakeClock, engine_driver, fake_clock
+from tests.support.inprocess import (  # noqa: F401 (clock_at_nine: the clock fixture)
+    FakeClock,
+    clock_at_nine,
+    engine_driver,
+)
 
-NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
 CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"
 )
@@ -32,12 +35,6 @@ UPDATE = f"""mutation($id: ID!, $input: MailingPatch!) {{
     updateMailing(id: $id, input: $input) {{ {MAILING_RESULT} }}
 }}"""
 LIFECYCLE = "mutation($id: ID!) {{ {name}(id: $id) {{ {result} }} }}"
-
-
-@pytest.fixture
-def clock() -> Iterator[FakeClock]:
-    with fake_clock(NINE) as fake:
-        yield fake
 
 
 @pytest.fixture

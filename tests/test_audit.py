@@ -35,6 +35,14 @@ def mailing_input(text: str = "Hello") -> dict[str, Any]:
     return {"text": text, "startAt": iso(start), "endAt": iso(start + timedelta(hours=2))}
 
 
+def _on_one(
+    operation: str, object_type: str, ids: dict[str, str]
+) -> tuple[str, str, dict[str, Any], str]:
+    """A mutation whose only argument is the id of the object it changes."""
+    document = f"mutation($id: ID!) {{ {operation}(id: $id) {{ __typename }} }}"
+    return (operation, document, {"id": ids.get(object_type)}, object_type)
+
+
 # Each mutation once, in an order that lets each change something, with the object it names.
 def _steps(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str]]:
     return [
@@ -57,18 +65,8 @@ def _steps(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str]]:
             {},
             "stop_list",
         ),
-        (
-            "optInClient",
-            "mutation($id: ID!) { optInClient(id: $id) { __typename } }",
-            {"id": ids.get("client")},
-            "client",
-        ),
-        (
-            "deleteClient",
-            "mutation($id: ID!) { deleteClient(id: $id) { __typename } }",
-            {"id": ids.get("client")},
-            "client",
-        ),
+        _on_one("optInClient", "client", ids),
+        _on_one("deleteClient", "client", ids),
         (
             "importClients",
             'mutation { importClients(input: [{phone: "79031110002"}]) { __typename } }',
@@ -88,30 +86,10 @@ def _steps(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str]]:
             {"id": ids.get("mailing")},
             "mailing",
         ),
-        (
-            "pauseMailing",
-            "mutation($id: ID!) { pauseMailing(id: $id) { __typename } }",
-            {"id": ids.get("mailing")},
-            "mailing",
-        ),
-        (
-            "resumeMailing",
-            "mutation($id: ID!) { resumeMailing(id: $id) { __typename } }",
-            {"id": ids.get("mailing")},
-            "mailing",
-        ),
-        (
-            "cancelMailing",
-            "mutation($id: ID!) { cancelMailing(id: $id) { __typename } }",
-            {"id": ids.get("mailing")},
-            "mailing",
-        ),
-        (
-            "deleteMailing",
-            "mutation($id: ID!) { deleteMailing(id: $id) { __typename } }",
-            {"id": ids.get("mailing")},
-            "mailing",
-        ),
+        _on_one("pauseMailing", "mailing", ids),
+        _on_one("resumeMailing", "mailing", ids),
+        _on_one("cancelMailing", "mailing", ids),
+        _on_one("deleteMailing", "mailing", ids),
     ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,18 +15,15 @@ from tasks.send_results import parse_retry_after
 from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT
 from tests.support.factories import make_client
-from tests.support.inprocess import FakeClock, engine_driver, fake_clock
+from tests.support.inprocess import (  # noqa: F401 (clock_at_nine: the clock fixture)
+    FakeClock,
+    clock_at_nine,
+    engine_driver,
+)
 
 CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"
 )
-NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> Iterator[FakeClock]:
-    with fake_clock(NINE) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ pass in milliseconds. Real worker processes are tested in ``test_engine.py``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +20,12 @@ from tasks.worker_metrics import REGISTRY
 from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT, key
 from tests.support.factories import make_client
-from tests.support.inprocess import FakeClock, engine_driver, fake_clock
+from tests.support.inprocess import (  # noqa: F401 (clock_at_nine: the clock fixture)
+    NINE,
+    FakeClock,
+    clock_at_nine,
+    engine_driver,
+)
 
 CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"
@@ -29,15 +34,6 @@ UPDATE = f"""mutation($id: ID!, $input: MailingPatch!) {{
     updateMailing(id: $id, input: $input) {{ {MAILING_RESULT} }}
 }}"""
 CANCEL = f"mutation($id: ID!) {{ cancelMailing(id: $id) {{ {MAILING_RESULT} }} }}"
-
-# 09:00 UTC on a fixed day, so windows are predictable.
-NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> Iterator[FakeClock]:
-    with fake_clock(NINE) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -77,6 +77,15 @@ async def _sent_at_least(sim: Simulator, n: int) -> bool:
     return sum((await _accepted_per_id(sim)).values()) >= n
 
 
+async def _sending(sim: Simulator, proxy: FaultProxy) -> tuple[int, list[Worker]]:
+    """A mailing of ``_MESSAGES`` sent by two workers through ``proxy``, 20 of them accepted."""
+    await add_clients(_MESSAGES)
+    workers = _workers(sim, proxy)
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    return mailing.id, workers
+
+
 async def _every_message_sent_once(sim: Simulator, mailing_id: int, workers: list[Worker]) -> None:
     await wait_for_status(mailing_id, MailingStatus.FINISHED, timeout=180)
     stats = await stats_of(mailing_id)
@@ -94,14 +103,11 @@ async def test_a_reset_storm_on_the_database_sends_each_message_once(
 ) -> None:
     # Before: a reset during BEGIN left a loop's task naming a dead connection
     # for good; the workers stayed alive, idle, and their leases ran out.
-    await add_clients(_MESSAGES)
-    workers = _workers(sim, pg_proxy)
-    mailing = await start_mailing()
-    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    mailing_id, workers = await _sending(sim, pg_proxy)
     for _ in range(16):
         pg_proxy.reset()
         await asyncio.sleep(0.5)  # the storm's rhythm, not a wait for anything
-    await _every_message_sent_once(sim, mailing.id, workers)
+    await _every_message_sent_once(sim, mailing_id, workers)
     assert any("mailings_loop_failures" in key for w in workers for key in w.metrics())
 
 
@@ -110,15 +116,12 @@ async def test_a_black_hole_longer_than_the_lease_sends_nothing_twice(
 ) -> None:
     # Before: answers that arrived during the outage waited in a recorder's
     # memory; at restore the sweeps reaped those leases and sent them again.
-    await add_clients(_MESSAGES)
-    workers = _workers(sim, pg_proxy)
-    mailing = await start_mailing()
-    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    mailing_id, workers = await _sending(sim, pg_proxy)
     pg_proxy.black_hole()
     await asyncio.sleep(8)  # the outage: longer than the 3 s lease
     pg_proxy.reset()
     pg_proxy.restore()
-    await _every_message_sent_once(sim, mailing.id, workers)
+    await _every_message_sent_once(sim, mailing_id, workers)
 
 
 async def test_a_worker_stopped_during_an_outage_writes_its_outcomes_when_the_database_returns(
@@ -126,10 +129,7 @@ async def test_a_worker_stopped_during_an_outage_writes_its_outcomes_when_the_da
 ) -> None:
     # Before: SIGTERM during an outage exited with the outcomes in memory
     # ("engine did not stop in time"); the other worker sent them again.
-    await add_clients(_MESSAGES)
-    stopping, staying = _workers(sim, pg_proxy)
-    mailing = await start_mailing()
-    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    mailing_id, (stopping, staying) = await _sending(sim, pg_proxy)
     pg_proxy.black_hole()
     stopping.proc.send_signal(signal.SIGTERM)
     await asyncio.sleep(6)  # the outage goes on while the worker stops
@@ -138,7 +138,7 @@ async def test_a_worker_stopped_during_an_outage_writes_its_outcomes_when_the_da
     pg_proxy.restore()
     await asyncio.to_thread(stopping.proc.wait, 120)
     assert "outcomes not written before the stop grace ended" not in stopping.log()
-    await _every_message_sent_once(sim, mailing.id, [staying])
+    await _every_message_sent_once(sim, mailing_id, [staying])
 
 
 async def test_a_mutation_answers_while_redis_holds_every_byte(db: str) -> None:
@@ -177,15 +177,12 @@ async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_fl
 ) -> None:
     # Frozen (SIGSTOP, a VM pause), its leases end and the other worker sends
     # those messages; resumed, it must not start what its lease no longer covers.
-    await add_clients(_MESSAGES)
-    frozen, other = _workers(sim, pg_proxy)
-    mailing = await start_mailing()
-    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
+    mailing_id, (frozen, other) = await _sending(sim, pg_proxy)
     frozen.proc.send_signal(signal.SIGSTOP)
     try:
         # Past its lease (3 s) and the other worker's REAP_GRACE: the other
         # worker takes its messages and finishes the mailing.
-        await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=180)
+        await wait_for_status(mailing_id, MailingStatus.FINISHED, timeout=180)
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
     await wait_until(lambda: _ready(frozen), timeout=120)

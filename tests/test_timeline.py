@@ -7,13 +7,13 @@ for the engine's own outcomes the real engine against a real simulator.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from models import MailingStatus, MessageStatus
+from models import Mailing, MailingStatus, MessageStatus
 from models.db import MIGRATIONS_DIR, connection, execute
 from models.queries.counters import count_finalised, count_revived
 from models.timeline import AUTO_BUCKETS, MAX_BUCKETS, bucket_size_for
@@ -21,9 +21,12 @@ from provider_sim import SimulatorServer, running_simulator
 from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT, add_audience, finalise
 from tests.support.factories import make_client, make_mailing
-from tests.support.inprocess import FakeClock, engine_driver, fake_clock
-
-NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
+from tests.support.inprocess import (  # noqa: F401 (clock_at_nine: the clock fixture)
+    NINE,
+    FakeClock,
+    clock_at_nine,
+    engine_driver,
+)
 
 TIMELINE = """query($id: ID!, $bucket: TimelineBucketSize!) { mailing(id: $id) {
     stats { pending }
@@ -39,12 +42,6 @@ CREATE = (
     f"mutation($input: MailingInput!) {{ createMailing(input: $input) {{ {MAILING_RESULT} }} }}"
 )
 CANCEL = f"mutation($id: ID!) {{ cancelMailing(id: $id) {{ {MAILING_RESULT} }} }}"
-
-
-@pytest.fixture
-def clock() -> Iterator[FakeClock]:
-    with fake_clock(NINE) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -66,13 +63,19 @@ def iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-async def mailing_with_history(status: MailingStatus = MailingStatus.FINISHED) -> int:
-    """10 messages: 3 sent at 9:00:05, 2 failed at 9:01:05, 1 expired and 1 cancelled at
-    9:02:10, 3 pending."""
-    for _ in range(10):
+async def with_audience(clients: int, status: MailingStatus) -> Mailing:
+    """A mailing from 9:00 to 10:00 in ``status``, one pending message for each of ``clients``."""
+    for _ in range(clients):
         await make_client()
     mailing = await make_mailing(start_at=NINE, end_at=at(3600), status=status)
     await add_audience(mailing, due_at=NINE)
+    return mailing
+
+
+async def mailing_with_history(status: MailingStatus = MailingStatus.FINISHED) -> int:
+    """10 messages: 3 sent at 9:00:05, 2 failed at 9:01:05, 1 expired and 1 cancelled at
+    9:02:10, 3 pending."""
+    mailing = await with_audience(10, status)
     await finalise(mailing.id, MessageStatus.SENT, 3, at=at(5))
     await finalise(mailing.id, MessageStatus.FAILED, 2, at=at(65))
     await finalise(mailing.id, MessageStatus.EXPIRED, 1, at=at(130))
@@ -128,10 +131,7 @@ async def test_messages_say_when_they_failed(api: GraphQLClient) -> None:
 async def test_a_running_mailing_has_a_rate_and_an_estimated_end(
     api: GraphQLClient, clock: FakeClock
 ) -> None:
-    for _ in range(100):
-        await make_client()
-    mailing = await make_mailing(start_at=NINE, end_at=at(3600), status=MailingStatus.RUNNING)
-    await add_audience(mailing, due_at=NINE)
+    mailing = await with_audience(100, MailingStatus.RUNNING)
     await finalise(mailing.id, MessageStatus.SENT, 20, at=at(10))
     await finalise(mailing.id, MessageStatus.SENT, 25, at=at(100))
     await finalise(mailing.id, MessageStatus.FAILED, 5, at=at(110))
@@ -164,10 +164,7 @@ async def test_a_running_mailing_has_a_rate_and_an_estimated_end(
 async def test_the_first_seconds_count_only_the_time_answers_were_recorded_for(
     api: GraphQLClient, clock: FakeClock
 ) -> None:
-    for _ in range(200):
-        await make_client()
-    mailing = await make_mailing(start_at=NINE, end_at=at(3600), status=MailingStatus.RUNNING)
-    await add_audience(mailing, due_at=NINE)
+    mailing = await with_audience(200, MailingStatus.RUNNING)
     for second in (1, 2, 3):
         await finalise(mailing.id, MessageStatus.SENT, 30, at=at(second))
     # Answers are written a moment after they come: 0.8 s after the last one

@@ -102,6 +102,23 @@ async def open_page(browser: Browser, base_url: str) -> Watched:
     return watched
 
 
+# The admin page tests' fixtures, ``browser`` and ``admin``: a test module
+# imports the functions (``chromium_browser``, ``admin_page``) to use them.
+@pytest.fixture(name="browser", scope="module")
+async def chromium_browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(name="admin")
+async def admin_page(browser: Browser, served_api: str, db: str) -> AsyncIterator[Watched]:
+    """The admin page, open on the served API; clean (no page errors, no CSP reports) at the end."""
+    watched = await open_page(browser, served_api)
+    yield watched
+    await watched.context.close()
+    watched.assert_clean()
+
+
 async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     for directory in SCREENSHOT_DIRS:
         directory.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from models import clock
@@ -67,6 +68,17 @@ def fake_clock(start: datetime | None = None) -> Iterator[FakeClock]:
     """The service's clock, moved by the test, for the block's duration."""
     fake = FakeClock(start)
     with clock.use_clock(fake):
+        yield fake
+
+
+# 09:00 UTC on a fixed day, so send windows are predictable.
+NINE = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(name="clock")
+def clock_at_nine() -> Iterator[FakeClock]:
+    """The service's clock at ``NINE``, moved by the test (a module imports it to use it)."""
+    with fake_clock(NINE) as fake:
         yield fake
 
 
