@@ -13,7 +13,7 @@ from tasks.liveness import LOOPS, LoopProgress
 from tasks.retry import MAX_RETRY_AFTER
 from tasks.send_results import parse_retry_after
 from tests.conftest import GraphQLClient
-from tests.support.api import MAILING_RESULT
+from tests.support.api import MAILING_RESULT, key
 from tests.support.factories import make_client
 from tests.support.inprocess import (  # noqa: F401 (clock_at_nine: the clock fixture)
     FakeClock,
@@ -78,7 +78,7 @@ async def test_an_absurd_retry_after_parks_a_message_for_an_hour(
     async with engine_driver(sim.url, clock) as driver:
         await driver.step()
         assert sim.stats()["requests"] == 1
-    (message,) = await Message.filter(mailing_id=int(created["id"]))
+    (message,) = await Message.filter(mailing_id=key(created["id"]))
     assert message.status == MessageStatus.PENDING
     assert message.leased_until is None
     assert message.next_attempt_at == clock.now + timedelta(seconds=MAX_RETRY_AFTER)

@@ -104,11 +104,15 @@ async def test_a_reset_storm_on_the_database_sends_each_message_once(
     # Before: a reset during BEGIN left a loop's task naming a dead connection
     # for good; the workers stayed alive, idle, and their leases ran out.
     mailing_id, workers = await _sending(sim, pg_proxy)
+    connected = pg_proxy.connections_made
     for _ in range(16):
         pg_proxy.reset()
         await asyncio.sleep(0.5)  # the storm's rhythm, not a wait for anything
     await _every_message_sent_once(sim, mailing_id, workers)
-    assert any("mailings_loop_failures" in key for w in workers for key in w.metrics())
+    # The storm broke connections in use: the workers came back on new ones.
+    # (Whether a reset also failed a loop's round, counted on /metrics as
+    # mailings_loop_failures_total, depends on where it lands.)
+    assert pg_proxy.connections_made > connected
 
 
 async def test_a_black_hole_longer_than_the_lease_sends_nothing_twice(

@@ -2,7 +2,7 @@
 import { session } from "./auth.js";
 import { debounce, h, mount, splitList, toast } from "./dom.js";
 import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
-import { gql, latestOnly } from "./graphql.js";
+import { gql, latestOnly, shownId } from "./graphql.js";
 import { rangeOf } from "./numbers.js";
 import { browserZone, timeElement, zoneNames } from "./time.js";
 
@@ -152,7 +152,7 @@ export async function clientsView(root) {
           h(
             "tr",
             { dataset: { id: client.id } },
-            h("td", { class: "num" }, client.id),
+            h("td", { class: "num" }, shownId(client.id)),
             h("td", { class: "mono" }, client.phone),
             h("td", { class: "mono" }, client.operatorCode),
             h("td", {}, client.tag ? h("span", { class: "tag" }, client.tag) : h("span", { class: "muted" }, "—")),
@@ -245,7 +245,7 @@ function openClientForm(client, saved) {
   const form = h(
     "form",
     { class: "stack", id: "client-form", novalidate: true },
-    h("h2", {}, client ? `Client ${client.id}` : "New client"),
+    h("h2", {}, client ? `Client ${shownId(client.id)}` : "New client"),
     formBanner(),
     field("Phone", phone, { path: "input.phone", hint: "11 digits starting with 7" }),
     field("Operator code", code, { path: "input.operatorCode", hint: "3 digits; left empty, the phone's digits 2–4" }),

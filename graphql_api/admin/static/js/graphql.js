@@ -303,3 +303,16 @@ export function fieldErrors(result) {
   }
   return byField;
 }
+
+// What a person reads for an id: the API's ids are opaque (Relay global ids,
+// base64 of "Type:key"), so pages show the key ("Mailing 42") and keep the
+// id itself for links and requests.
+export function shownId(id) {
+  try {
+    const [type, key] = atob(id).split(":");
+    if (type && /^\d+$/.test(key ?? "")) return key;
+  } catch {
+    // Not base64: an id as given (an old integer key in an address).
+  }
+  return id;
+}

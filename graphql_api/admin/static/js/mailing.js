@@ -4,7 +4,7 @@
 import { session } from "./auth.js";
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, progressLine, statusBars } from "./chart.js";
-import { gql, latestOnly, openExport, subscribe } from "./graphql.js";
+import { gql, latestOnly, openExport, subscribe, shownId } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { PROGRESS } from "./mailings.js";
 import { formatCount, rangeOf } from "./numbers.js";
@@ -41,7 +41,7 @@ const MESSAGES = `query Messages($id: ID!, $status: MessageStatus, $first: Int, 
 export async function mailingView(root, { id }) {
   let mailing = (await gql(GET, { id })).mailing;
   if (!mailing) {
-    mount(root, h("p", { class: "error" }, `Mailing ${id} not found (or deleted).`), h("a", { href: "#/mailings" }, "Back to mailings"));
+    mount(root, h("p", { class: "error" }, `Mailing ${shownId(id)} not found (or deleted).`), h("a", { href: "#/mailings" }, "Back to mailings"));
     return undefined;
   }
   let timeline = mailing.timeline;
@@ -67,7 +67,7 @@ export async function mailingView(root, { id }) {
 
   function render() {
     mount(head,
-      h("h1", {}, `Mailing ${mailing.id}`),
+      h("h1", {}, `Mailing ${shownId(mailing.id)}`),
       statusBadge(mailing.status),
       liveBadge,
       h("div", { class: "spacer" }),

@@ -1,7 +1,7 @@
 // What an operator may do with a mailing in each status, and doing it.
 import { session } from "./auth.js";
 import { h, toast } from "./dom.js";
-import { gql } from "./graphql.js";
+import { gql, shownId } from "./graphql.js";
 
 export const TERMINAL = new Set(["FINISHED", "CANCELLED"]);
 export const MAILING_FIELDS = `id text startAt endAt status createdAt updatedAt
@@ -55,14 +55,14 @@ async function run(action, mailing, changed) {
     if (action === "delete") {
       const { deleteMailing } = await gql(DELETE, { id: mailing.id });
       if (deleteMailing.__typename !== "Deleted") throw new Error(deleteMailing.message);
-      toast(`Mailing ${mailing.id} deleted`);
+      toast(`Mailing ${shownId(mailing.id)} deleted`);
       changed(null);
       return;
     }
     const data = await gql(CHANGE[action], { id: mailing.id });
     const result = Object.values(data)[0];
     if (result.__typename !== "Mailing") throw new Error(result.message);
-    toast(`Mailing ${mailing.id} is ${result.status}`);
+    toast(`Mailing ${shownId(mailing.id)} is ${result.status}`);
     changed(result);
   } catch (error) {
     toast(error.message, "error");

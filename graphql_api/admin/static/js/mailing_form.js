@@ -3,7 +3,7 @@
 // and the send window.
 import { debounce, h, mount, splitList, toast } from "./dom.js";
 import { banner, clearErrors, field, formBanner, showErrors } from "./forms.js";
-import { gql, latestOnly } from "./graphql.js";
+import { gql, latestOnly, shownId } from "./graphql.js";
 import { zoneDatalist } from "./clients.js";
 import { MAILING_FIELDS } from "./mailing_actions.js";
 import { countOf } from "./numbers.js";
@@ -32,7 +32,7 @@ export async function mailingFormView(root, { id } = {}) {
   if (id) {
     mailing = (await gql(GET, { id })).mailing;
     if (!mailing) {
-      mount(root, h("p", { class: "error" }, `Mailing ${id} not found.`), h("a", { href: "#/mailings" }, "Back to mailings"));
+      mount(root, h("p", { class: "error" }, `Mailing ${shownId(id)} not found.`), h("a", { href: "#/mailings" }, "Back to mailings"));
       return;
     }
   }
@@ -191,7 +191,7 @@ export async function mailingFormView(root, { id } = {}) {
         result = (await gql(CREATE, { input: values })).createMailing;
       }
       if (result.__typename === "Mailing") {
-        toast(mailing ? `Mailing ${result.id} saved` : `Mailing ${result.id} created: ${result.status}`);
+        toast(mailing ? `Mailing ${shownId(result.id)} saved` : `Mailing ${shownId(result.id)} created: ${result.status}`);
         location.hash = `#/mailings/${result.id}`;
       } else if (result.__typename === "ValidationError") showErrors(form, withTypedWrong(result.errors, wrong));
       else banner(form, [result.message]);

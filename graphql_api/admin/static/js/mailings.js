@@ -2,7 +2,7 @@
 import { session } from "./auth.js";
 import { h, mount, statusBadge, throttle, toast } from "./dom.js";
 import { progressBar, STATUSES } from "./chart.js";
-import { gql, latestOnly, openExport, subscribe } from "./graphql.js";
+import { gql, latestOnly, openExport, subscribe, shownId } from "./graphql.js";
 import { actionButtons, MAILING_FIELDS, TERMINAL } from "./mailing_actions.js";
 import { formatCount, rangeOf } from "./numbers.js";
 import { breakdown, doneOf, progressSummary } from "./outcome.js";
@@ -107,7 +107,7 @@ export async function mailingsView(root) {
     tr.dataset.status = mailing.status;
     mount(
       tr,
-      h("td", { class: "num" }, h("a", { href: `#/mailings/${mailing.id}` }, mailing.id)),
+      h("td", { class: "num" }, h("a", { href: `#/mailings/${mailing.id}` }, shownId(mailing.id))),
       h("td", { class: "text-cell" }, h("a", { href: `#/mailings/${mailing.id}` }, mailing.text.length > 70 ? `${mailing.text.slice(0, 70)}…` : mailing.text)),
       h("td", {}, statusBadge(mailing.status)),
       h("td", { class: "muted nowrap" }, timeElement(mailing.startAt)),
