@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import DATA_DIR, GraphQLClient, serve_api, stop_process
-from tests.support.inprocess import http_client, serving
+from tests.support.inprocess import http_client, serving, without_lifespan
 from tests.support.node import NODE, NPM, npm_install
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -301,14 +301,12 @@ async def test_refusals_behind_a_token_are_json(database: str) -> None:
 async def test_an_unexpected_failure_is_a_json_500() -> None:
     from starlette.routing import Route
 
-    from graphql_api.app import create_app
-
     async def broken(_: object) -> None:
         raise RuntimeError("a bug")
 
-    app = create_app()  # its lifespan is not run: no database needed
-    app.router.routes.append(Route("/broken", broken))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        response = await client.get("/broken")
+    async with without_lifespan() as app:
+        app.router.routes.append(Route("/broken", broken))
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            response = await client.get("/broken")
     refusal_of(response, 500, "Unexpected error")

@@ -23,7 +23,7 @@ from graphql import (
 
 from graphql_api.reference import api_markdown
 from graphql_api.schema import schema
-from tests.support.inprocess import http_client, settings_with
+from tests.support.inprocess import http_client, without_lifespan
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "reference-token-5c1a"
@@ -128,9 +128,7 @@ def test_docs_api_md_covers_every_operation_and_type() -> None:
 @pytest.fixture
 async def api_with_token() -> AsyncIterator[httpx.AsyncClient]:
     """The app, in process, with API_TOKEN set (its lifespan is not run: no database needed)."""
-    from graphql_api.app import create_app
-
-    async with http_client(create_app(settings_with(api_token=TOKEN))) as http:
+    async with without_lifespan(api_token=TOKEN) as app, http_client(app) as http:
         yield http
 
 
@@ -160,9 +158,7 @@ async def test_docs_page_is_public_offline_and_complete(api_with_token: httpx.As
 
 
 async def test_docs_page_links_to_graphiql_only_when_served() -> None:
-    from graphql_api.app import create_app
-
-    async with http_client(create_app(settings_with(graphiql=False))) as http:
+    async with without_lifespan(graphiql=False) as app, http_client(app) as http:
         page = await http.get("/docs")
     assert page.status_code == 200
     assert 'href="/graphql"' not in page.text

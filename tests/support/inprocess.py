@@ -102,6 +102,23 @@ async def serving(**overrides: Any) -> AsyncIterator[Starlette]:
         yield app
 
 
+@contextlib.asynccontextmanager
+async def without_lifespan(**overrides: Any) -> AsyncIterator[Starlette]:
+    """The real application with its lifespan not run (no database needed).
+
+    What the lifespan would have closed and a request may open is closed
+    here: the rate limits' Redis connections, which the garbage collector
+    would otherwise find unclosed during a later test.
+    """
+    from graphql_api.app import create_app
+
+    app = create_app(settings_with(**overrides))
+    try:
+        yield app
+    finally:
+        await app.state.rate_limits.aclose()
+
+
 def http_client(app: Starlette, **options: Any) -> httpx.AsyncClient:
     """An HTTP client of ``app`` in this process (``options``: httpx's, such as ``headers``)."""
     return httpx.AsyncClient(
