@@ -16,6 +16,7 @@ import contextvars
 import gc
 import sqlite3
 import threading
+import warnings
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -112,6 +113,11 @@ async def test_tortoise_itself_still_poisons_the_task_on_a_reset_during_begin(
         for _attempt in range(3):
             with pytest.raises(Exception, match=r"released back to the pool|closed|transaction"):
                 await _one_transaction()
+    # The defect also leaves a connection that nothing can close any more:
+    # collect it here, where it is expected, rather than warn in a later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @sqlite_only

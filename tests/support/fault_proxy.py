@@ -169,6 +169,11 @@ class FaultProxy:
         except OSError:
             _rst(writer)
             return
+        except BaseException:
+            # Cancelled by close() while it connected upstream: the accepted
+            # socket closes here, or the garbage collector finds it open.
+            writer.transport.abort()
+            raise
         pair = (writer, up_writer)
         self._pairs.add(pair)
         try:
