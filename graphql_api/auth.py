@@ -1,4 +1,4 @@
-"""Credentials: ``API_TOKEN`` (the README's "Settings") and bearer JWTs from an OIDC provider.
+"""Credentials: ``API_TOKEN`` (docs/settings.md) and bearer JWTs from an OIDC provider.
 
 When either is configured, every request to the API must carry one. HTTP
 requests send ``Authorization: Bearer <token>``; WebSocket clients send it in
