@@ -103,7 +103,8 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
         frozenset(
             {
                 "finalise_messages",
-                "reschedule_messages",
+                "hand_back_messages",
+                "reschedule_messages",  # its name before the glossary (CONVENTIONS)
                 "settle_returned",
                 "storable",
                 "_values_table",

@@ -348,7 +348,7 @@ class Engine:
             # It stays pending even if that is after end_at: EXPIRED comes at
             # end_at, and until then a later end or another window can save it.
             opening = next_window_opening(mailing.window, message.timezone, claimed_at)
-            self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
+            self._recorder.hand_back(message, opening, None, refund=True, for_window=True)
             log.info(
                 "message waits for its window",
                 message_id=message.id,
@@ -382,7 +382,7 @@ class Engine:
             if current is None or current.revision != mailing.revision or self._stopping.is_set():
                 # Paused, cancelled, edited or finished since the claim: hand it
                 # back unsent; the next claim decides under the mailing as it is.
-                self._recorder.reschedule(message, now, None, refund=True)
+                self._recorder.hand_back(message, now, None, refund=True)
                 return
             if now >= mailing.end_at:
                 self._recorder.finalise(
@@ -391,12 +391,12 @@ class Engine:
                 return
             if mailing.window is not None and not mailing.window.is_open(message.timezone, now):
                 opening = next_window_opening(mailing.window, message.timezone, now)
-                self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
+                self._recorder.hand_back(message, opening, None, refund=True, for_window=True)
                 return
             if lease_ends - self._monotonic() < self._settings.send_timeout:
                 # Its lease may end before the answer (the worker was frozen,
                 # or waited long for its start): another worker may have it.
-                self._recorder.reschedule(message, now, None, refund=True)
+                self._recorder.hand_back(message, now, None, refund=True)
                 log.warning(
                     "lease too short to send; handed back unsent",
                     message_id=message.id,
@@ -407,7 +407,7 @@ class Engine:
             ticket = self._breaker.allow()
             if ticket is None:
                 due = now + timedelta(seconds=self._breaker.seconds_until_probe())
-                self._recorder.reschedule(message, due, None, refund=True)
+                self._recorder.hand_back(message, due, None, refund=True)
                 return
             self.requests_started += 1
             started = self._monotonic()
@@ -416,13 +416,13 @@ class Engine:
         except asyncio.CancelledError:
             # The worker is stopping with this request unanswered: it may have
             # been accepted, and a retry reuses the id, so the provider can tell.
-            self._recorder.reschedule(
+            self._recorder.hand_back(
                 message, self._clock(), "worker stopped mid-request", refund=False
             )
             raise
         except Exception:
             # Never expected; the message waits again rather than for its lease.
-            self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
+            self._recorder.hand_back(message, self._clock(), "engine error", refund=False)
             raise
         if result.kind == "transient" and time.monotonic() - started_real > self._frozen_after:
             # Its time limit fired far too late: the worker was frozen (SIGSTOP,
@@ -440,7 +440,7 @@ class Engine:
         try:
             self._recorder.record_answer(message, mailing.end_at, result, started)
         except Exception:
-            self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
+            self._recorder.hand_back(message, self._clock(), "engine error", refund=False)
             raise
 
     # -- recording -----------------------------------------------------------

@@ -25,11 +25,11 @@ from models.status import MessageStatus
 __all__ = [
     "Claimed",
     "Finalise",
-    "Reschedule",
+    "HandBack",
     "claim_due",
     "finalise_messages",
+    "hand_back_messages",
     "reap_ended_leases",
-    "reschedule_messages",
     "settle_returned",
 ]
 
@@ -55,7 +55,7 @@ class Finalise:
 
 
 @dataclass(frozen=True, slots=True)
-class Reschedule:
+class HandBack:
     """Message ``id`` goes back to waiting until ``due``.
 
     ``refund`` undoes the claim's attempt (the provider never considered the
@@ -183,10 +183,10 @@ async def finalise_messages(
     return changed
 
 
-async def reschedule_messages(
-    conn: BaseDBAsyncClient, items: Sequence[Reschedule], worker: int
+async def hand_back_messages(
+    conn: BaseDBAsyncClient, items: Sequence[HandBack], worker: int
 ) -> list[int]:
-    """Hand messages back to waiting (a retry after backoff, a claim returned unsent).
+    """Hand messages back to waiting (unsent, or for a retry after backoff).
 
     Only messages ``worker`` still holds: one that outlived its lease must not
     release a message another worker has claimed since. Returns their ids.
