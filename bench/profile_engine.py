@@ -104,7 +104,8 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
             {
                 "finalise_messages",
                 "hand_back_messages",
-                "reschedule_messages",  # its name before the glossary (CONVENTIONS)
+                "finalise_handed_back",
+                "reschedule_messages",  # their names before the glossary (CONVENTIONS)
                 "settle_returned",
                 "storable",
                 "_values_table",

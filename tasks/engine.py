@@ -9,7 +9,7 @@ flight), not from threads. Four loops share the engine:
   and starts one send per message;
 - the recorder (``tasks.recorder``) writes outcomes in bulk, one transaction per flush;
 - the sweeper tends every mailing that may need it (start, re-target,
-  expire, finish, settle) and releases the messages of dead workers, which
+  expire, finish, cancel) and releases the messages of dead workers, which
   is what makes lost wake-ups and crashes harmless;
 - the builder adds the audiences being built, chunk after chunk
   (``tasks.audience``), while the first chunks are already being sent.

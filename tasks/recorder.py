@@ -25,9 +25,9 @@ from models.queries.messages import (
     Claimed,
     Finalise,
     HandBack,
+    finalise_handed_back,
     finalise_messages,
     hand_back_messages,
-    settle_returned,
 )
 from settings import Settings
 from tasks.liveness import LoopProgress
@@ -239,7 +239,7 @@ class Recorder:
             async with in_transaction() as conn:
                 await finalise_messages(conn, finals, touched)
                 handed_back = await hand_back_messages(conn, hand_backs, self._worker)
-                await settle_returned(conn, handed_back, self._clock(), touched)
+                await finalise_handed_back(conn, handed_back, self._clock(), touched)
 
         # A deadlock with a cancel is no fault of any row: run it again
         # before splitting the batch to find one.

@@ -19,6 +19,7 @@ from models.queries.messages import (
     cancel_client_waiting,
     cancel_unmatched,
     claim_due,
+    finalise_handed_back,
     finalise_messages,
     finalise_waiting,
     follow_client_match,
@@ -26,7 +27,6 @@ from models.queries.messages import (
     reap_ended_leases,
     replan_window_waiters,
     revive_rematched,
-    settle_returned,
     storable,
 )
 from tests.support.factories import make_client, make_mailing
@@ -335,7 +335,7 @@ async def test_handed_back_messages_follow_what_happened_meanwhile(db: str) -> N
             conn, [HandBack(i, now, "HTTP 500", False) for i in claimed.values()], WORKER
         )
         touched: set[int] = set()
-        assert await settle_returned(conn, handed_back, now, touched) == 2
+        assert await finalise_handed_back(conn, handed_back, now, touched) == 2
     assert touched == {mailing.id}
     rows = {m.id: m for m in await Message.filter(mailing_id=mailing.id)}
     assert rows[claimed[kept.id]].status is MessageStatus.PENDING
@@ -347,7 +347,7 @@ async def test_handed_back_messages_follow_what_happened_meanwhile(db: str) -> N
     (again,) = await _claim(mailing)
     async with in_transaction() as conn:
         handed_back = await hand_back_messages(conn, [HandBack(again.id, now, None, True)], WORKER)
-        assert await settle_returned(conn, handed_back, now + timedelta(hours=2)) == 1
+        assert await finalise_handed_back(conn, handed_back, now + timedelta(hours=2)) == 1
     assert (await Message.get(id=again.id)).status is MessageStatus.EXPIRED
     assert await _stats(mailing.id) == {
         "total": 3,

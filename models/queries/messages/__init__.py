@@ -4,7 +4,7 @@ A pending message is either *in flight* (a worker holds it: ``leased_until``
 is set and has not passed, on the database's clock) or *waiting* (for its
 turn, a retry or its window). Rules that act on waiting messages (cancel,
 re-target, window changes, expiry at ``end_at``) leave held ones to their
-worker, which records what the provider said; :func:`settle_returned` then
+worker, which records what the provider said; :func:`finalise_handed_back` then
 applies those rules to what a worker hands back unsent or for a retry.
 
 Every status change is made by a statement guarded by the status it
@@ -38,10 +38,10 @@ from models.queries.messages.sending import (
     Finalise,
     HandBack,
     claim_due,
+    finalise_handed_back,
     finalise_messages,
     hand_back_messages,
     reap_ended_leases,
-    settle_returned,
 )
 from models.queries.messages.shared import OPTED_OUT_REASON, storable
 
@@ -56,6 +56,7 @@ __all__ = [
     "cancel_opted_out_waiting",
     "cancel_unmatched",
     "claim_due",
+    "finalise_handed_back",
     "finalise_messages",
     "finalise_waiting",
     "follow_client_edit",
@@ -69,6 +70,5 @@ __all__ = [
     "replan_window_waiters",
     "revive_rematched",
     "sent_that_day",
-    "settle_returned",
     "storable",
 ]

@@ -27,10 +27,10 @@ __all__ = [
     "Finalise",
     "HandBack",
     "claim_due",
+    "finalise_handed_back",
     "finalise_messages",
     "hand_back_messages",
     "reap_ended_leases",
-    "settle_returned",
 ]
 
 
@@ -218,7 +218,7 @@ async def hand_back_messages(
     return [int(r["id"]) for r in rows]
 
 
-async def settle_returned(
+async def finalise_handed_back(
     conn: BaseDBAsyncClient, ids: Sequence[int], now: datetime, touched: set[int] | None = None
 ) -> int:
     """Apply to messages handed back what happened while they were in flight.
