@@ -9,7 +9,7 @@ flight), not from threads. Four loops share the engine:
   and starts one send per message;
 - the recorder (``tasks.recorder``) writes outcomes in bulk, one transaction per flush;
 - the sweeper tends every mailing that may need it (start, re-target,
-  expire, finish, cancel) and releases the messages of dead workers, which
+  expire, finish, cancel) and reaps the leases of dead workers, which
   is what makes lost wake-ups and crashes harmless;
 - the builder adds the audiences being built, chunk after chunk
   (``tasks.audience``), while the first chunks are already being sent.
@@ -24,7 +24,7 @@ Each loop survives any exception it meets and reports every round to
 :class:`tasks.liveness.LoopProgress` (liveness is progress, not a live
 process). When the database fails, outcomes come first: the dispatcher
 claims nothing while the recorder cannot write what it holds, and the
-sweeper writes them before it hands back any ended lease, and hands back
+sweeper writes them before it reaps any ended lease, and reaps
 none until the database has answered for ``REAP_GRACE`` seconds, so that
 every live worker has written what it held through the outage
 (docs/sending.md, "When the infrastructure fails").
@@ -177,7 +177,7 @@ class Engine:
                 break
             await asyncio.sleep(min(1.0, left))
         log.error(
-            "outcomes not written before the stop grace ended; their leases will hand them back",
+            "outcomes not written before the stop grace ended; a sweep will reap their leases",
             unwritten=self._recorder.holding,
             grace_s=grace,
         )
@@ -480,10 +480,10 @@ class Engine:
             await asyncio.sleep(0.2)
 
     async def sweep_once(self) -> None:
-        """Release dead workers' messages, then tend every mailing that may need it.
+        """Reap the leases of dead workers, then tend every mailing that may need it.
 
         This worker's own outcomes are written first, and no lease is
-        released until the database has answered for ``REAP_GRACE``.
+        reaped until the database has answered for ``REAP_GRACE``.
         """
         await self.record_now()
         if self.may_reap():

@@ -1,4 +1,4 @@
-"""The engine's statements: claims (leases), outcomes, hand-backs and ended leases."""
+"""The engine's statements: claims (leases), outcomes, hand-backs, and reaping ended leases."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ async def hand_back_messages(
     """Hand messages back to waiting (unsent, or for a retry after backoff).
 
     Only messages ``worker`` still holds: one that outlived its lease must not
-    release a message another worker has claimed since. Returns their ids.
+    hand back a message another worker has claimed since. Returns their ids.
     """
     if not items:
         return []
@@ -264,7 +264,10 @@ async def finalise_handed_back(
 
 
 async def reap_ended_leases(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
-    """Release the messages of leases that ended (their worker died): they wait again."""
+    """Reap the leases that ended without an outcome (their worker died).
+
+    Their messages wait again; the rows reaped are returned, for the log.
+    """
     return await fetch(
         conn,
         "UPDATE message SET leased_until = NULL, leased_by = NULL"
