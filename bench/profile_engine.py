@@ -134,7 +134,8 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ("bookkeeping", "tasks/adaptive_rate.py", None),
     ("bookkeeping", "tasks/send_schedule.py", None),
     ("bookkeeping", "tasks/worker_metrics.py", None),
-    ("bookkeeping", "tasks/sweep.py", None),
+    ("bookkeeping", "tasks/tend.py", None),
+    ("bookkeeping", "tasks/sweep.py", None),  # tasks/tend.py before the glossary
     ("bookkeeping", "tasks/engine.py", None),
 ]
 # Libraries that work for whichever stage called them.

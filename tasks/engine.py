@@ -64,7 +64,7 @@ from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient
 from tasks.recorder import Recorder
 from tasks.running import RunningMailing, running_mailings
-from tasks.sweep import tend_mailing
+from tasks.tend import tend_mailing
 from tasks.worker_metrics import WorkerMetrics
 
 __all__ = ["Engine"]
