@@ -135,6 +135,8 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ("bookkeeping", "tasks/send_schedule.py", None),
     ("bookkeeping", "tasks/worker_metrics.py", None),
     ("bookkeeping", "tasks/tend.py", None),
+    ("bookkeeping", "tasks/sweeper.py", None),
+    ("bookkeeping", "tasks/liveness.py", None),  # the heartbeat
     ("bookkeeping", "tasks/sweep.py", None),  # tasks/tend.py before the glossary
     ("bookkeeping", "tasks/engine.py", None),
 ]
