@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     # Seconds a stopping worker keeps trying to write the outcomes it holds
     # (the database may be down); Compose and Kubernetes give it this and more.
     stop_grace: float = Field(default=60.0, ge=0)
-    # Seconds the database must have answered a worker before its sweep hands
-    # back ended leases: every live worker writes the outcomes it held through
+    # Seconds the database must have answered a worker before its sweep reaps
+    # ended leases: every live worker writes the outcomes it held through
     # an outage first, so none of them is sent again.
     reap_grace: float = Field(default=15.0, ge=0)
     # Where the embedded defaults (SQLite database, SQLite Huey) keep their files.

@@ -103,7 +103,9 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
         frozenset(
             {
                 "finalise_messages",
-                "reschedule_messages",
+                "hand_back_messages",
+                "finalise_handed_back",
+                "reschedule_messages",  # their names before the glossary (CONVENTIONS)
                 "settle_returned",
                 "storable",
                 "_values_table",
@@ -132,7 +134,10 @@ _RULES: list[tuple[str, str, frozenset[str] | None]] = [
     ("bookkeeping", "tasks/adaptive_rate.py", None),
     ("bookkeeping", "tasks/send_schedule.py", None),
     ("bookkeeping", "tasks/worker_metrics.py", None),
-    ("bookkeeping", "tasks/sweep.py", None),
+    ("bookkeeping", "tasks/tend.py", None),
+    ("bookkeeping", "tasks/sweeper.py", None),
+    ("bookkeeping", "tasks/liveness.py", None),  # the heartbeat
+    ("bookkeeping", "tasks/sweep.py", None),  # tasks/tend.py before the glossary
     ("bookkeeping", "tasks/engine.py", None),
 ]
 # Libraries that work for whichever stage called them.

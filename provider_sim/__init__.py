@@ -5,7 +5,7 @@ What it speaks is in docs/sending.md, "The send API".
 A development tool: production code never imports it (CONVENTIONS.md). It
 is the test oracle for "every message accepted once and on time": it
 answers ``POST /send/{msgId}`` with ``200 {"code":0,"message":"OK"}`` and
-records every request (id, arrival instant, outcome, whether it was
+keeps a ledger of every request (id, arrival instant, outcome, whether it was
 accepted) and every accepted id with a count, so duplicates show.
 
 Faults, from the command line (``--fail-rate 0.2``) or while it runs with
@@ -56,7 +56,7 @@ by outcome, and whether it is down, unauthorized or forbidden now); ``GET
 id; ``GET /_sim/requests``: ``[msgId, arrived_at, outcome, accepted]`` per
 send request in arrival order (``accepted``, added last, is true for the
 outcomes ``accepted``, ``accepted_late`` and ``accepted_hang``; the others
-are in :data:`provider_sim.records.OUTCOMES`); ``GET|POST /_sim/faults``;
+are in :data:`provider_sim.ledger.OUTCOMES`); ``GET|POST /_sim/faults``;
 ``POST /_sim/reset`` (forgets requests and attempt counts, keeps faults).
 While the send port is down they stay reachable on ``--control-port``.
 

@@ -14,7 +14,7 @@ import orjson
 from provider_sim import answers
 from provider_sim.answers import Action, Silence
 from provider_sim.faults import CASCADE, Faults
-from provider_sim.records import Recorder
+from provider_sim.ledger import Ledger
 
 __all__ = ["SendApi"]
 
@@ -33,7 +33,7 @@ _EFFECTS: dict[str, tuple[str, Action | None]] = {
 
 
 class SendApi:
-    """Decides each send request's fate from the faults, and records it.
+    """Decides each send request's fate from the faults, and enters it in the ledger.
 
     The checks run in this order: ``max_rps``, ``max_rps_fixed``, the ``unauthorized_for`` and
     ``forbidden_for`` windows, the token, the body, ``retry_after_first``, one
@@ -43,12 +43,12 @@ class SendApi:
 
     def __init__(
         self,
-        records: Recorder,
+        ledger: Ledger,
         clock: Callable[[], float],
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.records = records
+        self.ledger = ledger
         self.clock = clock
         self._monotonic = monotonic
         self.faults = Faults()
@@ -87,38 +87,38 @@ class SendApi:
         self._fixed_second, self._fixed_count = -1, 0
 
     def decide(self, raw_id: bytes, auth: bytes | None, body: bytes) -> tuple[float, Action]:
-        """(seconds to wait, what to answer) for one send request; records it."""
+        """(seconds to wait, what to answer) for one send request; enters it in the ledger."""
         now = self.clock()
-        records = self.records
+        ledger = self.ledger
         faults = self.faults
         message_id = int(raw_id) if raw_id.isdigit() else -1
         if not 0 <= message_id <= _MAX_ID:
-            records.request(None, "not_found", now)
+            ledger.request(None, "not_found", now)
             return 0.0, answers.NOT_FOUND
         if faults.max_rps and not self._admit(faults.max_rps):
-            records.request(message_id, "throttled", now)
+            ledger.request(message_id, "throttled", now)
             return self._latency(), answers.THROTTLED
         if faults.max_rps_fixed and not self._admit_fixed(faults.max_rps_fixed):
-            records.request(message_id, "throttled", now)
+            ledger.request(message_id, "throttled", now)
             return self._latency(), answers.THROTTLED
         if self.unauthorized:
-            records.request(message_id, "unauthorized", now)
+            ledger.request(message_id, "unauthorized", now)
             return self._latency(), answers.TOKEN_REVOKED
         if self.forbidden:
-            records.request(message_id, "forbidden", now)
+            ledger.request(message_id, "forbidden", now)
             return self._latency(), answers.FORBIDDEN
         if self._expected_auth is not None and auth != self._expected_auth:
-            records.request(message_id, "unauthorized", now)
+            ledger.request(message_id, "unauthorized", now)
             return self._latency(), answers.UNAUTHORIZED
         phone, problem = _check_body(message_id, body)
         if problem is not None:
-            records.request(message_id, "invalid", now)
+            ledger.request(message_id, "invalid", now)
             return self._latency(), answers.json_error(400, problem)
         if faults.retry_after_first:
             attempt = self._attempts.get(message_id, 0) + 1
             self._attempts[message_id] = attempt
             if attempt <= faults.retry_after_first:
-                records.request(message_id, "retry_later", now)
+                ledger.request(message_id, "retry_later", now)
                 return self._latency(), self._retry_later
         rejects = faults.reject_rate > 0 and self._rejects(message_id)
         if self._cascade:
@@ -126,20 +126,20 @@ class SendApi:
             for rate, outcome, action in self._cascade:
                 if draw < rate:
                     if outcome == "accepted_hang" and not rejects:
-                        records.accept(message_id, outcome, now, phone)
+                        ledger.accept(message_id, outcome, now, phone)
                         return 0.0, Silence.HANG
                     if outcome == "accepted_late" and not rejects:
-                        records.accept(message_id, outcome, now, phone)
+                        ledger.accept(message_id, outcome, now, phone)
                         return faults.late_by / 1000, answers.OK
                     if outcome.startswith("accepted"):
                         break  # a rejected id is rejected, however late it would be
-                    records.request(message_id, outcome, now)
+                    ledger.request(message_id, outcome, now)
                     return self._transient(outcome, action)
                 draw -= rate
         if rejects:
-            records.request(message_id, "rejected", now)
+            ledger.request(message_id, "rejected", now)
             return self._latency(), answers.REJECTED
-        records.accept(message_id, "accepted", now, phone)
+        ledger.accept(message_id, "accepted", now, phone)
         return self._latency(), answers.OK
 
     def _transient(self, outcome: str, action: Action | None) -> tuple[float, Action]:

@@ -14,8 +14,8 @@ import structlog
 
 from provider_sim import answers
 from provider_sim.faults import Faults, split_timed
+from provider_sim.ledger import Ledger
 from provider_sim.protocol import Connection
-from provider_sim.records import Recorder
 from provider_sim.send import SendApi
 
 __all__ = ["HANG_LIMIT", "SimulatorServer", "running_simulator"]
@@ -54,8 +54,8 @@ class SimulatorServer:
         self._sock = sock
         self._control_sock = control_sock
         self.hang_limit = hang_limit
-        self.records = Recorder()
-        self.send = SendApi(self.records, clock)
+        self.ledger = Ledger()
+        self.send = SendApi(self.ledger, clock)
         self.connections: set[Connection] = set()
         self._listener: asyncio.Server | None = None
         self._control: asyncio.Server | None = None
@@ -78,11 +78,11 @@ class SimulatorServer:
     @property
     def arrived_ids(self) -> set[int]:
         """The msgIds that at least one send request has carried (live; do not change it)."""
-        return self.records.arrived_ids
+        return self.ledger.arrived_ids
 
     async def wait_arrived(self, ids: Iterable[int]) -> None:
         """Return once a send request has arrived for every id of ``ids``."""
-        await self.records.wait_arrived(ids)
+        await self.ledger.wait_arrived(ids)
 
     @property
     def open_connections(self) -> int:
@@ -152,12 +152,12 @@ class SimulatorServer:
 
     def reset(self) -> None:
         """Forget every request seen so far (faults stay)."""
-        self.records.clear()
+        self.ledger.clear()
         self.send.forget()
 
     def stats(self) -> dict[str, Any]:
         return {
-            **self.records.stats(),
+            **self.ledger.stats(),
             "down": self.is_down,
             "unauthorized": self.send.unauthorized,
             "forbidden": self.send.forbidden,
@@ -244,9 +244,9 @@ class SimulatorServer:
         if method == b"GET" and path == b"/_sim/stats":
             return answers.response(200, orjson.dumps(self.stats())), False
         if method == b"GET" and path == b"/_sim/accepted":
-            return answers.response(200, orjson.dumps(self.records.accepted_list())), False
+            return answers.response(200, orjson.dumps(self.ledger.accepted_list())), False
         if method == b"GET" and path == b"/_sim/requests":
-            return answers.response(200, orjson.dumps(self.records.requests_list())), False
+            return answers.response(200, orjson.dumps(self.ledger.requests_list())), False
         if method == b"GET" and path == b"/_sim/faults":
             return answers.response(200, orjson.dumps(self.faults.as_dict())), False
         if method == b"POST" and path == b"/_sim/reset":

@@ -19,8 +19,8 @@ added). A chunk holds its mailing's row, which serialises builders and
 makes a pause, cancel or edit wait for the chunk in progress, then be seen
 by the next one. Only a cancelled or deleted mailing stops its build; a
 paused one goes on building (it is not sending), and one past its end too,
-so that its whole audience is counted and expired. The sweep
-(``tasks.sweep``) never finishes a mailing whose build is in progress.
+so that its whole audience is counted and expired. Tending
+(``tasks.tend``) never finishes a mailing whose build is in progress.
 """
 
 from __future__ import annotations

@@ -8,26 +8,21 @@ flight), not from threads. Four loops share the engine:
   round robin, as request slots free up and the pacer grants start times,
   and starts one send per message;
 - the recorder (``tasks.recorder``) writes outcomes in bulk, one transaction per flush;
-- the sweeper tends every mailing that may need it (start, re-target,
-  expire, finish, settle) and releases the messages of dead workers, which
-  is what makes lost wake-ups and crashes harmless;
+- the sweeper (``tasks.sweeper``) tends every mailing that may need it
+  (start, re-target, expire, finish, cancel) and reaps the leases of dead
+  workers, which is what makes lost wake-ups and crashes harmless;
 - the builder adds the audiences being built, chunk after chunk
   (``tasks.audience``), while the first chunks are already being sent.
 
 The checks that the guarantees in docs/sending.md rest on are made twice: by the claim,
 in SQL, against the mailing as it is in the database (running, at the
 revision the engine read, a client the filter still matches), and in Python
-right before each request starts (the mailing still running as read, ``end_at``
-not come, the client's send window open, the circuit breaker lets it through).
+right before each request starts (``tasks.last_check``: the mailing still running
+as read, ``end_at`` not come, the window open, the lease long enough, the breaker).
 
 Each loop survives any exception it meets and reports every round to
 :class:`tasks.liveness.LoopProgress` (liveness is progress, not a live
-process). When the database fails, outcomes come first: the dispatcher
-claims nothing while the recorder cannot write what it holds, and the
-sweeper writes them before it hands back any ended lease, and hands back
-none until the database has answered for ``REAP_GRACE`` seconds, so that
-every live worker has written what it held through the outage
-(docs/sending.md, "When the infrastructure fails").
+process). When the database fails, outcomes come first (``tasks.outage``).
 
 Each step is also a public method (:meth:`dispatch_once`, :meth:`record_now`,
 :meth:`sweep_once`), so a test can drive the engine step by step under a
@@ -42,29 +37,27 @@ import itertools
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 from tortoise.transactions import in_transaction
 
-from models import MessageStatus, next_window_opening
 from models import clock as service_clock
-from models.queries.mailings import due_mailing_ids
-from models.queries.messages import (
-    Claimed,
-    claim_due,
-    reap_ended_leases,
-)
+from models import next_window_opening
+from models.queries.messages import Claimed, claim_due
 from settings import Settings
 from tasks.audience import AudienceBuilder
 from tasks.breaker import CircuitBreaker
 from tasks.events import ProgressNotifier
-from tasks.liveness import LoopProgress
+from tasks.last_check import LastCheck
+from tasks.liveness import Heartbeat, LoopProgress
+from tasks.outage import OutageHold, write_held
 from tasks.pacing import SendPacer
 from tasks.provider import ProviderClient
 from tasks.recorder import Recorder
 from tasks.running import RunningMailing, running_mailings
-from tasks.sweep import tend_mailing
+from tasks.sweeper import Sweeper
+from tasks.tend import tend_mailing
 from tasks.worker_metrics import WorkerMetrics
 
 __all__ = ["Engine"]
@@ -73,7 +66,6 @@ log = structlog.get_logger(__name__)
 
 _ACTIVE_REFRESH = 0.3  # seconds; pause and cancel take effect within this
 _IDLE_POLL = 0.25  # seconds between claims when nothing was due
-_HEARTBEAT_INTERVAL = 5.0  # seconds between two writes of this worker's counters
 _HELPERS_STOP = 5.0  # seconds a stopping engine waits for its loops between two calls
 
 
@@ -99,11 +91,6 @@ class Engine:
         self._pacer = pacer or SendPacer(clock=monotonic)
         self._concurrency = settings.send_concurrency
         self._batch = min(settings.send_batch_size, settings.send_concurrency)
-        # A claim outlives any request: a message comes back by itself only
-        # when its worker is surely gone.
-        self._lease_seconds = max(settings.send_lease, 2 * settings.send_timeout + 1)
-        # A request that took this long had its time limit fire late: frozen.
-        self._frozen_after = settings.send_timeout + 2.0
         # Who holds a lease; random, so a restarted worker is someone else.
         self.worker = random.getrandbits(62)
         self._running: dict[int, RunningMailing] = {}
@@ -113,11 +100,9 @@ class Engine:
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._sweep_soon = asyncio.Event()
         self.progress = LoopProgress(monotonic)
         self.progress.on_failure = self._loop_failed
-        # Since when the database has answered (monotonic), None while it fails.
-        self._answering_since: float | None = None
+        self._outage = OutageHold(settings.reap_grace, monotonic)
         self._recorder = Recorder(
             batch=self._batch,
             worker=self.worker,
@@ -126,13 +111,36 @@ class Engine:
             pacer=self._pacer,
             settings=settings,
             progress=self.progress,
-            on_written=self._database_answered,
+            on_written=self._outage.answered,
+        )
+        self._check = LastCheck(
+            settings,
+            recorder=self._recorder,
+            breaker=breaker,
+            clock=self._clock,
+            monotonic=monotonic,
         )
         self._builder = AudienceBuilder(
             settings, self._clock, on_chunk=self._built_chunk, progress=self.progress
         )
         self.requests_started = 0
         self.metrics = WorkerMetrics(self._clock())
+        self._heartbeat = Heartbeat(
+            self.metrics, self.progress, breaker, self._inflight, self._clock
+        )
+        self._sweeper = Sweeper(
+            settings,
+            clock=self._clock,
+            recorder=self._recorder,
+            outage=self._outage,
+            builder=self._builder,
+            notifier=self._notifier,
+            metrics=self.metrics,
+            progress=self.progress,
+            stopping=self._stopping,
+            wake=self._wake.set,
+            swept=self._swept,
+        )
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -140,8 +148,8 @@ class Engine:
         """Dispatch, record and sweep until :meth:`stop` is called."""
         log.info("engine started", concurrency=self._concurrency, batch=self._batch)
         recorder = asyncio.create_task(self._recorder.run(), name="recorder")
-        sweeper = asyncio.create_task(self._sweep_forever(), name="sweeper")
-        heart = asyncio.create_task(self._beat_forever(), name="heartbeat")
+        sweeper = asyncio.create_task(self._sweeper.run(), name="sweeper")
+        heart = asyncio.create_task(self._heartbeat.run(self._stopping), name="heartbeat")
         builder = asyncio.create_task(self._builder.run(), name="builder")
         try:
             await self._dispatch_forever()
@@ -157,36 +165,15 @@ class Engine:
             for task in late:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            await self._write_held(self._settings.stop_grace)
-            await self._beat(stopping=True)
+            await write_held(self._recorder, self._settings.stop_grace)
+            await self._heartbeat.beat(stopping=True)
             log.info("engine stopped", worker_id=self.metrics.worker_id)
-
-    async def _write_held(self, grace: float) -> None:
-        """Write the outcomes held, trying again until they land or ``grace`` (real time) ends."""
-        deadline = time.monotonic() + grace
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                await asyncio.wait_for(self.record_now(), max(left, 1.0))
-            except Exception:
-                log.warning("outcomes not written yet; trying again", exc_info=True)
-            if not self._recorder.holding:
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            await asyncio.sleep(min(1.0, left))
-        log.error(
-            "outcomes not written before the stop grace ended; their leases will hand them back",
-            unwritten=self._recorder.holding,
-            grace_s=grace,
-        )
 
     def stop(self) -> None:
         """Stop claiming; in-flight requests finish (or are handed back) and are recorded."""
         self._stopping.set()
         self._wake.set()
-        self._sweep_soon.set()
+        self._sweeper.soon()
         self._builder.stop()
 
     def wake(self) -> None:
@@ -208,34 +195,7 @@ class Engine:
 
     def _loop_failed(self, loop: str) -> None:
         self.metrics.loop_failed(loop)
-        if loop in ("dispatcher", "recorder", "sweeper"):
-            # Most likely the database: nothing is reaped until it has
-            # answered again for REAP_GRACE.
-            self._answering_since = None
-
-    def _database_answered(self) -> None:
-        if self._answering_since is None:
-            self._answering_since = self._monotonic()
-
-    def may_reap(self) -> bool:
-        """Whether the database has answered long enough for every live worker to write."""
-        since = self._answering_since
-        return since is not None and self._monotonic() - since >= self._settings.reap_grace
-
-    async def _beat_forever(self) -> None:
-        while not self._stopping.is_set():
-            await self._beat()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), _HEARTBEAT_INTERVAL)
-
-    async def _beat(self, *, stopping: bool = False) -> None:
-        self.metrics.breaker_state = self._breaker.state
-        self.metrics.in_flight = len(self._inflight)
-        self.metrics.loops = self.progress.snapshot()
-        try:
-            await self.metrics.beat(self._clock(), stopping=stopping)
-        except Exception:
-            log.warning("heartbeat not written", exc_info=True)
+        self._outage.loop_failed(loop)
 
     async def drain(self, grace: float | None = None) -> None:
         """Wait for the requests in flight; cancel (and hand back) those out after ``grace``."""
@@ -257,7 +217,7 @@ class Engine:
             try:
                 claimed = await self.dispatch_once()
                 self.progress.done("dispatcher", f"claimed {claimed}" if claimed > 0 else "idle")
-                self._database_answered()
+                self._outage.answered()
             except Exception as exc:
                 log.exception("dispatch failed; retrying")
                 self.progress.failed("dispatcher", exc)
@@ -288,7 +248,7 @@ class Engine:
         if not self._running:
             return 0
         if self._recorder.failing:
-            # Outcomes first: what this worker holds lands before it claims more.
+            # Outcomes first (tasks.outage): what this worker holds lands before it claims more.
             return 0
         state = self._breaker.state
         if state == "open":
@@ -328,7 +288,7 @@ class Engine:
                     revision=mailing.revision,
                     client_filter=mailing.filter,
                     now=now,
-                    lease_seconds=self._lease_seconds,
+                    lease_seconds=self._check.lease_seconds,
                     worker=self.worker,
                     limit=grant.count - claimed,
                 )
@@ -348,7 +308,7 @@ class Engine:
             # It stays pending even if that is after end_at: EXPIRED comes at
             # end_at, and until then a later end or another window can save it.
             opening = next_window_opening(mailing.window, message.timezone, claimed_at)
-            self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
+            self._recorder.hand_back(message, opening, None, refund=True, for_window=True)
             log.info(
                 "message waits for its window",
                 message_id=message.id,
@@ -357,7 +317,7 @@ class Engine:
                 opens_at=opening.isoformat(),
             )
             return
-        lease_ends = self._monotonic() + self._lease_seconds
+        lease_ends = self._check.lease_ends()
         task = asyncio.create_task(self._send(mailing, message, start_at, lease_ends))
         self._inflight[task] = message.id
         task.add_done_callback(self._sent)
@@ -377,54 +337,31 @@ class Engine:
             delay = start_at - self._monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            now = self._clock()
-            current = self._running.get(message.mailing_id)
-            if current is None or current.revision != mailing.revision or self._stopping.is_set():
-                # Paused, cancelled, edited or finished since the claim: hand it
-                # back unsent; the next claim decides under the mailing as it is.
-                self._recorder.reschedule(message, now, None, refund=True)
-                return
-            if now >= mailing.end_at:
-                self._recorder.finalise(
-                    message, MessageStatus.EXPIRED, "mailing ended before it was sent"
-                )
-                return
-            if mailing.window is not None and not mailing.window.is_open(message.timezone, now):
-                opening = next_window_opening(mailing.window, message.timezone, now)
-                self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
-                return
-            if lease_ends - self._monotonic() < self._settings.send_timeout:
-                # Its lease may end before the answer (the worker was frozen,
-                # or waited long for its start): another worker may have it.
-                self._recorder.reschedule(message, now, None, refund=True)
-                log.warning(
-                    "lease too short to send; handed back unsent",
-                    message_id=message.id,
-                    mailing_id=message.mailing_id,
-                    client_id=message.client_id,
-                )
-                return
-            ticket = self._breaker.allow()
+            ticket = self._check.before_request(
+                message,
+                mailing,
+                self._running.get(message.mailing_id),
+                lease_ends,
+                stopping=self._stopping.is_set(),
+            )
             if ticket is None:
-                due = now + timedelta(seconds=self._breaker.seconds_until_probe())
-                self._recorder.reschedule(message, due, None, refund=True)
                 return
             self.requests_started += 1
             started = self._monotonic()
-            started_real = time.monotonic()  # a freeze is real time, whatever clock a test moves
+            started_real = self._check.request_started()
             result = await self._provider.send(message.id, message.phone, mailing.text)
         except asyncio.CancelledError:
             # The worker is stopping with this request unanswered: it may have
             # been accepted, and a retry reuses the id, so the provider can tell.
-            self._recorder.reschedule(
+            self._recorder.hand_back(
                 message, self._clock(), "worker stopped mid-request", refund=False
             )
             raise
         except Exception:
             # Never expected; the message waits again rather than for its lease.
-            self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
+            self._recorder.hand_back(message, self._clock(), "engine error", refund=False)
             raise
-        if result.kind == "transient" and time.monotonic() - started_real > self._frozen_after:
+        if result.kind == "transient" and self._check.timed_out_across_freeze(started_real):
             # Its time limit fired far too late: the worker was frozen (SIGSTOP,
             # a VM pause) with the answer waiting. That says nothing of the
             # provider, so the breaker does not hear of it.
@@ -440,7 +377,7 @@ class Engine:
         try:
             self._recorder.record_answer(message, mailing.end_at, result, started)
         except Exception:
-            self._recorder.reschedule(message, self._clock(), "engine error", refund=False)
+            self._recorder.hand_back(message, self._clock(), "engine error", refund=False)
             raise
 
     # -- recording -----------------------------------------------------------
@@ -454,57 +391,20 @@ class Engine:
         self._wake.set()
         self._notifier.mailing_changed(mailing_id)
         if done:
-            self._sweep_soon.set()  # it may finish now
+            self._sweeper.soon()  # it may finish now
 
     def _recorded(self, touched: set[int], any_final: bool) -> None:
         for mailing_id in touched:
             self._notifier.mailing_changed(mailing_id)
         if any_final or touched:
             # A mailing may have just had its last message: tend it soon.
-            self._sweep_soon.set()
+            self._sweeper.soon()
 
     # -- sweeping ------------------------------------------------------------
 
-    async def _sweep_forever(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep_once()
-                self.progress.done("sweeper", "swept")
-            except Exception as exc:
-                log.exception("sweep failed; retrying")
-                self.progress.failed("sweeper", exc)
-            self._sweep_soon.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_soon.wait(), self._settings.sweep_interval)
-            # Coalesce: a burst of finished batches triggers one sweep.
-            await asyncio.sleep(0.2)
-
     async def sweep_once(self) -> None:
-        """Release dead workers' messages, then tend every mailing that may need it.
+        """One sweep (:meth:`tasks.sweeper.Sweeper.sweep_once`): write, reap, tend."""
+        await self._sweeper.sweep_once()
 
-        This worker's own outcomes are written first, and no lease is
-        released until the database has answered for ``REAP_GRACE``.
-        """
-        await self.record_now()
-        if self.may_reap():
-            async with in_transaction() as conn:
-                reaped = await reap_ended_leases(conn)
-            self.metrics.leases_reaped(len(reaped))
-            for row in reaped:
-                log.warning(
-                    "lease ended without an outcome; the message waits again",
-                    message_id=int(row["id"]),
-                    mailing_id=int(row["mailing_id"]),
-                    client_id=row["client_id"],
-                )
-        now = self._clock()
-        for mailing_id in await due_mailing_ids(now):
-            if self._stopping.is_set():
-                break
-            status = await tend_mailing(mailing_id, now, chunk=self._builder.tend_chunk)
-            self._notifier.mailing_changed(mailing_id)
-            if status is not None and status.value == "RUNNING":
-                self._wake.set()
+    def _swept(self) -> None:
         self._running_loaded_at = -1.0
-        self._builder.wake()
-        self._database_answered()

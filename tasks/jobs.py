@@ -16,7 +16,7 @@ __all__ = ["send_daily_report", "tend_mailing"]
 
 @huey.task()
 def tend_mailing(mailing_id: int) -> None:
-    """Bring the mailing up to date with its rows and the clock (``tasks.sweep``), then send."""
+    """Bring the mailing up to date with its rows and the clock (``tasks.tend``), then send."""
     from tasks.runtime import current_runtime
 
     current_runtime().submit_tend(mailing_id)

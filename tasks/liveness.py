@@ -7,25 +7,37 @@ heartbeat row shows it, ``/readyz`` fails while a loop has not finished a
 round for ``LOOP_STALL_UNREADY`` seconds, and past ``LOOP_STALL_EXIT`` the
 worker exits so that its supervisor starts a healthy one
 (:class:`StallWatch`, a thread: a frozen event loop cannot watch itself).
+The :class:`Heartbeat` writes the worker's row every few seconds, with what
+each loop last did.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
-__all__ = ["LOOPS", "LoopProgress", "StallWatch"]
+if TYPE_CHECKING:
+    from tasks.breaker import CircuitBreaker
+    from tasks.worker_metrics import WorkerMetrics
+
+__all__ = ["LOOPS", "Heartbeat", "LoopProgress", "StallWatch"]
 
 log = structlog.get_logger(__name__)
 
 # The loops whose progress counts; the heartbeat's only says the loop answers.
 LOOPS = ("dispatcher", "recorder", "sweeper", "builder")
+
+_HEARTBEAT_INTERVAL = 5.0  # seconds between two writes of this worker's counters
 
 
 @dataclass
@@ -115,3 +127,38 @@ class StallWatch:
                 )
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
+
+
+class Heartbeat:
+    """Writes this worker's row: its breaker, its requests in flight, each loop's last round."""
+
+    def __init__(
+        self,
+        metrics: WorkerMetrics,
+        progress: LoopProgress,
+        breaker: CircuitBreaker,
+        in_flight: Sized,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._metrics = metrics
+        self._progress = progress
+        self._breaker = breaker
+        self._in_flight = in_flight
+        self._clock = clock
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Beat every few seconds until ``stopping`` is set."""
+        while not stopping.is_set():
+            await self.beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), _HEARTBEAT_INTERVAL)
+
+    async def beat(self, *, stopping: bool = False) -> None:
+        """Write the row once; a failure is logged, and the next beat tries again."""
+        self._metrics.breaker_state = self._breaker.state
+        self._metrics.in_flight = len(self._in_flight)
+        self._metrics.loops = self._progress.snapshot()
+        try:
+            await self._metrics.beat(self._clock(), stopping=stopping)
+        except Exception:
+            log.warning("heartbeat not written", exc_info=True)

@@ -24,10 +24,10 @@ from models.db import ping, retrying
 from models.queries.messages import (
     Claimed,
     Finalise,
-    Reschedule,
+    HandBack,
+    finalise_handed_back,
     finalise_messages,
-    reschedule_messages,
-    settle_returned,
+    hand_back_messages,
 )
 from settings import Settings
 from tasks.liveness import LoopProgress
@@ -79,14 +79,14 @@ class Recorder:
         self._clock = clock
         self._on_recorded = on_recorded
         self._finals: list[Finalise] = []
-        self._reschedules: list[Reschedule] = []
+        self._hand_backs: list[HandBack] = []
         self._flush_now = asyncio.Event()
         self._stopping = False
 
     @property
     def holding(self) -> int:
         """How many outcomes wait to be written."""
-        return len(self._finals) + len(self._reschedules)
+        return len(self._finals) + len(self._hand_backs)
 
     def stop(self) -> None:
         """End :meth:`run` after its current flush."""
@@ -96,7 +96,7 @@ class Recorder:
     def finalise(self, message: Claimed, status: MessageStatus, error: str | None) -> None:
         self.add(Finalise(message.id, status, error, self._clock()))
 
-    def reschedule(
+    def hand_back(
         self,
         message: Claimed,
         due: datetime,
@@ -105,7 +105,7 @@ class Recorder:
         refund: bool,
         for_window: bool = False,
     ) -> None:
-        self.add(Reschedule(message.id, due, error, refund, for_window))
+        self.add(HandBack(message.id, due, error, refund, for_window))
 
     def record_answer(
         self, message: Claimed, end_at: datetime, result: SendResult, started: float
@@ -148,12 +148,12 @@ class Recorder:
             self._pacer.rate_limited(result.retry_after, started_at=started)
             wait = _RATE_LIMITED_RETRY if result.retry_after is None else result.retry_after
             wait = min(wait, MAX_RETRY_AFTER)
-            self.reschedule(message, now + timedelta(seconds=wait), result.error, refund=True)
+            self.hand_back(message, now + timedelta(seconds=wait), result.error, refund=True)
             log.warning("message rate limited", **ids, retry_in_s=round(wait, 2))
             return
         if kind == "unauthorized":
             # Our credentials, not the message: it waits while the breaker holds.
-            self.reschedule(message, now, result.error, refund=True)
+            self.hand_back(message, now, result.error, refund=True)
             return
         if now >= end_at:
             self.finalise(message, MessageStatus.EXPIRED, result.error)
@@ -161,7 +161,7 @@ class Recorder:
             return
         self._pacer.accepted()
         delay = retry_delay(message.attempts, result.retry_after, self._settings)
-        self.reschedule(message, now + timedelta(seconds=delay), result.error, refund=False)
+        self.hand_back(message, now + timedelta(seconds=delay), result.error, refund=False)
         log.warning(
             "message will be retried",
             **ids,
@@ -171,16 +171,16 @@ class Recorder:
             retry_in_s=round(delay, 2),
         )
 
-    def add(self, item: Finalise | Reschedule) -> None:
+    def add(self, item: Finalise | HandBack) -> None:
         """Gather one outcome; a full batch is written at once."""
         if isinstance(item, Finalise):
             self._finals.append(item)
         else:
-            self._reschedules.append(item)
+            self._hand_backs.append(item)
         self._note_outcome()
 
     def _note_outcome(self) -> None:
-        if len(self._finals) + len(self._reschedules) >= self._batch:
+        if len(self._finals) + len(self._hand_backs) >= self._batch:
             self._flush_now.set()
 
     async def run(self) -> None:
@@ -207,45 +207,45 @@ class Recorder:
         database itself is unreachable, everything goes back to the buffer.
         """
         finals, self._finals = self._finals, []
-        reschedules, self._reschedules = self._reschedules, []
-        if not finals and not reschedules:
+        hand_backs, self._hand_backs = self._hand_backs, []
+        if not finals and not hand_backs:
             return 0
         touched: set[int] = set()
         try:
-            await self._write(finals, reschedules, touched)
+            await self._write(finals, hand_backs, touched)
         except BaseException as exc:
             if not isinstance(exc, Exception) or not await database_answers():
                 # Unreachable (or this task cancelled): hold them all.
                 self._finals[:0] = finals
-                self._reschedules[:0] = reschedules
+                self._hand_backs[:0] = hand_backs
                 self.failing = isinstance(exc, Exception)
                 raise
             log.warning(
                 "a batch of outcomes was refused; recording them apart",
                 finals=len(finals),
-                reschedules=len(reschedules),
+                hand_backs=len(hand_backs),
                 exc_info=True,
             )
-            await self._write_apart([*finals, *reschedules], touched)
+            await self._write_apart([*finals, *hand_backs], touched)
         self.failing = False
         self._on_written()
         self._on_recorded(touched, bool(finals))
-        return len(finals) + len(reschedules)
+        return len(finals) + len(hand_backs)
 
     async def _write(
-        self, finals: list[Finalise], reschedules: list[Reschedule], touched: set[int]
+        self, finals: list[Finalise], hand_backs: list[HandBack], touched: set[int]
     ) -> None:
         async def write() -> None:
             async with in_transaction() as conn:
                 await finalise_messages(conn, finals, touched)
-                returned = await reschedule_messages(conn, reschedules, self._worker)
-                await settle_returned(conn, returned, self._clock(), touched)
+                handed_back = await hand_back_messages(conn, hand_backs, self._worker)
+                await finalise_handed_back(conn, handed_back, self._clock(), touched)
 
         # A deadlock with a cancel is no fault of any row: run it again
         # before splitting the batch to find one.
         await retrying(write, what="record outcomes")
 
-    async def _write_apart(self, items: list[Finalise | Reschedule], touched: set[int]) -> None:
+    async def _write_apart(self, items: list[Finalise | HandBack], touched: set[int]) -> None:
         if len(items) > 1:
             middle = len(items) // 2
             for half in (items[:middle], items[middle:]):
@@ -261,21 +261,21 @@ class Recorder:
             error=repr(item.error)[:200],
             exc_info=True,
         )
-        plain: Finalise | Reschedule
+        plain: Finalise | HandBack
         reason = "(the provider's answer could not be stored)"
         if isinstance(item, Finalise):
             plain = Finalise(item.id, item.status, reason, item.at)
         else:
-            plain = Reschedule(item.id, item.due, reason, item.refund, item.for_window)
+            plain = HandBack(item.id, item.due, reason, item.refund, item.for_window)
         try:
             await self._write_items([plain], touched)
         except Exception:
             # Its lease will end and it will be tried again, with the same id.
             log.exception("an outcome could not be stored at all", message_id=item.id)
 
-    async def _write_items(self, items: list[Finalise | Reschedule], touched: set[int]) -> None:
+    async def _write_items(self, items: list[Finalise | HandBack], touched: set[int]) -> None:
         await self._write(
             [i for i in items if isinstance(i, Finalise)],
-            [i for i in items if isinstance(i, Reschedule)],
+            [i for i in items if isinstance(i, HandBack)],
             touched,
         )

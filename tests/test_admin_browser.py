@@ -577,7 +577,7 @@ async def test_a_cancelled_mailing_says_what_happened_to_every_message(
         page.once("dialog", accept)
         await page.click("[data-action=cancel]")
         await expect(page.locator(".view-head .badge")).to_have_text("CANCELLED")
-        # A worker again: what the stopped one held is settled, and the
+        # A worker again: what the stopped one held is finalised, and the
         # stream ends with nothing pending.
         worker = await asyncio.to_thread(Worker, steady_sim, **STEADY)
         await expect(page.locator("#live")).to_have_text("", timeout=60_000)

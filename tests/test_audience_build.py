@@ -17,7 +17,7 @@ import pytest
 from models import Mailing, MailingStats, MailingStatus, Message, MessageStatus
 from models.db import connection, fetch
 from provider_sim import SimulatorServer, running_simulator
-from tasks.sweep import tend_mailing
+from tasks.tend import tend_mailing
 from tests.conftest import GraphQLClient
 from tests.support.api import MAILING_RESULT, key
 from tests.support.engine import Simulator, Worker, add_clients, start_mailing, wait_until

@@ -313,7 +313,7 @@ async def test_changes_while_workers_record_outcomes_are_never_refused(
         cancelled = await gql.execute(CANCEL, {"id": str(mailing.id)})
         assert cancelled["cancelMailing"]["__typename"] == "Mailing", cancelled
         assert cancelled["cancelMailing"]["status"] == "CANCELLED"
-        await wait_until(lambda: _settled(mailing.id), timeout=60)
+        await wait_until(lambda: _all_final(mailing.id), timeout=60)
     finally:
         for worker in workers:
             worker.stop()
@@ -327,5 +327,5 @@ async def _built(mailing_id: int, total: int) -> bool:
     return (await stats_of(mailing_id))["total"] == total
 
 
-async def _settled(mailing_id: int) -> bool:
+async def _all_final(mailing_id: int) -> bool:
     return (await stats_of(mailing_id))["pending"] == 0

@@ -409,7 +409,7 @@ class SendingMachine(RuleBasedStateMachine):
 
     async def _check_new_arrivals(self) -> None:
         """Every request accepted in this step (at this instant) was allowed now."""
-        requests = self.sim.records.requests_list()[self.seen_requests :]
+        requests = self.sim.ledger.requests_list()[self.seen_requests :]
         self.seen_requests += len(requests)
         accepted = [int(message_id) for message_id, _, _, taken in requests if taken]
         _tally("requests", len(requests))
@@ -449,7 +449,7 @@ class SendingMachine(RuleBasedStateMachine):
     async def _check_accepted(self) -> None:
         answered: set[int] = set()  # accepted, and the answer said so
         unanswered: dict[int, int] = {}  # accepted, never answered: how many times
-        for message_id, _, outcome, accepted in self.sim.records.requests_list():
+        for message_id, _, outcome, accepted in self.sim.ledger.requests_list():
             if not accepted:
                 continue
             where = f"message {message_id} accepted again after an answer"

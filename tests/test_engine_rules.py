@@ -288,7 +288,7 @@ async def test_retargeting_reaches_messages_that_wait(
         await sim.set_faults(rate_limit_rate=0.0)
         clock.advance(seconds=2)
         await driver.run_until(lambda: _count(mailing["id"], MessageStatus.SENT, 3))
-    assert {row[3] for row in sim.records.accepted_list()} == {int(p) for p in a_phones}
+    assert {row[3] for row in sim.ledger.accepted_list()} == {int(p) for p in a_phones}
 
 
 async def test_a_client_that_matches_again_gets_its_message_back(
@@ -307,7 +307,7 @@ async def test_a_client_that_matches_again_gets_its_message_back(
         await sim.set_faults(rate_limit_rate=0.0)
         clock.advance(seconds=2)
         await driver.run_until(lambda: _all_sent(mailing["id"], 4))
-    assert {row[3] for row in sim.records.accepted_list()} == {int(p) for p in phones}
+    assert {row[3] for row in sim.ledger.accepted_list()} == {int(p) for p in phones}
     assert sim.stats()["duplicates"] == 0
 
 
@@ -413,5 +413,5 @@ async def test_a_mailing_moved_later_and_retargeted_reaches_its_new_audience(
         await sim.set_faults(rate_limit_rate=0.0)
         clock.advance(minutes=10)
         await driver.run_until(lambda: _count(mailing["id"], MessageStatus.SENT, 2))
-    assert {row[3] for row in sim.records.accepted_list()} == {int(p) for p in b_phones}
+    assert {row[3] for row in sim.ledger.accepted_list()} == {int(p) for p in b_phones}
     assert await _mailing_status(mailing["id"]) is MailingStatus.FINISHED

@@ -14,19 +14,19 @@ from models.db import connection, fetch
 from models.queries.messages import (
     Claimed,
     Finalise,
-    Reschedule,
+    HandBack,
     add_audience,
     cancel_client_waiting,
     cancel_unmatched,
     claim_due,
+    finalise_handed_back,
     finalise_messages,
     finalise_waiting,
     follow_client_match,
+    hand_back_messages,
     reap_ended_leases,
     replan_window_waiters,
-    reschedule_messages,
     revive_rematched,
-    settle_returned,
     storable,
 )
 from tests.support.factories import make_client, make_mailing
@@ -245,12 +245,12 @@ async def test_outcomes_are_recorded_once_and_counted(db: str) -> None:
     ]
     async with in_transaction() as conn:
         assert await finalise_messages(conn, outcomes) == 2
-        returned = await reschedule_messages(
+        handed_back = await hand_back_messages(
             conn,
-            [Reschedule(c, later, "HTTP 503", refund=False), Reschedule(d, now, None, refund=True)],
+            [HandBack(c, later, "HTTP 503", refund=False), HandBack(d, now, None, refund=True)],
             WORKER,
         )
-    assert sorted(returned) == sorted([c, d])
+    assert sorted(handed_back) == sorted([c, d])
     # Recording the same outcomes again (a worker that outlived its lease) changes nothing.
     async with in_transaction() as conn:
         assert await finalise_messages(conn, outcomes) == 0
@@ -287,8 +287,8 @@ async def test_only_the_lease_holder_hands_a_message_back(db: str) -> None:
     await _claim(mailing, worker=WORKER + 1)
     async with in_transaction() as conn:
         # The first worker outlived its lease: its hand-back must not free the new claim.
-        back = Reschedule(message.id, _now(), "late", refund=True)
-        assert await reschedule_messages(conn, [back], WORKER) == []
+        back = HandBack(message.id, _now(), "late", refund=True)
+        assert await hand_back_messages(conn, [back], WORKER) == []
     row = await Message.get(id=message.id)
     assert row.leased_by == WORKER + 1
     assert row.leased_until is not None
@@ -312,7 +312,7 @@ async def test_any_answer_from_the_provider_is_stored(db: str, answer: str) -> N
     first, second = await _claim(mailing, 2)
     async with in_transaction() as conn:
         await finalise_messages(conn, [Finalise(first.id, MessageStatus.FAILED, answer, _now())])
-        await reschedule_messages(conn, [Reschedule(second.id, _now(), answer, False)], WORKER)
+        await hand_back_messages(conn, [HandBack(second.id, _now(), answer, False)], WORKER)
     for message_id in (first.id, second.id):
         stored = (await Message.get(id=message_id)).last_error
         assert stored == storable(answer)
@@ -331,11 +331,11 @@ async def test_handed_back_messages_follow_what_happened_meanwhile(db: str) -> N
     await deleted.delete()
     now = _now()
     async with in_transaction() as conn:
-        returned = await reschedule_messages(
-            conn, [Reschedule(i, now, "HTTP 500", False) for i in claimed.values()], WORKER
+        handed_back = await hand_back_messages(
+            conn, [HandBack(i, now, "HTTP 500", False) for i in claimed.values()], WORKER
         )
         touched: set[int] = set()
-        assert await settle_returned(conn, returned, now, touched) == 2
+        assert await finalise_handed_back(conn, handed_back, now, touched) == 2
     assert touched == {mailing.id}
     rows = {m.id: m for m in await Message.filter(mailing_id=mailing.id)}
     assert rows[claimed[kept.id]].status is MessageStatus.PENDING
@@ -346,8 +346,8 @@ async def test_handed_back_messages_follow_what_happened_meanwhile(db: str) -> N
     # The mailing's end came while the last one was out.
     (again,) = await _claim(mailing)
     async with in_transaction() as conn:
-        returned = await reschedule_messages(conn, [Reschedule(again.id, now, None, True)], WORKER)
-        assert await settle_returned(conn, returned, now + timedelta(hours=2)) == 1
+        handed_back = await hand_back_messages(conn, [HandBack(again.id, now, None, True)], WORKER)
+        assert await finalise_handed_back(conn, handed_back, now + timedelta(hours=2)) == 1
     assert (await Message.get(id=again.id)).status is MessageStatus.EXPIRED
     assert await _stats(mailing.id) == {
         "total": 3,

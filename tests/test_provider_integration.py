@@ -55,7 +55,7 @@ async def test_sent_and_recorded(make_client: MakeClient) -> None:
         assert stats["accepted"] == 4
         assert stats["unique_accepted"] == 3
         assert stats["duplicates"] == 1
-        assert [row[:2] + row[3:] for row in sim.records.accepted_list()] == [
+        assert [row[:2] + row[3:] for row in sim.ledger.accepted_list()] == [
             [1, 1, 79001234567],
             [2, 2, 79001234567],
             [3, 1, 79001234567],
@@ -152,7 +152,7 @@ async def test_down_is_reset_then_recovers(make_client: MakeClient) -> None:
         assert result.error == "connection reset"  # the port stays bound through an outage
         await sim.set_faults(down=False)
         assert (await client.send(3, PHONE, "x")).kind == "sent"
-        assert [row[0] for row in sim.records.accepted_list()] == [1, 3]
+        assert [row[0] for row in sim.ledger.accepted_list()] == [1, 3]
 
 
 async def test_outage_for_a_while(make_client: MakeClient) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from cli import _parser as cli_parser
 from provider_sim import Faults, SimulatorServer, run_simulator, running_simulator
-from provider_sim.records import Recorder
+from provider_sim.ledger import Ledger
 from provider_sim.send import SendApi
 from tests.conftest import bound_socket, port_of
 
@@ -271,7 +271,7 @@ async def test_keep_alive_pipelined_and_split_requests() -> None:
             await writer.drain()
         answers = [await reader.readuntil(b'"OK"}') for _ in range(5)]
         assert all(answer.startswith(b"HTTP/1.1 200 OK") for answer in answers)
-        assert [row[0] for row in sim.records.requests_list()] == [1, 2, 3, 4, 5]
+        assert [row[0] for row in sim.ledger.requests_list()] == [1, 2, 3, 4, 5]
         writer.close()
         await writer.wait_closed()
 
@@ -486,7 +486,7 @@ async def test_max_rps_throttles_beyond_the_limit(http: httpx.AsyncClient) -> No
 
 def test_max_rps_is_a_sliding_second() -> None:
     now = [0.0]
-    api = SendApi(Recorder(), clock=time.time, monotonic=lambda: now[0])
+    api = SendApi(Ledger(), clock=time.time, monotonic=lambda: now[0])
     api.configure(Faults(max_rps=3))
 
     def status() -> int:
@@ -505,7 +505,7 @@ def test_max_rps_is_a_sliding_second() -> None:
 
 def test_max_rps_fixed_counts_each_whole_second() -> None:
     now = [0.0]
-    api = SendApi(Recorder(), clock=time.time, monotonic=lambda: now[0])
+    api = SendApi(Ledger(), clock=time.time, monotonic=lambda: now[0])
     api.configure(Faults(max_rps_fixed=3))
 
     def status() -> int:
@@ -559,8 +559,8 @@ async def test_accept_hang_records_the_id_and_never_answers() -> None:
         with pytest.raises(httpx.ReadTimeout):
             await _post(impatient, sim.url, 1)
         await sim.wait_arrived([1])
-        assert [row[0] for row in sim.records.accepted_list()] == [1]
-        [request] = sim.records.requests_list()
+        assert [row[0] for row in sim.ledger.accepted_list()] == [1]
+        [request] = sim.ledger.requests_list()
         assert [request[0], request[2], request[3]] == [1, "accepted_hang", True]
         assert sim.stats()["accepted"] == 1
 
@@ -572,7 +572,7 @@ async def test_accept_late_records_on_arrival_and_answers_after_late_by(
         pending = asyncio.create_task(_post(http, sim.url, 1))
         await sim.wait_arrived([1])
         assert sim.stats()["by_outcome"] == {"accepted_late": 1}
-        assert [row[0] for row in sim.records.accepted_list()] == [1]
+        assert [row[0] for row in sim.ledger.accepted_list()] == [1]
         assert not pending.done()
         pending.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -603,11 +603,11 @@ async def test_clock_stamps_every_recorded_instant(http: httpx.AsyncClient) -> N
         stats = sim.stats()
         assert stats["first_request_at"] == "2023-11-14T22:13:20+00:00"
         assert stats["last_request_at"] == "2023-11-14T22:14:50+00:00"
-        assert [row[1] for row in sim.records.requests_list()] == [
+        assert [row[1] for row in sim.ledger.requests_list()] == [
             "2023-11-14T22:13:20+00:00",
             "2023-11-14T22:14:50+00:00",
         ]
-        assert sim.records.accepted_list()[0][2] == "2023-11-14T22:13:20+00:00"
+        assert sim.ledger.accepted_list()[0][2] == "2023-11-14T22:13:20+00:00"
 
 
 async def test_arrived_ids_and_waiting_for_arrivals(http: httpx.AsyncClient) -> None:

@@ -1,6 +1,6 @@
 """A mailing's status: the one compare-and-set, and pause, resume, cancel, delete.
 
-The engine moves mailings to RUNNING and FINISHED on its own (``tasks.sweep``,
+The engine moves mailings to RUNNING and FINISHED on its own (``tasks.tend``,
 through :func:`compare_and_set` too). Every status change is a compare-and-set
 (``UPDATE ... WHERE status = <what we read>``), checked against
 ``can_transition``; the API's changes also lock the row on PostgreSQL, so a

@@ -3,8 +3,8 @@
 An opted-out client is left out of every new audience and matches no
 mailing (``client_matches_mailing``), and its waiting messages are cancelled
 in the same transaction that opts it out, like a re-target: a message a
-worker holds is left to it and settled by the same rule if it comes back
-unsent. The stop list is kept by phone, so a client deleted and created
+worker holds is left to it and finalised by the same rule when it is
+handed back. The stop list is kept by phone, so a client deleted and created
 again (or imported) with that phone is opted out still; only
 :func:`opt_in_client` takes a phone off it.
 """

@@ -4,7 +4,7 @@ A pending message is either *in flight* (a worker holds it: ``leased_until``
 is set and has not passed, on the database's clock) or *waiting* (for its
 turn, a retry or its window). Rules that act on waiting messages (cancel,
 re-target, window changes, expiry at ``end_at``) leave held ones to their
-worker, which records what the provider said; :func:`settle_returned` then
+worker, which records what the provider said; :func:`finalise_handed_back` then
 applies those rules to what a worker hands back unsent or for a retry.
 
 Every status change is made by a statement guarded by the status it
@@ -36,12 +36,12 @@ from models.queries.messages.reading import (
 from models.queries.messages.sending import (
     Claimed,
     Finalise,
-    Reschedule,
+    HandBack,
     claim_due,
+    finalise_handed_back,
     finalise_messages,
+    hand_back_messages,
     reap_ended_leases,
-    reschedule_messages,
-    settle_returned,
 )
 from models.queries.messages.shared import OPTED_OUT_REASON, storable
 
@@ -49,26 +49,26 @@ __all__ = [
     "OPTED_OUT_REASON",
     "Claimed",
     "Finalise",
-    "Reschedule",
+    "HandBack",
     "add_audience",
     "add_audience_chunk",
     "cancel_client_waiting",
     "cancel_opted_out_waiting",
     "cancel_unmatched",
     "claim_due",
+    "finalise_handed_back",
     "finalise_messages",
     "finalise_waiting",
     "follow_client_edit",
     "follow_client_match",
+    "hand_back_messages",
     "message_batch",
     "opted_out_left_out",
     "reap_ended_leases",
     "reasons_by_mailing",
     "reasons_of_day",
     "replan_window_waiters",
-    "reschedule_messages",
     "revive_rematched",
     "sent_that_day",
-    "settle_returned",
     "storable",
 ]

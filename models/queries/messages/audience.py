@@ -205,8 +205,8 @@ async def replan_window_waiters(conn: BaseDBAsyncClient, mailing_id: int, now: d
 async def cancel_client_waiting(conn: BaseDBAsyncClient, client_id: int) -> int:
     """Cancel the client's waiting messages before the client is deleted.
 
-    A message a worker holds is left to it; if it comes back unsent, it has
-    no client any more and :func:`settle_returned` cancels it.
+    A message a worker holds is left to it; when it is handed back, it has
+    no client any more and :func:`finalise_handed_back` cancels it.
     """
     rows = await fetch(
         conn,
@@ -224,8 +224,8 @@ async def cancel_client_waiting(conn: BaseDBAsyncClient, client_id: int) -> int:
 async def cancel_opted_out_waiting(conn: BaseDBAsyncClient, client_ids: Sequence[int]) -> int:
     """Cancel the waiting messages of clients who just opted out, at once.
 
-    A message a worker holds is left to it: if it comes back unsent,
-    :func:`settle_returned` cancels it, since an opted-out client matches no
+    A message a worker holds is left to it: when it is handed back,
+    :func:`finalise_handed_back` cancels it, since an opted-out client matches no
     mailing.
     """
     if not client_ids:

@@ -1,4 +1,4 @@
-"""The engine's statements: claims (leases), outcomes, hand-backs and ended leases."""
+"""The engine's statements: claims (leases), outcomes, hand-backs, and reaping ended leases."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from models.status import MessageStatus
 __all__ = [
     "Claimed",
     "Finalise",
-    "Reschedule",
+    "HandBack",
     "claim_due",
+    "finalise_handed_back",
     "finalise_messages",
+    "hand_back_messages",
     "reap_ended_leases",
-    "reschedule_messages",
-    "settle_returned",
 ]
 
 
@@ -55,7 +55,7 @@ class Finalise:
 
 
 @dataclass(frozen=True, slots=True)
-class Reschedule:
+class HandBack:
     """Message ``id`` goes back to waiting until ``due``.
 
     ``refund`` undoes the claim's attempt (the provider never considered the
@@ -183,13 +183,13 @@ async def finalise_messages(
     return changed
 
 
-async def reschedule_messages(
-    conn: BaseDBAsyncClient, items: Sequence[Reschedule], worker: int
+async def hand_back_messages(
+    conn: BaseDBAsyncClient, items: Sequence[HandBack], worker: int
 ) -> list[int]:
-    """Hand messages back to waiting (a retry after backoff, a claim returned unsent).
+    """Hand messages back to waiting (unsent, or for a retry after backoff).
 
     Only messages ``worker`` still holds: one that outlived its lease must not
-    release a message another worker has claimed since. Returns their ids.
+    hand back a message another worker has claimed since. Returns their ids.
     """
     if not items:
         return []
@@ -218,7 +218,7 @@ async def reschedule_messages(
     return [int(r["id"]) for r in rows]
 
 
-async def settle_returned(
+async def finalise_handed_back(
     conn: BaseDBAsyncClient, ids: Sequence[int], now: datetime, touched: set[int] | None = None
 ) -> int:
     """Apply to messages handed back what happened while they were in flight.
@@ -264,7 +264,10 @@ async def settle_returned(
 
 
 async def reap_ended_leases(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
-    """Release the messages of leases that ended (their worker died): they wait again."""
+    """Reap the leases that ended without an outcome (their worker died).
+
+    Their messages wait again; the rows reaped are returned, for the log.
+    """
     return await fetch(
         conn,
         "UPDATE message SET leased_until = NULL, leased_by = NULL"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from models import Mailing, MailingStats, MailingStatus, Message, MessageStatus
 from models.queries.mailings import due_mailing_ids
-from tasks.sweep import tend_mailing
+from tasks.tend import tend_mailing
 from tests.support.factories import make_client, make_mailing
 
 

@@ -1,4 +1,4 @@
-"""What the simulator saw: every send request, and every accepted id with its count."""
+"""The simulator's ledger: every send request, and every accepted id with its count."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["ACCEPTED", "OUTCOMES", "Recorder"]
+__all__ = ["ACCEPTED", "OUTCOMES", "Ledger"]
 
 OUTCOMES = (
     "accepted",  # 200 OK after the latency
@@ -34,7 +34,7 @@ _ACCEPTED_CODES = frozenset(_CODE[name] for name in ACCEPTED)
 _NO_ID = -1
 
 
-class Recorder:
+class Ledger:
     """Every send request and every accepted id, for tests and benchmarks to inspect.
 
     Instants are the server's clock (epoch seconds) at arrival.
