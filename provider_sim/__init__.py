@@ -63,7 +63,10 @@ While the send port is down they stay reachable on ``--control-port``.
 In process (:func:`running_simulator`, :class:`SimulatorServer`): a
 ``clock`` (epoch seconds) stamps every recorded instant, so a test with a
 fake clock can compare arrivals with the engine's; ``arrived_ids`` and
-``await wait_arrived(ids)`` tell which msgIds have reached it.
+``await wait_arrived(ids)`` tell which msgIds have reached it;
+``hold_answers()`` keeps every answer back (each request decided and
+recorded as usual) until ``release_answers()``, so a test can act while
+requests are in flight (``held_ids``, ``await wait_held()``).
 
 It is the denominator of the throughput benchmarks, so it is a bare asyncio
 protocol on uvloop (when installed) with httptools parsing HTTP/1.1

@@ -78,6 +78,19 @@ class Ledger:
         else:
             seen[0] += 1
 
+    def __len__(self) -> int:
+        """How many send requests were recorded."""
+        return len(self._at)
+
+    def answer_lost(self, index: int) -> None:
+        """The answer to request ``index`` never left: an acceptance becomes ``accepted_hang``."""
+        code = self._outcome[index]
+        hang = _CODE["accepted_hang"]
+        if code in _ACCEPTED_CODES and code != hang:
+            self._outcome[index] = hang
+            self._counts[code] -= 1
+            self._counts[hang] += 1
+
     async def wait_arrived(self, ids: Iterable[int]) -> None:
         """Return once a send request has arrived for every id of ``ids``."""
         missing = set(ids) - self.arrived_ids

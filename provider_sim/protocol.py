@@ -72,6 +72,7 @@ class Connection(asyncio.Protocol):
         self.transport = None
         self.queue.clear()
         self.server.connections.discard(self)
+        self.server.connection_lost(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -172,6 +173,8 @@ class Connection(asyncio.Protocol):
         server = self.server
         if path.startswith(b"/send/") and method == b"POST" and not self.control_only:
             delay, action = server.send.decide(path[6:], auth, body)
+            if server.held(path[6:], self, action, close):
+                return
             if delay > 0:
                 self.timer = asyncio.get_running_loop().call_later(
                     delay, self._perform, action, close
@@ -189,6 +192,10 @@ class Connection(asyncio.Protocol):
             self._write(response, close)
         else:
             self._write(answers.NOT_FOUND, close)
+
+    def answer(self, action: answers.Action, close: bool) -> None:
+        """Answer the request being served now (one held back by the server)."""
+        self._perform(action, close)
 
     def _perform(self, action: answers.Action, close: bool) -> None:
         self.timer = None

@@ -65,6 +65,10 @@ class SimulatorServer:
         self._outages: asyncio.Task[None] | None = None
         self._said_down = False
         self._started = False
+        # Answers held back by hold_answers(): (msgId, connection, answer, close, record index).
+        self._held: list[tuple[int, Connection, answers.Action, bool, int]] = []
+        self._holding = False
+        self._hold_waiters: list[asyncio.Future[None]] = []
         self._set(faults or Faults(), initial=True)
 
     @property
@@ -171,6 +175,70 @@ class SimulatorServer:
             faults.outage_every and self._outages is None
         ):
             self._restart_outages()
+
+    # -- answers held back (in process only) ----------------------------------------
+
+    def hold_answers(self) -> None:
+        """Decide and record each send request as usual, but answer none until released.
+
+        A test holds requests in flight this way while it acts (pauses,
+        cancels, lets a lease end) and lets the answers arrive when it says.
+        """
+        self._holding = True
+
+    def release_answers(self) -> list[int]:
+        """Stop holding; answer what was held, in arrival order; their msgIds.
+
+        An answer whose connection closed meanwhile (its client gave up or
+        died, or the simulator went down) was lost: see :meth:`connection_lost`.
+        """
+        self._holding = False
+        held, self._held = self._held, []
+        for _, connection, action, close, _ in held:
+            connection.answer(action, close)
+        return [message_id for message_id, *_ in held]
+
+    def connection_lost(self, connection: Connection) -> None:
+        """A connection closed: the answers held for it never leave.
+
+        An acceptance whose answer is lost so is recorded as ``accepted_hang``
+        (accepted, never answered), which a client may retry with the same id.
+        """
+        if not self._held:
+            return
+        kept = []
+        for entry in self._held:
+            if entry[1] is connection:
+                self.ledger.answer_lost(entry[4])
+            else:
+                kept.append(entry)
+        self._held = kept
+
+    @property
+    def held_ids(self) -> list[int]:
+        """The msgIds whose answers are held now, one per request, in arrival order."""
+        return [message_id for message_id, *_ in self._held]
+
+    async def wait_held(self) -> None:
+        """Return once another answer is held."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._hold_waiters.append(waiter)
+        await waiter
+
+    def held(
+        self, raw_id: bytes, connection: Connection, action: answers.Action, close: bool
+    ) -> bool:
+        """Keep this answer for :meth:`release_answers` if answers are held; whether it was."""
+        if not self._holding:
+            return False
+        message_id = int(raw_id) if raw_id.isdigit() else -1
+        # decide() has just recorded the request: the last one.
+        self._held.append((message_id, connection, action, close, len(self.ledger) - 1))
+        waiters, self._hold_waiters = self._hold_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
 
     # -- windows that end by themselves ------------------------------------------
 

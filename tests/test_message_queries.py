@@ -10,7 +10,7 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from models import ClientFilter, Mailing, MailingStats, MailingStatus, Message, MessageStatus
-from models.db import connection, fetch
+from models.db import connection, db_clock, fetch
 from models.queries.messages import (
     Claimed,
     Finalise,
@@ -29,6 +29,7 @@ from models.queries.messages import (
     revive_rematched,
     storable,
 )
+from models.services.opt_outs import opt_out_phones
 from tests.support.factories import make_client, make_mailing
 
 WORKER = 1234
@@ -211,6 +212,52 @@ async def test_an_ended_lease_releases_its_message(db: str) -> None:
     (again,) = await _claim(mailing, worker=WORKER + 1)
     assert again.id == held.id
     assert again.attempts == 2
+
+
+async def _end_leases() -> None:
+    conn = connection()
+    await fetch(conn, f"UPDATE message SET leased_until = {db_clock(conn, -1.0)}")
+
+
+async def test_a_reaped_message_of_a_client_who_opted_out_meanwhile_is_cancelled(
+    db: str,
+) -> None:
+    # Found by the stateful test (issue 19): an engine died holding the
+    # message, the client opted out (which leaves held messages to their
+    # worker), the lease ended and was reaped, and the next claim, which
+    # does not look at opt-outs, sent it.
+    client = await make_client()
+    mailing = await _running()
+    await _audience(mailing)
+    (held,) = await _claim(mailing)
+    outcome = await opt_out_phones([client.phone])
+    assert outcome.cancelled == 0  # held: left to its worker
+    await _end_leases()
+    async with in_transaction() as conn:
+        reaped = await reap_ended_leases(conn)
+    assert [int(r["id"]) for r in reaped] == [held.id]
+    message = await Message.get(id=held.id)
+    assert (message.status, message.last_error) == (MessageStatus.CANCELLED, "client opted out")
+    assert await _claim(mailing, worker=WORKER + 1) == []
+    assert (await _stats(mailing.id))["cancelled"] == 1
+
+
+async def test_a_reaped_message_follows_what_happened_while_it_was_held(db: str) -> None:
+    kept = await make_client(tag="a")
+    unmatched = await make_client(tag="b")
+    mailing = await _running()
+    await _audience(mailing)
+    claimed = await _claim(mailing)
+    assert len(claimed) == 2
+    await Mailing.filter(id=mailing.id).update(filter_tags=["a"])
+    await _end_leases()
+    async with in_transaction() as conn:
+        await reap_ended_leases(conn)
+    statuses = {m.client_id: m.status for m in await Message.filter(mailing_id=mailing.id)}
+    assert statuses == {kept.id: MessageStatus.PENDING, unmatched.id: MessageStatus.CANCELLED}
+    assert await _stats(mailing.id) == {
+        "total": 2, "pending": 1, "sent": 0, "failed": 0, "expired": 0, "cancelled": 1
+    }  # fmt: skip
 
 
 async def test_a_claim_checks_the_mailing_as_the_engine_read_it(db: str) -> None:

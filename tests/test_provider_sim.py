@@ -240,6 +240,39 @@ async def test_hangs_are_dropped_after_the_cap(http: httpx.AsyncClient) -> None:
         assert sim.open_connections == 0
 
 
+async def test_answers_held_back_until_released(http: httpx.AsyncClient) -> None:
+    async with running_simulator(reject_rate=0.5, seed=3) as sim:
+        sim.hold_answers()
+        ids = list(range(1, 7))
+        posts = [asyncio.create_task(_post(http, sim.url, i)) for i in ids]
+        while sorted(sim.held_ids) != ids:
+            await sim.wait_held()
+        # Decided and recorded on arrival, answered only when released.
+        assert sim.stats()["requests"] == len(ids)
+        assert not any(post.done() for post in posts)
+        assert sorted(sim.release_answers()) == ids
+        statuses = {(await post).status_code for post in posts}
+        assert statuses == {200, 400}
+        assert sim.held_ids == []
+        assert (await _post(http, sim.url, 7)).status_code in (200, 400)  # no longer held
+
+
+async def test_a_held_answer_whose_connection_drops_was_never_answered(
+    http: httpx.AsyncClient,
+) -> None:
+    async with running_simulator() as sim:
+        sim.hold_answers()
+        post = asyncio.create_task(_post(http, sim.url, 1))
+        await sim.wait_held()
+        await sim.set_faults(down=True)  # resets every open send connection
+        with pytest.raises(httpx.TransportError):
+            await post
+        # Accepted, and never answered: a retry with the same id may be accepted again.
+        assert [outcome for _, _, outcome, _ in sim.ledger.requests_list()] == ["accepted_hang"]
+        assert sim.stats()["by_outcome"] == {"accepted_hang": 1}
+        assert sim.release_answers() == []
+
+
 async def test_reset_sends_rst() -> None:
     async with running_simulator(reset_rate=1) as sim:
         reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)

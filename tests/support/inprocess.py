@@ -37,6 +37,7 @@ __all__ = [
     "fake_clock",
     "graphql_client",
     "http_client",
+    "new_engine_driver",
     "serving",
     "settings_with",
 ]
@@ -174,12 +175,26 @@ class EngineDriver:
         await self.engine.record_now()
         await self.provider.aclose()
 
+    async def crash(self) -> None:
+        """Die as a killed worker does: nothing more is written, its leases are left to end.
 
-@contextlib.asynccontextmanager
-async def engine_driver(
-    provider_url: str, fake: FakeClock, **overrides: Any
-) -> AsyncIterator[EngineDriver]:
-    """An engine on this loop, sending to ``provider_url``, reading ``fake`` for the time."""
+        Its requests in flight are cut off (the provider may have taken them)
+        and the outcomes it held unwritten are lost with it.
+        """
+        in_flight = set(self.engine.in_flight)
+        for task in in_flight:
+            task.cancel()
+        # A cancelled send hands its message back to this engine's recorder,
+        # which nobody reads again.
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        await self.provider.aclose()
+
+
+def new_engine_driver(provider_url: str, fake: FakeClock, **overrides: Any) -> EngineDriver:
+    """An engine on this loop, sending to ``provider_url``, reading ``fake`` for the time.
+
+    The caller ends it: :meth:`EngineDriver.aclose` (or :meth:`EngineDriver.crash`).
+    """
     settings = settings_with(
         **{
             "provider_url": provider_url,
@@ -202,7 +217,15 @@ async def engine_driver(
         pacer=SendPacer(clock=fake.monotonic),
         monotonic=fake.monotonic,
     )
-    driver = EngineDriver(engine, provider, fake)
+    return EngineDriver(engine, provider, fake)
+
+
+@contextlib.asynccontextmanager
+async def engine_driver(
+    provider_url: str, fake: FakeClock, **overrides: Any
+) -> AsyncIterator[EngineDriver]:
+    """An engine on this loop, sending to ``provider_url``, reading ``fake`` for the time."""
+    driver = new_engine_driver(provider_url, fake, **overrides)
     try:
         yield driver
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 
 from tortoise import BaseDBAsyncClient
 
+from models import clock
 from models.audience import ClientFilter
 from models.db import db_clock, fetch, is_postgres
 from models.queries.counters import (
@@ -264,13 +265,19 @@ async def finalise_handed_back(
 
 
 async def reap_ended_leases(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
-    """Reap the leases that ended without an outcome (their worker died).
+    """Reap the leases that ended without an outcome (their worker died): they wait again.
 
-    Their messages wait again; the rows reaped are returned, for the log.
+    A reaped message comes back as a hand-back does (:func:`finalise_handed_back`):
+    what happened while it was held applies now. A client who opted out (or
+    was deleted, or no longer matches) while its message was held had it
+    left to the worker; with the worker dead, this is where it is cancelled,
+    or the next claim, which does not look at opt-outs, would send it.
     """
-    return await fetch(
+    rows = await fetch(
         conn,
         "UPDATE message SET leased_until = NULL, leased_by = NULL"
         f" WHERE leased_until IS NOT NULL AND leased_until <= {db_clock(conn)}"
         " RETURNING id, mailing_id, client_id",
     )
+    await finalise_handed_back(conn, [int(row["id"]) for row in rows], clock.now())
+    return rows
