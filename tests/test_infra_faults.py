@@ -14,6 +14,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -192,24 +193,70 @@ async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_fl
     sim: Simulator, pg_proxy: FaultProxy
 ) -> None:
     # Frozen (SIGSTOP, a VM pause), its leases end and the other worker sends
-    # those messages; resumed, it must not start what its lease no longer covers.
-    mailing_id, (frozen, other) = await _sending(sim, pg_proxy)
+    # those messages. Before: resumed, it sent the messages it had claimed and
+    # was waiting to start (PROVIDER_MAX_RPS spaces the starts out), though
+    # their leases had ended, and its requests in flight, timed out across
+    # the freeze, opened its breaker.
+    env = {
+        **_ENV,
+        "PROVIDER_MAX_RPS": "40",  # claimed messages wait for their start times
+        "SEND_TIMEOUT": "2",
+        "SEND_LEASE": "5",
+        "BREAKER_FAILURE_THRESHOLD": "3",
+    }
+    backstop = 2 + 5  # SEND_TIMEOUT + SEND_LEASE: reqwest's own timer (tasks/provider.py)
+    await sim.faults(latency=500)  # requests in flight when the freeze lands
+    await add_clients(_MESSAGES)
+    frozen, other = [Worker(sim, DATABASE_URL=pg_proxy.url(DATABASE_URL), **env) for _ in range(2)]
+    mailing = await start_mailing()
+    await wait_until(lambda: _sent_at_least(sim, 20), timeout=120)
     frozen.proc.send_signal(signal.SIGSTOP)
+    frozen_at = time.time()  # the simulator stamps arrivals on this same clock
     try:
-        # Past its lease (3 s) and the other worker's REAP_GRACE: the other
-        # worker takes its messages and finishes the mailing.
-        await wait_for_status(mailing_id, MailingStatus.FINISHED, timeout=180)
+        # Past its lease and the other worker's REAP_GRACE: the other worker
+        # takes its messages and finishes the mailing. And past the backstop,
+        # so that its requests in flight time out across the freeze.
+        try:
+            await wait_for_status(mailing.id, MailingStatus.FINISHED, timeout=180)
+        except AssertionError:
+            raise AssertionError(
+                f"not finished; the other worker:\n{other.log()[-5000:]}"
+            ) from None
+        await asyncio.sleep(max(0.0, frozen_at + backstop + 1 - time.time()))
     finally:
+        resumed_at = time.time()
         frozen.proc.send_signal(signal.SIGCONT)
     await wait_until(lambda: _ready(frozen), timeout=120)
-    accepted = await _accepted_per_id(sim)
+    await wait_until(lambda: _nothing_in_flight(frozen), timeout=60)
+    requests = [
+        (int(message_id), datetime.fromisoformat(arrived).timestamp(), accepted)
+        for message_id, arrived, _outcome, accepted in await sim.requests()
+        if message_id is not None
+    ]
+    accepted_before = {m for m, at, accepted in requests if accepted and at < resumed_at}
+    resent = sorted({m for m, at, _ in requests if at >= resumed_at and m in accepted_before})
+    assert not resent, f"sent again after the resume, their leases over: {resent}"
+    # What is repeated is only what it had in flight when it froze.
+    accepted = Counter(m for m, _, ok in requests if ok)
     assert len(accepted) == _MESSAGES
-    repeats = sum(n - 1 for n in accepted.values())
-    assert repeats <= int(_ENV["SEND_CONCURRENCY"]), repeats
+    asked_before_freeze = {m for m, at, _ in requests if at < frozen_at}
+    repeated = {m for m, n in accepted.items() if n > 1}
+    assert repeated <= asked_before_freeze, repeated - asked_before_freeze
+    assert len(repeated) <= int(env["SEND_CONCURRENCY"]), len(repeated)
     # A freeze is not the provider's fault: its breaker never opened.
     assert frozen.metrics().get("mailings_breaker_openings_total", 0.0) == 0.0
     assert frozen.proc.poll() is None
     assert other.proc.poll() is None
+    # The scenario happened: it had claimed messages not started yet, and
+    # enough requests in flight to open its breaker were they held against it.
+    log = frozen.log()
+    assert "lease too short to send; handed back unsent" in log, log[-3000:]
+    assert log.count("request timed out across a freeze") >= 3, log[-3000:]
+
+
+async def _nothing_in_flight(worker: Worker) -> bool:
+    gauges = [v for k, v in worker.metrics().items() if k.startswith("mailings_send_in_flight")]
+    return bool(gauges) and sum(gauges) == 0
 
 
 async def _ready(worker: Worker) -> bool:
