@@ -235,7 +235,10 @@ async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_fl
     ]
     accepted_before = {m for m, at, accepted in requests if accepted and at < resumed_at}
     resent = sorted({m for m, at, _ in requests if at >= resumed_at and m in accepted_before})
-    assert not resent, f"sent again after the resume, their leases over: {resent}"
+    # A request started just before the freeze may leave just after it (reqwest's
+    # thread had not written it yet): in flight, not a claim whose lease ended.
+    # Starts are 1/40 s apart, so only one or two can be caught so.
+    assert len(resent) <= _LEFT_LATE, f"sent again after the resume, leases over: {resent}"
     # What is repeated is only what it had in flight when it froze.
     accepted = Counter(m for m, _, ok in requests if ok)
     assert len(accepted) == _MESSAGES
@@ -250,8 +253,13 @@ async def test_a_worker_frozen_past_its_lease_repeats_at_most_its_requests_in_fl
     # The scenario happened: it had claimed messages not started yet, and
     # enough requests in flight to open its breaker were they held against it.
     log = frozen.log()
-    assert "lease too short to send; handed back unsent" in log, log[-3000:]
+    handed_back = log.count("lease too short to send; handed back unsent")
+    assert handed_back > _LEFT_LATE, log[-3000:]
     assert log.count("request timed out across a freeze") >= 3, log[-3000:]
+
+
+# Requests a frozen worker started may leave after it resumes (see below).
+_LEFT_LATE = 3
 
 
 async def _nothing_in_flight(worker: Worker) -> bool:
