@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     # Every call to the database and to Redis is bounded (docs/sending.md,
     # "When the infrastructure fails"): seconds to open a connection (or wait
     # for one from the pool), for a statement as the client waits for it, and
-    # as the server runs it (PostgreSQL's statement_timeout; 0: none). Redis:
+    # as the server runs it or a transaction idles (PostgreSQL's statement_timeout
+    # and idle_in_transaction_session_timeout; 0: none). Redis:
     # connect and each command. Migrations run unbounded.
     database_connect_timeout: float = Field(default=5.0, gt=0)
     database_command_timeout: float = Field(default=30.0, gt=0)

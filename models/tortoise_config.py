@@ -53,6 +53,13 @@ def connection_info(url: str, timeouts: Settings | None = None) -> dict[str, Any
                 command_timeout=timeouts.database_command_timeout,
                 server_settings={
                     "statement_timeout": str(int(timeouts.database_statement_timeout * 1000)),
+                    # A process frozen (SIGSTOP, a VM pause) between two
+                    # statements of a transaction would hold its row locks
+                    # until it resumes, and every other worker waiting on
+                    # them: the server ends such a session instead.
+                    "idle_in_transaction_session_timeout": str(
+                        int(timeouts.database_statement_timeout * 1000)
+                    ),
                 },
             )
     return info

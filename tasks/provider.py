@@ -14,17 +14,19 @@ core), the default; ``aiohttp``; and ``httpx``. All classify what they got with
 :func:`~tasks.send_results.classify_failure`, so they agree on every outcome.
 A client belongs to the event loop it first sends on: one per process (per
 loop), reused for every request.
+
+Every stack's time limit for a whole attempt (``SEND_TIMEOUT``) is kept by
+:class:`~tasks.send_deadlines.SendDeadlines`, in time the loop ran, so that a
+worker resumed after a freeze reads the answers that arrived meanwhile. The
+stacks' own timers are only a backstop (:func:`_backstop`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import logging
 import time
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 import httpx
@@ -36,6 +38,7 @@ from pyreqwest.client import Client as PyreqwestClient
 from pyreqwest.client import ClientBuilder
 
 from settings import Settings
+from tasks.send_deadlines import SendDeadlines
 from tasks.send_results import SendResult, body_excerpt, classify_failure, classify_response
 
 __all__ = [
@@ -100,6 +103,13 @@ def _httpx_limits(settings: Settings) -> httpx.Limits:
     )
 
 
+def _backstop(settings: Settings) -> float:
+    """Seconds a stack's own timer lets a request wait, across freezes: past
+    SEND_TIMEOUT plus the lease, the worker is treated as gone and another may
+    have sent the message, so waiting longer for this answer buys nothing."""
+    return settings.send_timeout + settings.send_lease
+
+
 def _encode(message_id: int, phone: str, text: str) -> bytes:
     return orjson.dumps({"id": message_id, "phone": int(phone), "text": text})
 
@@ -110,6 +120,7 @@ class _BaseClient:
         self._secret = (
             settings.provider_token.get_secret_value() if settings.provider_token else None
         )
+        self._deadlines = SendDeadlines(settings.send_timeout)
 
     def _invalid_phone(self, phone: str) -> SendResult | None:
         if phone.isascii() and phone.isdigit():
@@ -147,10 +158,9 @@ class HttpxProviderClient(_BaseClient):
         self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         super().__init__(settings)
-        self._total_timeout = settings.send_timeout
         self._client = httpx.AsyncClient(
             headers=_headers(settings),
-            timeout=httpx.Timeout(settings.send_timeout, connect=settings.send_connect_timeout),
+            timeout=httpx.Timeout(_backstop(settings), connect=settings.send_connect_timeout),
             limits=_httpx_limits(settings),
             transport=transport,
             # Settings are the only reader of the environment: no proxies from it.
@@ -167,7 +177,7 @@ class HttpxProviderClient(_BaseClient):
         body: bytes | None = None
         try:
             # httpx's timeouts are per read or write; this bounds the whole attempt.
-            async with asyncio.timeout(self._total_timeout):
+            async with self._deadlines.limit():
                 response = await self._client.post(url, content=content)
         except _NETWORK_ERRORS as exc:
             result = self._failed(exc, started)
@@ -180,18 +190,16 @@ class HttpxProviderClient(_BaseClient):
         return result
 
     async def aclose(self) -> None:
+        await self._deadlines.aclose()
         await self._client.aclose()
 
 
 class AiohttpProviderClient(_BaseClient):
     """The send API over ``aiohttp.ClientSession``, created on the first send's loop.
 
-    A request's time limit (``send_timeout``, for the whole attempt) is kept
-    by one watchdog for all requests, not by a timer per request: aiohttp's
-    per-request timeout (or ``asyncio.timeout``) cost about a tenth of a
-    request's CPU. All requests share one limit, so they expire in the order
-    they started; the watchdog cancels each late one, which then answers
-    ``transient: timeout``, a little after its limit (a tenth of it at most).
+    The whole attempt's time limit is :class:`~tasks.send_deadlines.SendDeadlines`'
+    (one watchdog, not a timer per request: aiohttp's per-request timeout cost
+    about a tenth of a request's CPU); connecting keeps aiohttp's own.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -201,13 +209,6 @@ class AiohttpProviderClient(_BaseClient):
         # A string URL is parsed again by every request (13 us); the base, once.
         self._url = yarl.URL(self._base_url)
         self._path_prefix = self._url.raw_path.rstrip("/")
-        self._timeout = settings.send_timeout
-        self._tick = min(0.1, settings.send_timeout / 10)
-        # Requests out, oldest first: token -> (deadline, task).
-        self._out: dict[int, tuple[float, asyncio.Task[Any]]] = {}
-        self._expired: set[int] = set()
-        self._tokens = itertools.count()
-        self._watchdog: asyncio.Task[None] | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -217,7 +218,7 @@ class AiohttpProviderClient(_BaseClient):
                     limit=settings.send_concurrency, limit_per_host=0, ttl_dns_cache=300
                 ),
                 headers=_headers(settings),
-                # The whole attempt's limit is the watchdog's; connecting keeps its own.
+                # The whole attempt's limit is the deadlines'; connecting keeps its own.
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=settings.send_connect_timeout
                 ),
@@ -234,35 +235,21 @@ class AiohttpProviderClient(_BaseClient):
         content = _encode(message_id, phone, text)
         url = self.send_url(message_id)
         session = self._get_session()
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("send() runs in a task")
-        cancelling = task.cancelling()
-        token = next(self._tokens)
         started = time.perf_counter()
-        self._out[token] = (started + self._timeout, task)
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.create_task(self._watch(), name="send timeouts")
         body: bytes | None = None
         try:
-            async with session.post(url, data=content, allow_redirects=False) as response:
+            async with (
+                self._deadlines.limit(),
+                session.post(url, data=content, allow_redirects=False) as response,
+            ):
                 body = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except _NETWORK_ERRORS as exc:
             body = None
             result = self._failed(exc, started)
-        except asyncio.CancelledError:
-            # Ours only if the watchdog cancelled it and nobody else did too.
-            if token not in self._expired or task.uncancel() > cancelling:
-                raise
-            body = None
-            result = classify_failure(TimeoutError(), time.perf_counter() - started)
         else:
             result = self._answered(status, body, retry_after, started)
-        finally:
-            self._out.pop(token, None)
-            self._expired.discard(token)
         self._log_attempt(message_id, result, body)
         return result
 
@@ -270,24 +257,8 @@ class AiohttpProviderClient(_BaseClient):
         """``{PROVIDER_URL}/send/{message_id}``, built from the parsed base."""
         return self._url.with_path(f"{self._path_prefix}/send/{message_id}", encoded=True)
 
-    async def _watch(self) -> None:
-        while self._out:
-            await asyncio.sleep(self._tick)
-            now = time.perf_counter()
-            while self._out:
-                token = next(iter(self._out))
-                deadline, task = self._out[token]
-                if deadline > now:
-                    break
-                del self._out[token]
-                self._expired.add(token)
-                task.cancel()
-
     async def aclose(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        await self._deadlines.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -295,9 +266,14 @@ class AiohttpProviderClient(_BaseClient):
 class PyreqwestProviderClient(_BaseClient):
     """The send API over pyreqwest (Rust's reqwest on a tokio thread), created on first send.
 
-    Timeouts (the whole attempt, and connecting), the pool's size and its
-    keep-alive are reqwest's, kept on its own thread: no timer, parser or
-    socket on this process's event loop, which only awaits each answer.
+    Connecting's timeout and the pool's keep-alive are reqwest's, kept on its
+    own thread: no parser or socket on this process's event loop, which only
+    awaits each answer. The whole attempt's limit is the deadlines', on the
+    loop; reqwest's own is the backstop. A request whose limit passed is not
+    aborted in reqwest (a cancelled await leaves it running until its
+    backstop), so reqwest is given no cap on requests in flight: one left
+    behind must not hold a live request's place. The engine caps them
+    (``SEND_CONCURRENCY``).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -311,8 +287,7 @@ class PyreqwestProviderClient(_BaseClient):
             settings = self._settings
             self._client = (
                 ClientBuilder()
-                .max_connections(settings.send_concurrency)
-                .timeout(timedelta(seconds=settings.send_timeout))
+                .timeout(timedelta(seconds=_backstop(settings)))
                 .connect_timeout(timedelta(seconds=settings.send_connect_timeout))
                 .default_headers(self._headers)
                 # The send API answers; it never redirects us anywhere else.
@@ -333,8 +308,9 @@ class PyreqwestProviderClient(_BaseClient):
         started = time.perf_counter()
         body: bytes | None = None
         try:
-            response = await request.build().send()
-            body = bytes(await response.bytes())
+            async with self._deadlines.limit():
+                response = await request.build().send()
+                body = bytes(await response.bytes())
         except _NETWORK_ERRORS as exc:
             result = self._failed(exc, started)
         else:
@@ -345,5 +321,6 @@ class PyreqwestProviderClient(_BaseClient):
         return result
 
     async def aclose(self) -> None:
+        await self._deadlines.aclose()
         if self._client is not None:
             await self._client.close()

@@ -19,6 +19,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import pytest
 from tortoise import BaseDBAsyncClient, connections
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
@@ -161,3 +162,29 @@ def _collect_garbage() -> Iterator[None]:
     """A transport left unclosed shows in the test that left it, not in a later one's setup."""
     yield
     gc.collect()
+
+
+@postgres_only
+async def test_a_transaction_left_idle_by_a_frozen_process_does_not_hold_its_locks(
+    db: str,
+) -> None:
+    # A worker frozen between two statements of a transaction (seen in about
+    # one SIGSTOP in five under load) held its locks until it resumed: the
+    # other workers' statements on those rows waited, and the mailing could
+    # not finish. The server now ends a session idle in a transaction for
+    # DATABASE_STATEMENT_TIMEOUT.
+    settings = get_settings().model_copy(update={"database_statement_timeout": 1.0})
+    credentials = connection_info(DATABASE_URL, settings)["credentials"]
+    connect = {k: credentials[k] for k in ("host", "port", "user", "password", "database")}
+    frozen = await asyncpg.connect(**connect, server_settings=credentials["server_settings"])
+    other = await asyncpg.connect(**connect)
+    try:
+        await frozen.execute("BEGIN")
+        await frozen.execute("SELECT pg_advisory_xact_lock(19)")
+        # The frozen one sends nothing more; the other gets the lock once the
+        # server has ended the frozen one's session (bounded so that a hang fails).
+        async with other.transaction():
+            await asyncio.wait_for(other.execute("SELECT pg_advisory_xact_lock(19)"), 30)
+    finally:
+        await other.close()
+        frozen.terminate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from provider_sim import HANG_LIMIT, running_simulator
 from settings import Settings
 from tasks.provider import AiohttpProviderClient, ProviderClient, make_provider_client
 from tests.conftest import bound_socket, port_of
+from tests.support.engine import Simulator, wait_until
 
 PHONE = "79001234567"
 MakeClient = Callable[..., ProviderClient]
@@ -103,12 +105,40 @@ async def test_connection_reset(make_client: MakeClient) -> None:
 
 async def test_hang_times_out_and_frees_the_server(make_client: MakeClient) -> None:
     async with running_simulator(hang_rate=1.0) as sim:
-        result = await make_client(sim.url, send_timeout=0.3).send(1, PHONE, "x")
+        # The backstop (send_timeout + send_lease) is what lets go of the
+        # connection in reqwest, which a cancelled await does not abort.
+        client = make_client(sim.url, send_timeout=0.3, send_lease=1.0)
+        result = await client.send(1, PHONE, "x")
         assert result.kind == "transient"
         assert result.error == "timeout"
         assert 0.3 <= result.latency < HANG_LIMIT / 4  # the timeout, not the hang, ended it
         # The client hung up, so the simulator holds nothing for that request.
         await _eventually(lambda: sim.open_connections == 0)
+
+
+async def test_an_answer_that_arrived_while_the_loop_stood_still_is_read(
+    make_client: MakeClient,
+) -> None:
+    # The loop stands still (here a blocking call; in a worker, SIGSTOP or a VM
+    # pause) for longer than the time limit while the answer arrives: the
+    # answer is read, not timed out. Before, every stack's timer fired first.
+    sim = Simulator("--latency", "400")  # a process: it answers while this loop stands still
+    try:
+        client = make_client(sim.url, send_timeout=1.0)
+        assert (await client.send(1, PHONE, "warm")).kind == "sent"  # connected, imported
+        send = asyncio.create_task(client.send(2, PHONE, "x"))
+
+        async def arrived() -> bool:
+            return any(message_id == 2 for message_id, *_ in await sim.requests())
+
+        await wait_until(arrived, timeout=30)
+        assert not send.done()  # its answer is still to come, or unread
+        time.sleep(2.0)  # noqa: ASYNC251 - the stall under test: twice the limit
+        result = await send
+        assert result.kind == "sent", result
+        assert (await sim.stats())["requests"] == 2
+    finally:
+        await sim.close()
 
 
 async def test_rate_limited_with_retry_after(make_client: MakeClient) -> None:
@@ -227,7 +257,7 @@ async def test_a_cancel_racing_the_timeout_wins() -> None:
                 super().add(token)
                 send.cancel()
 
-        client._expired = CancelledToo()
+        client._deadlines._expired = CancelledToo()
         try:
             with pytest.raises(asyncio.CancelledError):
                 await send
