@@ -13,8 +13,12 @@ wrong-token flood costs a counter, not a verification.
 
 The counts are sliding windows (``limits``' sliding window counter) in Redis
 when ``REDIS_URL`` is set, shared by every API process, in this process's
-memory otherwise. A store that fails lets requests through (logged): a rate
-limit protects the API, it must not take it down with Redis.
+memory otherwise. A rate limit protects the API; it must not take it down
+with Redis, nor make every request wait on it: a Redis call that fails (or
+takes over half a second) sends the counting to this process's memory for
+the next ``STORE_RETRY`` seconds, logged once, and then Redis is asked again.
+So while Redis is down or silent, one request in that many seconds pays the
+half second, and the others are still limited, per process.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ log = structlog.get_logger(__name__)
 
 # Seconds a call to Redis may take before the request goes on without it.
 _REDIS_TIMEOUT = 0.5
+# Seconds the counting stays in memory after Redis failed, before Redis is asked again.
+STORE_RETRY = 5.0
 
 
 def parse_limits(value: str) -> list[RateLimitItem]:
@@ -51,6 +57,27 @@ def parse_limits(value: str) -> list[RateLimitItem]:
     if value.strip().lower() == "off":
         return []
     return parse_many(value)
+
+
+class _StoreHealth:
+    """Whether the shared store is to be asked: one for both kinds of limits, so that a
+    Redis gone silent costs one request its time limit, not one per kind of limit."""
+
+    def __init__(self) -> None:
+        self._down_until = 0.0
+
+    @property
+    def up(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def failed(self) -> None:
+        if self.up:
+            log.warning(
+                "rate limit store unavailable; counting in this process for a while",
+                retry_in=STORE_RETRY,
+                exc_info=True,
+            )
+        self._down_until = time.monotonic() + STORE_RETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +89,23 @@ class _Refusal:
 class RateLimits:
     """The limits of one kind (requests, or failed sign-ins) over one store."""
 
-    def __init__(self, items: Sequence[RateLimitItem], storage: Storage, namespace: str) -> None:
+    def __init__(
+        self,
+        items: Sequence[RateLimitItem],
+        storage: Storage,
+        namespace: str,
+        health: _StoreHealth | None = None,
+    ) -> None:
         self.items = list(items)
         self._storage = storage
         self._limiter = SlidingWindowCounterRateLimiter(storage)
+        # Where the counting goes while the store is down (an in-memory store needs none).
+        self._fallback = (
+            None
+            if isinstance(storage, MemoryStorage)
+            else SlidingWindowCounterRateLimiter(MemoryStorage())
+        )
+        self._health = health or _StoreHealth()
         self._namespace = namespace
 
     async def aclose(self) -> None:
@@ -89,9 +129,10 @@ class RateLimits:
             )
         else:
             storage = MemoryStorage()
+        health = _StoreHealth()
         return (
-            cls(parse_limits(settings.api_rate_limit), storage, "requests"),
-            cls(parse_limits(settings.api_auth_failure_limit), storage, "failed-sign-ins"),
+            cls(parse_limits(settings.api_rate_limit), storage, "requests", health),
+            cls(parse_limits(settings.api_auth_failure_limit), storage, "failed-sign-ins", health),
         )
 
     @property
@@ -113,16 +154,25 @@ class RateLimits:
         return await self._check(key, hit=False)
 
     async def _check(self, key: str, *, hit: bool) -> _Refusal | None:
+        if self._fallback is not None and not self._health.up:
+            return await self._check_with(self._fallback, key, hit=hit)
         try:
-            for item in self.items:
-                act = self._limiter.hit if hit else self._limiter.test
-                if not await act(item, self._namespace, key):
-                    stats = await self._limiter.get_window_stats(item, self._namespace, key)
-                    wait = max(1, math.ceil(stats.reset_time - time.time()))
-                    return _Refusal(item, wait)
+            return await self._check_with(self._limiter, key, hit=hit)
         except Exception:
-            # A rate limit protects the API; it must not take it down with its store.
-            log.warning("rate limit store unavailable; request let through", exc_info=True)
+            if self._fallback is None:  # pragma: no cover - memory does not fail
+                raise
+            self._health.failed()
+            return await self._check_with(self._fallback, key, hit=hit)
+
+    async def _check_with(
+        self, limiter: SlidingWindowCounterRateLimiter, key: str, *, hit: bool
+    ) -> _Refusal | None:
+        for item in self.items:
+            act = limiter.hit if hit else limiter.test
+            if not await act(item, self._namespace, key):
+                stats = await limiter.get_window_stats(item, self._namespace, key)
+                wait = max(1, math.ceil(stats.reset_time - time.time()))
+                return _Refusal(item, wait)
         return None
 
     def headers(self, refused: _Refusal) -> dict[str, str]:

@@ -152,8 +152,9 @@ async def test_a_mutation_answers_while_redis_holds_every_byte(db: str) -> None:
     # redis-py waited on a socket that never answered (REDIS_TIMEOUT, 5 s here).
     assert REDIS_URL is not None
     with fault_proxy(REDIS_URL) as redis_proxy:
-        # The rate limits' Redis calls have a bound of their own, 0.5 s each
-        # (graphql_api/rate_limit.py): off, so that what is timed is the wake.
+        # The rate limits' Redis calls have a bound of their own (0.5 s, paid by
+        # one request in STORE_RETRY seconds: tests/test_rate_limits.py): off,
+        # so that what is timed is the wake.
         env = {
             "REDIS_URL": redis_proxy.url(REDIS_URL),
             "REDIS_TIMEOUT": "5",

@@ -6,9 +6,13 @@ wrong-token floods were answered as fast as they came.
 
 from __future__ import annotations
 
+import time
+
 import httpx
+import pytest
 
 from settings import get_settings
+from tests.support.fault_proxy import fault_proxy
 from tests.support.inprocess import BASE_URL, serving
 
 TOKEN = "rate-limit-token-3e1f"
@@ -88,6 +92,33 @@ async def test_processes_share_the_counts_through_redis() -> None:
         # Through Redis the second process knows of the first's request; in memory it cannot.
         expected = 429 if get_settings().redis_url else 200
         assert (await b.post("/graphql", json=QUERY)).status_code == expected
+
+
+@pytest.mark.skipif(not get_settings().redis_url, reason="the counts are in Redis")
+async def test_a_silent_redis_costs_one_request_its_time_limit_and_the_counting_goes_on() -> None:
+    # Issue 19: mutations never wait on Redis longer than about a second.
+    # Before: every request waited for Redis twice (the failed sign-ins' check
+    # and the request's hit), half a second each, and was let through uncounted.
+    redis_url = get_settings().redis_url
+    assert redis_url is not None
+    with fault_proxy(redis_url) as redis_proxy:
+        async with (
+            serving(
+                redis_url=redis_proxy.url(redis_url),
+                api_rate_limit="3/minute",
+                queue_name=_fresh("silent"),
+            ) as app,
+            client_from(app, "10.0.0.1") as client,
+        ):
+            redis_proxy.black_hole()
+            assert (await client.post("/graphql", json=QUERY)).status_code == 200
+            for expected in (200, 200, 429):
+                began = time.monotonic()
+                answer = await client.post("/graphql", json=QUERY)
+                # Counted in the process's memory, without asking Redis again.
+                assert time.monotonic() - began < 0.4
+                assert answer.status_code == expected
+            redis_proxy.restore()
 
 
 async def test_off_turns_rate_limits_off() -> None:
