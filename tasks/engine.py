@@ -393,6 +393,12 @@ class Engine:
                 opening = next_window_opening(mailing.window, message.timezone, now)
                 self._recorder.reschedule(message, opening, None, refund=True, for_window=True)
                 return
+            held = self._pacer.blocked_until - self._monotonic()
+            if held > 0:
+                # A Retry-After came after this slot was granted: it holds this
+                # request too. Sent now, it would only be refused again.
+                self._recorder.reschedule(message, now + timedelta(seconds=held), None, refund=True)
+                return
             if lease_ends - self._monotonic() < self._settings.send_timeout:
                 # Its lease may end before the answer (the worker was frozen,
                 # or waited long for its start): another worker may have it.
