@@ -10,7 +10,9 @@ On PostgreSQL + Redis + the simulator over loopback:
 3. worker memory (peak RSS) while it sends a 1,000,000-message mailing
    (``--memory-clients``; the run is cut after ``--memory-seconds``).
 
-Run: ``python -m bench.bench_engine [--clients N] [--concurrency C]``.
+Run: ``python -m bench.bench_engine [--clients N] [--concurrency C] [--repeat R]``;
+with ``--repeat 3`` (what issue 22 asks) each figure is the median of three
+raw/engine pairs, with their range.
 """
 
 from __future__ import annotations
@@ -254,10 +256,11 @@ class _Case:
     target: float
 
 
+# Targets of issue 22: one worker past 0.9 of the raw aiohttp client, two past 1.2.
 _CASES = {
-    "1w": _Case("1 worker", 0, 1, 0.8),
-    "2w": _Case("2 workers", 0, 2, 0.95),
-    "1w-50ms": _Case("1 worker, 50 ms latency", 50, 1, 0.8),
+    "1w": _Case("1 worker", 0, 1, 0.9),
+    "2w": _Case("2 workers", 0, 2, 1.2),
+    "1w-50ms": _Case("1 worker, 50 ms latency", 50, 1, 0.9),
 }
 
 
