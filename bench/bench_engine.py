@@ -224,6 +224,8 @@ async def _engine(
         cwd,
         PROVIDER_URL=sim_url,
         SEND_CONCURRENCY=str(max(1, args.concurrency // workers)),
+        # Its own probe port: the default (8002) may be another checkout's worker's.
+        WORKER_METRICS_PORT=str(free_port()),
     )
     try:
         await wait_workers(conn, workers)
@@ -380,6 +382,7 @@ async def _memory(args: argparse.Namespace) -> tuple[float, int]:
             ["worker"],
             PROVIDER_URL=f"http://127.0.0.1:{sim_port}",
             SEND_CONCURRENCY=str(args.concurrency),
+            WORKER_METRICS_PORT=str(free_port()),
         )
         await asyncio.sleep(2.0)
         task = asyncio.create_task(
