@@ -10,7 +10,9 @@ On PostgreSQL + Redis + the simulator over loopback:
 3. worker memory (peak RSS) while it sends a 1,000,000-message mailing
    (``--memory-clients``; the run is cut after ``--memory-seconds``).
 
-Run: ``python -m bench.bench_engine [--clients N] [--concurrency C]``.
+Run: ``python -m bench.bench_engine [--clients N] [--concurrency C] [--repeat R]``;
+with ``--repeat 3`` (what issue 22 asks) each figure is the median of three
+raw/engine pairs, with their range.
 """
 
 from __future__ import annotations
@@ -222,6 +224,8 @@ async def _engine(
         cwd,
         PROVIDER_URL=sim_url,
         SEND_CONCURRENCY=str(max(1, args.concurrency // workers)),
+        # Its own probe port: the default (8002) may be another checkout's worker's.
+        WORKER_METRICS_PORT=str(free_port()),
     )
     try:
         await wait_workers(conn, workers)
@@ -254,10 +258,11 @@ class _Case:
     target: float
 
 
+# Targets of issue 22: one worker past 0.9 of the raw aiohttp client, two past 1.2.
 _CASES = {
-    "1w": _Case("1 worker", 0, 1, 0.8),
-    "2w": _Case("2 workers", 0, 2, 0.95),
-    "1w-50ms": _Case("1 worker, 50 ms latency", 50, 1, 0.8),
+    "1w": _Case("1 worker", 0, 1, 0.9),
+    "2w": _Case("2 workers", 0, 2, 1.2),
+    "1w-50ms": _Case("1 worker, 50 ms latency", 50, 1, 0.9),
 }
 
 
@@ -377,6 +382,7 @@ async def _memory(args: argparse.Namespace) -> tuple[float, int]:
             ["worker"],
             PROVIDER_URL=f"http://127.0.0.1:{sim_port}",
             SEND_CONCURRENCY=str(args.concurrency),
+            WORKER_METRICS_PORT=str(free_port()),
         )
         await asyncio.sleep(2.0)
         task = asyncio.create_task(

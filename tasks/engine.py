@@ -343,6 +343,7 @@ class Engine:
                 self._running.get(message.mailing_id),
                 lease_ends,
                 stopping=self._stopping.is_set(),
+                held_for=self._pacer.blocked_until - self._monotonic(),
             )
             if ticket is None:
                 return

@@ -5,9 +5,10 @@ read, that ``end_at`` has not come and that the client matches. A request
 starts a little later (at the start time the pacer granted, once a slot is
 free), so right before it starts the worker checks again: the mailing still
 running as read (not paused, cancelled, edited or finished since), ``end_at``
-not come, the client's send window open, the message's lease long enough,
-the breaker letting it through. A message that may not go out is handed
-back unsent, its attempt refunded, or expired at ``end_at``.
+not come, the client's send window open, no Retry-After holding requests,
+the message's lease long enough, the breaker letting it through. A message
+that may not go out is handed back unsent, its attempt refunded, or expired
+at ``end_at``.
 
 The lease is counted on the worker's own monotonic clock from the claim,
 rather than asked of the database before every request. A request starts
@@ -74,12 +75,15 @@ class LastCheck:
         lease_ends: float,
         *,
         stopping: bool,
+        held_for: float = 0.0,
     ) -> int | None:
         """The breaker's ticket if the request may start now.
 
         Otherwise ``None``, and the message is handed back or expired.
         ``claimed_under`` is the mailing as the claim read it, ``running``
         as the engine knows it now (``None``: not running any more).
+        ``held_for`` is how long the pacer still holds every request (a
+        Retry-After that came after this request's slot was granted).
         """
         mailing = claimed_under
         now = self._clock()
@@ -96,6 +100,11 @@ class LastCheck:
         if mailing.window is not None and not mailing.window.is_open(message.timezone, now):
             opening = next_window_opening(mailing.window, message.timezone, now)
             self._recorder.hand_back(message, opening, None, refund=True, for_window=True)
+            return None
+        if held_for > 0:
+            # A Retry-After came after this slot was granted: it holds this
+            # request too. Sent now, it would only be refused again.
+            self._recorder.hand_back(message, now + timedelta(seconds=held_for), None, refund=True)
             return None
         if lease_ends - self._monotonic() < self._send_timeout:
             # Another worker may have it by the time the answer comes.

@@ -22,11 +22,12 @@ which answers were 429s. Every slot it grants satisfies two limits:
   no setting: a 429 sets the worker's rate a little under what the provider
   let through in the last second, and nothing starts until its
   ``Retry-After`` has passed (for every message, not only the one that got
-  it). Without 429s the limit
-  grows back along CUBIC's curve (RFC 8312, as the AWS SDKs' adaptive retry
-  mode does): quickly to the rate that was cut, slowly around it, then faster
-  past it; once it is twice what the worker achieves it no longer binds, and
-  it is lifted. It is plain state with an injectable clock, like the breaker.
+  it: the engine hands back the slots granted before it). Without 429s the
+  limit holds just under that ceiling, then probes beyond it along CUBIC's
+  curve (RFC 8312, as the AWS SDKs' adaptive retry mode does), less often
+  after each probe that found nothing more; once it is twice what the
+  worker achieves it no longer binds, and it is lifted. It is plain state
+  with an injectable clock, like the breaker.
 
 Cost: with no cap and no 429 lately, :meth:`SendPacer.reserve` reads the
 clock, makes a few comparisons and returns one :class:`Grant` for the

@@ -252,6 +252,34 @@ async def test_a_rate_limit_holds_every_send_for_its_retry_after(
     assert set(attempts) == {1}
 
 
+async def test_a_retry_after_holds_slots_granted_before_it(
+    api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
+) -> None:
+    """Slots granted just before a 429 started during its Retry-After: a sliding window
+    refused them all, and their 429s cut the rate again and again."""
+    for _ in range(10):
+        await make_client()
+    mailing = await _create(api, clock)
+    async with engine_driver(sim.url, clock) as driver:
+        engine = driver.engine
+        await engine.sweep_once()
+        engine.wake()
+        assert await engine.dispatch_once(wait=False) == 10  # granted, not started yet
+        engine._pacer.rate_limited(5.0)  # another request's 429, Retry-After: 5
+        await driver.step()
+        assert sim.stats()["requests"] == 0
+        assert await _statuses(mailing["id"]) == [MessageStatus.PENDING] * 10
+        clock.advance(seconds=4)
+        await driver.step()
+        assert sim.stats()["requests"] == 0
+        clock.advance(seconds=1)
+        await driver.run_until(lambda: _all_sent(mailing["id"], 10), tick=1.0)
+    attempts = await Message.filter(mailing_id=key(mailing["id"])).values_list(
+        "attempts", flat=True
+    )
+    assert set(attempts) == {1}  # the hand-back counted no attempt
+
+
 async def test_cancel_reaches_messages_in_backoff_and_answers_final_counts(
     api: GraphQLClient, clock: FakeClock, sim: SimulatorServer
 ) -> None:
