@@ -260,6 +260,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 18
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
+_WITHOUT_DEV_TOOLS = Path(__file__).parent / "support" / "without_dev_tools"
+
+
 def start_command(
     args: list[str],
     env: dict[str, str] | None = None,
@@ -274,12 +277,17 @@ def start_command(
     return once something listens there.
     """
     log_path = DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log"
+    child_env = {**os.environ, **TEST_ENV, **(env or {})}
+    # What production imports, without the development tools (tests/support/without_dev_tools).
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_WITHOUT_DEV_TOOLS), child_env.get("PYTHONPATH", "")) if p
+    )
     # The child keeps its own copy of the file descriptor; ours is closed at once.
     try:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "cli", *args],
-                env={**os.environ, **TEST_ENV, **(env or {})},
+                env=child_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=[sock.fileno() for sock in sockets],
