@@ -14,9 +14,9 @@
 #
 # Each run spreads its tests over pytest-xdist workers (TEST_WORKERS_POSTGRES,
 # TEST_WORKERS_SQLITE; 0 runs in one process): the tests mostly wait, so
-# more of them at once than there are cores still pays (CONVENTIONS.md,
-# "Tests", has the figures). A worker is a process of its own, so it has its
-# own database, data directory and queue name, as any run does.
+# more of them at once than there are cores still pays (bench/README.md,
+# "The suite", has the figures). A worker is a run of its own: its own
+# database, data directory, queue name and Redis keys (tests/conftest.py).
 set -uo pipefail
 
 workers() {  # pytest's options for this many workers (none for 0)
