@@ -8,7 +8,7 @@ when the poll saw its mailing change.
 
 Every ``mailingProgress`` subscriber of this process registers an
 :class:`asyncio.Event` for its mailing; one pattern subscription to
-``mailings:progress:*`` sets them. The subscription exists only while
+``<QUEUE_NAME>:progress:*`` sets them. The subscription exists only while
 someone listens: within a second of the last subscriber leaving, the reader
 unsubscribes, closes its connection and ends, so subscribers that go away
 leave nothing behind in Redis or in the process.
@@ -80,8 +80,9 @@ class ProgressHub:
             redis = Redis.from_url(self._redis_url, client_name=self._client_name)
             pubsub = redis.pubsub()
             try:
-                await pubsub.psubscribe(hooks.PROGRESS_CHANNELS)
-                log.info("progress events subscribed", pattern=hooks.PROGRESS_CHANNELS)
+                pattern = hooks.progress_channels()
+                await pubsub.psubscribe(pattern)
+                log.info("progress events subscribed", pattern=pattern)
                 while self._listeners:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None or message.get("type") != "pmessage":

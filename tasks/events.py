@@ -1,7 +1,7 @@
 """Progress events: "mailing N changed", from whoever changed it to every API process.
 
 With ``REDIS_URL`` set, an event is a Redis pub/sub message on
-``mailings:progress:<id>`` with no payload: the database holds the counts,
+``<QUEUE_NAME>:progress:<id>`` with no payload: the database holds the counts,
 and a subscriber re-reads them, so a lost or merged event costs nothing but
 a moment. Without Redis (the embedded defaults) nothing is published and the
 API polls the database instead.
@@ -15,18 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 import structlog
 from redis.asyncio import Redis
 
 from settings import get_settings
 
-__all__ = ["CHANNEL_PATTERN", "ProgressNotifier", "channel", "mailing_id_of", "publish_now"]
+__all__ = ["ProgressNotifier", "channel", "channel_pattern", "mailing_id_of", "publish_now"]
 
 log = structlog.get_logger(__name__)
 
-_PREFIX = "mailings:progress:"
-CHANNEL_PATTERN = _PREFIX + "*"
+
+# Channels are named after the queue, as the queue's own keys and the rate
+# limits' are: deployments (or test runs) that share one Redis under separate
+# QUEUE_NAMEs must not wake each other's subscribers about a mailing of the
+# same id. The default queue name keeps the channels that came before it.
+def _prefix() -> str:
+    return f"{get_settings().queue_name}:progress:"
+
+
+def channel_pattern() -> str:
+    """The pattern every progress channel of this deployment matches (glob-escaped name)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", _prefix()) + "*"
 
 
 def _bounded_redis(url: str) -> Redis:
@@ -35,12 +46,12 @@ def _bounded_redis(url: str) -> Redis:
 
 
 def channel(mailing_id: int) -> str:
-    return f"{_PREFIX}{mailing_id}"
+    return f"{_prefix()}{mailing_id}"
 
 
 def mailing_id_of(channel_name: str | bytes) -> int | None:
     name = channel_name.decode() if isinstance(channel_name, bytes) else channel_name
-    suffix = name.removeprefix(_PREFIX)
+    suffix = name.removeprefix(_prefix())
     return int(suffix) if suffix.isdigit() else None
 
 

@@ -18,10 +18,8 @@ import structlog
 from models import clock
 from tasks import events, jobs
 
-__all__ = ["PROGRESS_CHANNELS", "progress_mailing_id", "queue_depth", "tend_mailing"]
+__all__ = ["progress_channels", "progress_mailing_id", "queue_depth", "tend_mailing"]
 
-# The Redis pub/sub pattern the engine's progress events are published on.
-PROGRESS_CHANNELS = events.CHANNEL_PATTERN
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +33,11 @@ async def tend_mailing(mailing_id: int, at: datetime | None = None) -> None:
         await asyncio.to_thread(jobs.tend_mailing.schedule, (mailing_id,), eta=at)
         log.info("mailing tend enqueued", mailing_id=mailing_id, at=at.isoformat())
     await events.publish_now(mailing_id)
+
+
+def progress_channels() -> str:
+    """The Redis pub/sub pattern this deployment's progress events are published on."""
+    return events.channel_pattern()
 
 
 def progress_mailing_id(channel_name: str | bytes) -> int | None:

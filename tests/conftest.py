@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,14 @@ from starlette.applications import Starlette
 BACKEND = os.environ.get("MAILINGS_TEST_BACKEND", "postgres")
 PG_ADMIN_URL = os.environ.get("MAILINGS_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("MAILINGS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-RUN_ID = f"{os.getpid()}_{int(time.time())}"
+# A pytest-xdist worker (scripts/test_both.sh) is a run of its own, named
+# after the run that started it, which ends what an interrupted worker left
+# (``pytest_unconfigure``).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    RUN_ID = f"{os.getppid()}_{XDIST_WORKER}_{int(time.time())}"
+else:
+    RUN_ID = f"{os.getpid()}_{int(time.time())}"
 DATA_DIR = Path(tempfile.mkdtemp(prefix=f"mailings-test-{RUN_ID}-"))
 # Also when no test of this run used the database (whose fixture removes it).
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
@@ -216,6 +225,92 @@ async def database() -> AsyncIterator[str]:
     shutil.rmtree(DATA_DIR, ignore_errors=True)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """In a run that spread its tests over xdist workers: end what the workers left.
+
+    Ctrl-C reaches every process of the run at once; xdist gives a worker ten
+    seconds to stop and then kills it, which can be before its teardown stopped
+    the processes it started and dropped its database. Its leftovers are named
+    after this run (``RUN_ID``), so they are found and ended here: processes by
+    the queue name in their environment, then the databases, data directories
+    and Redis keys. A run that ended normally finds nothing.
+    """
+    if XDIST_WORKER or not config.pluginmanager.hasplugin("dsession"):
+        return
+    prefix = f"mailings-test-{os.getpid()}_gw"
+    # The workers first (a second Ctrl-C can end xdist's wait for them), so that
+    # none starts anything after the search below; they may be tearing down.
+    ours = str(os.getpid()).encode()
+    _end(_processes(lambda stat, _: stat.rsplit(b")", 1)[1].split()[1] == ours), wait_first=True)
+    marker = f"QUEUE_NAME={prefix}".encode()
+    _end(_processes(lambda _, environ: any(v.startswith(marker) for v in environ.split(b"\0"))))
+    for left in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        shutil.rmtree(left, ignore_errors=True)
+    if BACKEND == "postgres":
+        asyncio.run(_drop_databases(f"mailings_test_{os.getpid()}_gw"))
+    if REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(f"*{prefix}*"))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:
+            pass  # nothing of this run to clean where Redis is down
+        finally:
+            client.close()
+
+
+def _processes(match: Callable[[bytes, bytes], bool]) -> list[int]:
+    """Pids of the processes whose ``/proc`` stat and environ ``match``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if match((proc / "stat").read_bytes(), (proc / "environ").read_bytes()):
+                found.append(int(proc.name))
+        except OSError:  # ended meanwhile, or another user's
+            continue
+    return found
+
+
+def _end(pids: list[int], *, wait_first: bool = False) -> None:
+    """SIGTERM, then SIGKILL to those still there after 10 s (10 s to end alone first)."""
+    for sig in (
+        (None, signal.SIGTERM, signal.SIGKILL) if wait_first else (signal.SIGTERM, signal.SIGKILL)
+    ):
+        for pid in pids if sig is not None else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if _alive(pid)]
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
+
+
+async def _drop_databases(prefix: str) -> None:
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+    except (OSError, asyncpg.PostgresError):
+        return  # nothing of this run to drop where PostgreSQL is down
+    try:
+        names = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix
+        )
+        for row in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def truncate_all() -> None:
     conn = connection()
     if is_postgres(conn):
@@ -260,6 +355,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 18
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
+_WITHOUT_DEV_TOOLS = Path(__file__).parent / "support" / "without_dev_tools"
+
+
 def start_command(
     args: list[str],
     env: dict[str, str] | None = None,
@@ -274,12 +372,17 @@ def start_command(
     return once something listens there.
     """
     log_path = DATA_DIR / f"{log_name}-{time.monotonic_ns()}.log"
+    child_env = {**os.environ, **TEST_ENV, **(env or {})}
+    # What production imports, without the development tools (tests/support/without_dev_tools).
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_WITHOUT_DEV_TOOLS), child_env.get("PYTHONPATH", "")) if p
+    )
     # The child keeps its own copy of the file descriptor; ours is closed at once.
     try:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "cli", *args],
-                env={**os.environ, **TEST_ENV, **(env or {})},
+                env=child_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=[sock.fileno() for sock in sockets],

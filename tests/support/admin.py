@@ -25,10 +25,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.conftest import DATA_DIR
 from tests.support.oidc import AUDIENCE, LoopbackServer, public_jwk, rsa_key
+
+# Assertions wait as long as actions do (``set_default_timeout`` below), not
+# Playwright's 5 s: on a loaded machine, with the suite's xdist workers beside
+# it, a page's first answer once took longer than that. The wait ends as soon
+# as the condition holds; only a failure takes the whole time.
+_WAIT_MS = 15_000
+expect.set_options(timeout=_WAIT_MS)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,7 +94,7 @@ async def open_page(browser: Browser, base_url: str) -> Watched:
         timezone_id=TIMEZONE,
         locale="en-GB",
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(_WAIT_MS)
     page = await context.new_page()
     watched = Watched(page, context)
     page.on("pageerror", lambda error: watched.problems.append(f"page error: {error}"))

@@ -1,0 +1,3 @@
+"""``pygments`` as production has it: not installed (see __init__.py here)."""
+
+raise ImportError("pygments is a development tool: production processes run without it")
