@@ -667,7 +667,10 @@ async def test_workers_together_never_exceed_the_cap(
     # both stores; the movement is in the message should it happen again.
     starts = sorted(chain.from_iterable(starts for starts, _ in asked))
     late = max(late for _, late in asked)
-    assert late < 0.05, late
+    # The error is a database round trip (a millisecond idle); 50 ms was seen
+    # with the suite's xdist workers on two cores (58 ms once). The bound
+    # below is taken with the error measured, so it is as tight as the machine.
+    assert late < 0.1, late
     assert wall_moved < 0.05, wall_moved
     busiest = busiest_second(starts)
     assert busiest <= math.floor(rate * (1 + late + wall_moved)) + 1, (late, wall_moved)
