@@ -219,11 +219,16 @@ class SimulatorServer:
         """The msgIds whose answers are held now, one per request, in arrival order."""
         return [message_id for message_id, *_ in self._held]
 
-    async def wait_held(self) -> None:
-        """Return once another answer is held."""
-        waiter = asyncio.get_running_loop().create_future()
+    def wait_held(self) -> asyncio.Future[None]:
+        """Done once another answer is held: after this call, not after its first await.
+
+        A coroutine would register only when it first ran, and an answer held
+        in between (its request read in the same turn of the loop) would be
+        missed, leaving the caller waiting for one more that never comes.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._hold_waiters.append(waiter)
-        await waiter
+        return waiter
 
     def held(
         self, raw_id: bytes, connection: Connection, action: answers.Action, close: bool

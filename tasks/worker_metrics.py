@@ -166,9 +166,14 @@ class WorkerMetrics:
         self._latency.observe(latency)
 
     def flush(self) -> None:
-        """Add what was counted since the last flush to the Prometheus figures."""
-        self._requests.flush()
+        """Add what was counted since the last flush to the Prometheus figures.
+
+        ``/metrics`` is read from another thread (tasks/worker_http.py), so it
+        may come between the two: the latencies go first, and a scrape that
+        counts a request has its latency already (the suite waits on the count).
+        """
         self._latency.flush()
+        self._requests.flush()
 
     def loop_failed(self, loop: str) -> None:
         LOOP_FAILURES.labels(loop).inc()

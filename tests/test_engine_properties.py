@@ -640,7 +640,8 @@ class SendingMachine(RuleBasedStateMachine):
                         waiting.add(task)
             if not waiting:
                 return
-            held = asyncio.ensure_future(self.sim.wait_held())
+            # Registered now, before any await: a hold in between is not missed.
+            held = self.sim.wait_held()
             done, _ = await asyncio.wait(
                 {*waiting, held}, timeout=SETTLE, return_when=asyncio.FIRST_COMPLETED
             )
