@@ -142,10 +142,14 @@ async def test_waiting_messages_obey_cancel(sim: Simulator, gql: GraphQLClient) 
         assert cancelled["cancelMailing"]["stats"] == {
             "total": 40, "pending": 0, "sent": 0, "failed": 0, "expired": 0, "cancelled": 40
         }  # fmt: skip
+        # Each waits out the 429's Retry-After: refused once, or handed back
+        # unsent when the hold came before its slot (how many of each is timing).
+        asked = (await sim.stats())["requests"]
+        assert 1 <= asked <= 40
         await asyncio.sleep(7)  # past the Retry-After: nothing goes out
     finally:
         worker.stop()
-    assert (await sim.stats())["requests"] == 40
+    assert (await sim.stats())["requests"] == asked
     assert (await sim.stats())["accepted"] == 0
 
 
