@@ -90,9 +90,14 @@ class SendDeadlines:
         while self._out:
             await asyncio.sleep(self._tick)
             now = self._running_time()
-            late = [token for token, (deadline, _) in self._out.items() if deadline <= now]
-            for token in late:
-                _, task = self._out.pop(token)
+            # The running time never goes back, so requests were added in the
+            # order of their deadlines: the late ones are the first few.
+            while self._out:
+                token = next(iter(self._out))
+                deadline, task = self._out[token]
+                if deadline > now:
+                    break
+                del self._out[token]
                 self._expired.add(token)
                 task.cancel()
 
